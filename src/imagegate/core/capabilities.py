@@ -1,0 +1,69 @@
+"""What each model can do: ids and aliases, aspect ratios, input-image limit and token accounting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from imagegate.core.images import ASPECT_RATIOS
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    id: str
+    display_name: str
+    description: str = ""
+    version: str = "001"
+    aliases: tuple[str, ...] = ()
+    aspect_ratios: tuple[str, ...] = tuple(ASPECT_RATIOS)
+    max_input_images: int = 3
+    output_tokens_per_image: int = 1290
+    input_tokens_per_image: int = 258
+    input_token_limit: int = 32768
+    output_token_limit: int = 32768
+    temperature: float = 1.0
+    top_p: float = 0.95
+    top_k: int = 64
+    max_temperature: float = 1.0
+
+
+NANO_BANANA = ModelSpec(
+    id="gemini-2.5-flash-image",
+    display_name="Nano Banana",
+    description="Gemini 2.5 Flash Image: image generation and editing",
+    version="2.0",
+    aliases=("gemini-2.5-flash-image-preview", "nano-banana", "google/gemini-2.5-flash-image"),
+)
+
+
+@dataclass(frozen=True)
+class ModelCatalog:
+    """The models this server offers, looked up by id, alias or ``models/<id>``."""
+
+    models: tuple[ModelSpec, ...]
+    _index: dict[str, ModelSpec] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[str, ModelSpec] = {}
+        for spec in self.models:
+            for name in (spec.id, *spec.aliases):
+                index.setdefault(name.lower(), spec)
+        object.__setattr__(self, "_index", index)
+
+    @classmethod
+    def of(cls, models: Iterable[ModelSpec]) -> ModelCatalog:
+        return cls(tuple(models))
+
+    def resolve(self, name: str) -> ModelSpec | None:
+        """The model a caller means, tolerating ``models/`` prefixes and any letter case."""
+        key = name.strip()
+        if key.startswith("models/"):
+            key = key[len("models/") :]
+        return self._index.get(key.lower())
+
+
+def estimate_text_tokens(text: str) -> int:
+    """Text tokens without the real tokenizer: about four UTF-8 bytes a token, as Gemini's docs estimate."""
+    if not text:
+        return 0
+    return max(1, (len(text.encode("utf-8")) + 3) // 4)

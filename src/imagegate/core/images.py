@@ -1,0 +1,122 @@
+"""Image values and the ten aspect ratios of gemini-2.5-flash-image.
+
+Formats are sniffed from magic bytes (never trusted from a name or a declared MIME type); pixel work lives
+in ``imagegate.imaging``, outside the core.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from imagegate.errors import InvalidImage
+
+PNG = "image/png"
+JPEG = "image/jpeg"
+WEBP = "image/webp"
+GIF = "image/gif"
+HEIC = "image/heic"
+HEIF = "image/heif"
+
+#: What an input image may be (Gemini's list, plus GIF which every client can produce).
+INPUT_MIME_TYPES = frozenset({PNG, JPEG, WEBP, HEIC, HEIF, GIF})
+
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"}
+_HEIF_BRANDS = {b"mif1", b"msf1", b"heif"}
+
+
+def sniff_mime_type(data: bytes) -> str | None:
+    """The image type the bytes really are, or None when they are no image format we accept."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if data.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return WEBP
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return GIF
+    if len(data) >= 12 and data[4:8] == b"ftyp":
+        brand = data[8:12]
+        if brand in _HEIC_BRANDS:
+            return HEIC
+        if brand in _HEIF_BRANDS:
+            return HEIF
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInput:
+    """An image a caller sent, with its sniffed type."""
+
+    data: bytes
+    mime_type: str
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, field: str | None = None) -> ImageInput:
+        if not data:
+            raise InvalidImage("The image is empty.", field=field)
+        mime = sniff_mime_type(data)
+        if mime is None:
+            raise InvalidImage(
+                "The image data is not a supported image (PNG, JPEG, WEBP, HEIC, HEIF or GIF).", field=field
+            )
+        return cls(data=data, mime_type=mime)
+
+    def __repr__(self) -> str:  # bytes are long; say what matters
+        return f"ImageInput({self.mime_type}, {len(self.data)} bytes)"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageOutput:
+    """An image a provider made."""
+
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+
+    def __repr__(self) -> str:
+        return f"ImageOutput({self.mime_type}, {self.width}x{self.height}, {len(self.data)} bytes)"
+
+
+@dataclass(frozen=True, slots=True)
+class AspectRatio:
+    name: str
+    width: int
+    height: int
+
+    @property
+    def log_aspect(self) -> float:
+        return math.log(self.width / self.height)
+
+
+#: The exact output size for each aspect ratio gemini-2.5-flash-image supports (Google's table).
+ASPECT_RATIOS: dict[str, AspectRatio] = {
+    r.name: r
+    for r in (
+        AspectRatio("1:1", 1024, 1024),
+        AspectRatio("2:3", 832, 1248),
+        AspectRatio("3:2", 1248, 832),
+        AspectRatio("3:4", 864, 1184),
+        AspectRatio("4:3", 1184, 864),
+        AspectRatio("4:5", 896, 1152),
+        AspectRatio("5:4", 1152, 896),
+        AspectRatio("9:16", 768, 1344),
+        AspectRatio("16:9", 1344, 768),
+        AspectRatio("21:9", 1536, 672),
+    )
+}
+
+#: Every ratio the Gemini API's enum knows; some are valid there but unsupported by a given model.
+GEMINI_API_RATIOS = ("1:1", "1:4", "1:8", "2:3", "3:2", "3:4", "4:1", "4:3", "4:5", "5:4", "8:1", "9:16", "16:9", "21:9")
+
+DEFAULT_ASPECT_RATIO = "1:1"
+
+
+def nearest_aspect_ratio(width: int, height: int, allowed: tuple[str, ...] | None = None) -> AspectRatio:
+    """The supported ratio closest to ``width:height`` on a log scale (so 2:1 and 1:2 are equally far from 1:1)."""
+    if width <= 0 or height <= 0:
+        raise ValueError("width and height must be positive")
+    target = math.log(width / height)
+    candidates = [ASPECT_RATIOS[n] for n in (allowed or tuple(ASPECT_RATIOS)) if n in ASPECT_RATIOS]
+    return min(candidates, key=lambda r: abs(r.log_aspect - target))

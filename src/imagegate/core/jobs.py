@@ -1,0 +1,251 @@
+"""Jobs: what was asked (``JobSpec``), what a provider answered (``Generation``), and the job's life (``Job``).
+
+Every dialect turns a request into one ``JobSpec`` and renders one ``Job``; nothing here knows any wire format.
+A job has ``n`` slots (one provider call each); each slot ends in a ``SlotResult`` that is either images, a
+refusal (a finish or block reason, no images) or an error, so a partial success is representable and billable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+from imagegate.core.images import ImageInput, ImageOutput
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+#: The only moves a job may make. RUNNING -> QUEUED is the recovery of a job whose worker died.
+ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED}),
+    JobStatus.RUNNING: frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.QUEUED, JobStatus.CANCELLED}),
+    JobStatus.SUCCEEDED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
+}
+
+
+class InvalidTransition(Exception):
+    """A programming error: some code tried a move the job model forbids."""
+
+
+def check_transition(current: JobStatus, target: JobStatus) -> None:
+    if target not in ALLOWED_TRANSITIONS[current]:
+        raise InvalidTransition(f"a job cannot go from {current} to {target}")
+
+
+class Role(StrEnum):
+    USER = "user"
+    MODEL = "model"
+
+
+class Modality(StrEnum):
+    TEXT = "TEXT"
+    IMAGE = "IMAGE"
+
+
+Part = str | ImageInput
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One message of a conversation: text and images in the order the caller gave them."""
+
+    role: Role
+    parts: tuple[Part, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(p for p in self.parts if isinstance(p, str))
+
+    @property
+    def images(self) -> tuple[ImageInput, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ImageInput))
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything a provider needs to make the images of one request; the same for every dialect."""
+
+    model: str
+    turns: tuple[Turn, ...]
+    system_instruction: str | None = None
+    aspect_ratio: str | None = None  # None: the first input image's ratio, else 1:1
+    modalities: frozenset[Modality] = frozenset({Modality.TEXT, Modality.IMAGE})
+    n: int = 1
+    seed: int | None = None
+    temperature: float | None = None
+    dialect: str = "gemini"
+
+    @property
+    def request_turn(self) -> Turn:
+        """The caller's own last message: what this job is asked to do."""
+        for turn in reversed(self.turns):
+            if turn.role is Role.USER:
+                return turn
+        return Turn(Role.USER, ())
+
+    @property
+    def prompt(self) -> str:
+        return self.request_turn.text
+
+    @property
+    def input_images(self) -> tuple[ImageInput, ...]:
+        return self.request_turn.images
+
+    @property
+    def context_images(self) -> tuple[ImageInput, ...]:
+        """Every image of the conversation, oldest first (earlier model outputs included)."""
+        return tuple(img for turn in self.turns for img in turn.images)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one or more provider calls, split by modality as Gemini reports them."""
+
+    input_text_tokens: int = 0
+    input_image_tokens: int = 0
+    output_text_tokens: int = 0
+    output_image_tokens: int = 0
+    thoughts_tokens: int = 0
+
+    @property
+    def input_tokens(self) -> int:
+        return self.input_text_tokens + self.input_image_tokens
+
+    @property
+    def output_tokens(self) -> int:
+        return self.output_text_tokens + self.output_image_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.thoughts_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_text_tokens + other.input_text_tokens,
+            self.input_image_tokens + other.input_image_tokens,
+            self.output_text_tokens + other.output_text_tokens,
+            self.output_image_tokens + other.output_image_tokens,
+            self.thoughts_tokens + other.thoughts_tokens,
+        )
+
+
+class FinishReason:
+    """Why a generation ended, in Gemini's vocabulary (the model's own)."""
+
+    STOP = "STOP"
+    NO_IMAGE = "NO_IMAGE"
+    IMAGE_SAFETY = "IMAGE_SAFETY"
+    IMAGE_PROHIBITED_CONTENT = "IMAGE_PROHIBITED_CONTENT"
+    IMAGE_OTHER = "IMAGE_OTHER"
+    SAFETY = "SAFETY"
+    PROHIBITED_CONTENT = "PROHIBITED_CONTENT"
+    RECITATION = "RECITATION"
+    MAX_TOKENS = "MAX_TOKENS"
+    OTHER = "OTHER"
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """What one provider call produced. No images plus a reason is a refusal, not an error."""
+
+    images: tuple[ImageOutput, ...]
+    text: str = ""
+    finish_reason: str | None = FinishReason.STOP
+    finish_message: str | None = None
+    block_reason: str | None = None  # the prompt was blocked before generation
+    usage: Usage = field(default_factory=Usage)
+    model_version: str | None = None
+
+    @property
+    def refused(self) -> bool:
+        return not self.images
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    """A failure recorded on a job or slot: a domain error code (see ``imagegate.errors``) and a message."""
+
+    code: str
+    message: str
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    """An output image as it was stored: served later by id."""
+
+    file_id: str
+    mime_type: str
+    width: int
+    height: int
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class SlotResult:
+    """The outcome of one of a job's ``n`` provider calls."""
+
+    index: int
+    images: tuple[StoredImage, ...] = ()
+    text: str = ""
+    finish_reason: str | None = None
+    finish_message: str | None = None
+    block_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    model_version: str | None = None
+    error: JobError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A request's life: who asked, where it stands, and what it produced.
+
+    The ``JobSpec`` (with its images) is stored beside the job and loaded only by the worker that runs it.
+    """
+
+    id: str
+    key_id: str
+    model: str
+    status: JobStatus
+    created_at: datetime
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    lease_expires_at: datetime | None = None
+    deployment: str | None = None
+    results: tuple[SlotResult, ...] = ()
+    error: JobError | None = None
+    n: int = 1
+    dialect: str = "gemini"
+    request_id: str | None = None
+
+    @property
+    def images(self) -> tuple[StoredImage, ...]:
+        return tuple(img for r in self.results for img in r.images)
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for r in self.results:
+            total = total + r.usage
+        return total
+
+    def moved_to(self, status: JobStatus, **changes: object) -> Job:
+        """A copy in ``status``; refuses a move the job model forbids."""
+        check_transition(self.status, status)
+        return replace(self, status=status, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,150 @@
+"""The ports: what the services need from the outside world, as Protocols the adapters implement.
+
+Persistence (keys, jobs, files behind one unit of work), object storage, job delivery, job-change
+notifications and image providers. The services see only these; tests substitute in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+from imagegate.core.jobs import Generation, Job, JobSpec, JobStatus
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A key as stored: only its hash, never the key itself."""
+
+    id: str
+    name: str
+    prefix: str  # the first characters, for people to recognise a key in lists
+    key_hash: str
+    credits: int  # micro-units; recorded here, enforced by billing
+    is_admin: bool
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """A stored output image, served by id."""
+
+    id: str
+    job_id: str
+    key_id: str
+    storage_key: str
+    mime_type: str
+    size_bytes: int
+    width: int
+    height: int
+    created_at: datetime
+    expires_at: datetime | None = None
+
+
+class KeyRepository(Protocol):
+    async def add(self, key: ApiKey) -> None: ...
+    async def get(self, key_id: str) -> ApiKey | None: ...
+    async def find_by_hash(self, key_hash: str) -> ApiKey | None: ...
+    async def list(self) -> list[ApiKey]: ...
+    async def revoke(self, key_id: str, at: datetime) -> bool: ...
+    async def count(self) -> int: ...
+
+
+class JobRepository(Protocol):
+    async def add(self, job: Job, spec_doc: Mapping[str, Any]) -> None: ...
+    async def get(self, job_id: str) -> Job | None: ...
+    async def get_spec_doc(self, job_id: str) -> dict[str, Any] | None: ...
+
+    async def claim(self, job_id: str, *, now: datetime, lease_until: datetime) -> Job | None:
+        """Atomically move a QUEUED job to RUNNING, counting the attempt; None when it was not QUEUED."""
+        ...
+
+    async def update(self, job: Job, *, expected_status: JobStatus, expected_attempts: int) -> bool:
+        """Write ``job`` only if the row is still in ``expected_status`` at ``expected_attempts`` (fencing)."""
+        ...
+
+    async def ids_with_status(self, status: JobStatus, *, limit: int = 1000) -> list[str]: ...
+
+    async def expired_leases(self, now: datetime, *, limit: int = 1000) -> list[Job]:
+        """RUNNING jobs whose lease ran out: their worker died or lost contact."""
+        ...
+
+
+class FileRepository(Protocol):
+    async def add(self, record: FileRecord) -> None: ...
+    async def get(self, file_id: str) -> FileRecord | None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over every repository: commit or nothing."""
+
+    keys: KeyRepository
+    jobs: JobRepository
+    files: FileRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class ObjectStore(Protocol):
+    async def put(self, key: str, data: bytes, *, content_type: str | None = None) -> None: ...
+
+    async def get(self, key: str) -> bytes:
+        """The object's bytes; raises ``imagegate.errors.NotFound`` when there is none."""
+        ...
+
+    async def delete(self, key: str) -> None: ...
+    async def exists(self, key: str) -> bool: ...
+
+
+class JobQueue(Protocol):
+    """Delivers job ids to workers. The database stays the truth; a lost delivery is swept up later."""
+
+    async def enqueue(self, job_id: str) -> None: ...
+    async def dequeue(self) -> str: ...
+    async def aclose(self) -> None: ...
+
+
+class JobEvents(Protocol):
+    """Wakes whoever waits on a job when it changes (sync requests, streams)."""
+
+    def publish(self, job_id: str) -> None: ...
+
+    async def wait(self, job_id: str, timeout: float) -> bool:
+        """True when a change was published before ``timeout`` seconds passed."""
+        ...
+
+
+@runtime_checkable
+class ImageProvider(Protocol):
+    """One upstream (or local engine) that turns a ``JobSpec`` into one ``Generation``.
+
+    ``model`` is the provider's own name for the model. Refusals come back as a ``Generation`` without
+    images; failures are raised as ``imagegate.errors.UpstreamError`` subclasses.
+    """
+
+    async def generate(self, spec: JobSpec, model: str) -> Generation: ...
+    async def aclose(self) -> None: ...
+
+
+class ProviderFactory(Protocol):
+    """What the entry point ``imagegate.providers`` names: builds a provider from its deployment options."""
+
+    def __call__(self, options: Mapping[str, Any]) -> ImageProvider: ...

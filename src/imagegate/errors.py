@@ -1,0 +1,146 @@
+"""The domain error tree: one class per failure a caller can see.
+
+Providers and adapters raise these (``raise ... from exc`` at their boundary); ``http/errors.py`` renders
+each one once per dialect. Nothing here knows about HTTP: ``kind`` is a dialect-neutral category that the
+renderers map to a status code and body.
+
+    ImagegateError
+    ├── InvalidRequest            the request itself is wrong (bad field, enum, image, size, count)
+    │   ├── UnknownField          a field the API does not define
+    │   └── InvalidImage          bytes that are not a supported image
+    ├── MissingApiKey             no key at all
+    ├── InvalidApiKey             malformed, unknown or revoked key
+    ├── PermissionDenied          a valid key that may not do this
+    ├── NotFound                  unknown model, job or file
+    │   └── ModelNotFound
+    ├── RateLimited               a quota: try again after ``retry_after_s``
+    ├── InsufficientCredits       the key cannot pay; retrying will not help
+    ├── UpstreamError             the provider failed; nothing was delivered or charged
+    │   ├── UpstreamUnavailable   5xx / overloaded / unreachable
+    │   ├── UpstreamTimeout       no answer in time
+    │   ├── UpstreamRateLimited   the provider's own quota (a RateLimited for the caller)
+    │   └── UpstreamRejected      the provider refused the request as invalid or unauthorised
+    ├── JobCancelled
+    └── InternalError
+"""
+
+from __future__ import annotations
+
+
+class ImagegateError(Exception):
+    """Base of every failure a caller can see. ``code`` is a stable machine-readable name."""
+
+    kind = "internal"
+    code = "internal_error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidRequest(ImagegateError):
+    kind = "invalid_request"
+    code = "invalid_request"
+
+
+class UnknownField(InvalidRequest):
+    code = "unknown_field"
+
+
+class InvalidImage(InvalidRequest):
+    code = "invalid_image"
+
+
+class MissingApiKey(ImagegateError):
+    kind = "missing_key"
+    code = "missing_api_key"
+
+
+class InvalidApiKey(ImagegateError):
+    kind = "invalid_key"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(ImagegateError):
+    kind = "permission_denied"
+    code = "permission_denied"
+
+
+class NotFound(ImagegateError):
+    kind = "not_found"
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class RateLimited(ImagegateError):
+    kind = "rate_limited"
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after_s = retry_after_s
+
+
+class InsufficientCredits(ImagegateError):
+    kind = "insufficient_credits"
+    code = "insufficient_credits"
+
+
+class UpstreamError(ImagegateError):
+    kind = "upstream_unavailable"
+    code = "upstream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    kind = "upstream_timeout"
+    code = "upstream_timeout"
+
+
+class UpstreamRateLimited(UpstreamError, RateLimited):
+    kind = "rate_limited"
+    code = "upstream_rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        RateLimited.__init__(self, message, retry_after_s=retry_after_s)
+
+
+class UpstreamRejected(UpstreamError):
+    code = "upstream_rejected"
+
+
+class JobCancelled(ImagegateError):
+    kind = "cancelled"
+    code = "cancelled"
+
+
+class InternalError(ImagegateError):
+    kind = "internal"
+    code = "internal_error"
+
+
+_BY_CODE: dict[str, type[ImagegateError]] = {}
+
+
+def _collect(cls: type[ImagegateError]) -> None:
+    _BY_CODE.setdefault(cls.code, cls)
+    for sub in cls.__subclasses__():
+        _collect(sub)
+
+
+_collect(ImagegateError)
+
+
+def error_from_code(code: str, message: str, *, retry_after_s: float | None = None) -> ImagegateError:
+    """Rebuild a domain error from what a job row recorded (``code`` + ``message``)."""
+    cls = _BY_CODE.get(code, InternalError)
+    if issubclass(cls, RateLimited):
+        return cls(message, retry_after_s=retry_after_s)
+    return cls(message)
