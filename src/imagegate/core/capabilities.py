@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from imagegate.core.images import ASPECT_RATIOS
+from imagegate.core.jobs import JobSpec, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +68,16 @@ def estimate_text_tokens(text: str) -> int:
     if not text:
         return 0
     return max(1, (len(text.encode("utf-8")) + 3) // 4)
+
+
+def estimate_usage(spec: JobSpec, model: ModelSpec, *, output_images: int = 0, output_text: str = "") -> Usage:
+    """The tokens a request costs by the model's accounting: every text and image of the conversation counts."""
+    texts = [turn.text for turn in spec.turns]
+    if spec.system_instruction:
+        texts.append(spec.system_instruction)
+    return Usage(
+        input_text_tokens=sum(estimate_text_tokens(t) for t in texts),
+        input_image_tokens=len(spec.context_images) * model.input_tokens_per_image,
+        output_text_tokens=estimate_text_tokens(output_text),
+        output_image_tokens=output_images * model.output_tokens_per_image,
+    )

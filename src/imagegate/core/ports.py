@@ -12,6 +12,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
+from imagegate.core.capabilities import ModelSpec
 from imagegate.core.jobs import Generation, Job, JobSpec, JobStatus
 
 
@@ -136,15 +137,17 @@ class JobEvents(Protocol):
 class ImageProvider(Protocol):
     """One upstream (or local engine) that turns a ``JobSpec`` into one ``Generation``.
 
-    ``model`` is the provider's own name for the model. Refusals come back as a ``Generation`` without
-    images; failures are raised as ``imagegate.errors.UpstreamError`` subclasses.
+    ``model`` is what we offer (sizes, token accounting); ``upstream_model`` is the provider's own name for it.
+    Refusals come back as a ``Generation`` without images; failures are raised as
+    ``imagegate.errors.UpstreamError`` subclasses (``InvalidRequest`` when the upstream says the request is bad).
+    Built from a deployment's options by ``from_options`` (the class is what the entry point names).
     """
 
-    async def generate(self, spec: JobSpec, model: str) -> Generation: ...
+    async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation: ...
     async def aclose(self) -> None: ...
 
 
-class ProviderFactory(Protocol):
-    """What the entry point ``imagegate.providers`` names: builds a provider from its deployment options."""
+class ProviderClass(Protocol):
+    """What an ``imagegate.providers`` entry point names: a class built from its deployment's options."""
 
-    def __call__(self, options: Mapping[str, Any]) -> ImageProvider: ...
+    def from_options(self, options: Mapping[str, Any]) -> ImageProvider: ...

@@ -1,0 +1,187 @@
+"""One settings tree, loaded once and passed down: defaults < ``imagegate.toml`` < ``IMAGEGATE_*`` env < arguments.
+
+Nested values use ``__`` in environment variables (``IMAGEGATE_EMULATOR__LATENCY_MS=200``). Backends are chosen
+by URL. With no deployment configured, ``GEMINI_API_KEY`` enables Google's API; otherwise the emulator serves.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from imagegate.core.capabilities import NANO_BANANA, ModelSpec
+
+
+class ModelSettings(BaseModel):
+    """A model this server offers (see ``core.capabilities.ModelSpec``)."""
+
+    id: str
+    display_name: str
+    description: str = ""
+    version: str = "001"
+    aliases: list[str] = Field(default_factory=list)
+    aspect_ratios: list[str] | None = None
+    max_input_images: int = 3
+    output_tokens_per_image: int = 1290
+    input_tokens_per_image: int = 258
+
+    def to_spec(self) -> ModelSpec:
+        spec = ModelSpec(
+            id=self.id,
+            display_name=self.display_name,
+            description=self.description,
+            version=self.version,
+            aliases=tuple(self.aliases),
+            max_input_images=self.max_input_images,
+            output_tokens_per_image=self.output_tokens_per_image,
+            input_tokens_per_image=self.input_tokens_per_image,
+        )
+        if self.aspect_ratios is not None:
+            from dataclasses import replace
+
+            spec = replace(spec, aspect_ratios=tuple(self.aspect_ratios))
+        return spec
+
+
+def _default_models() -> list[ModelSettings]:
+    return [
+        ModelSettings(
+            id=NANO_BANANA.id,
+            display_name=NANO_BANANA.display_name,
+            description=NANO_BANANA.description,
+            version=NANO_BANANA.version,
+            aliases=list(NANO_BANANA.aliases),
+        )
+    ]
+
+
+class DeploymentSettings(BaseModel):
+    """One provider instance serving some models. ``models`` maps our model id to the provider's own."""
+
+    name: str
+    provider: str
+    models: dict[str, str] = Field(default_factory=dict)  # empty: every catalog model, same id
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="IMAGEGATE_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    home: Path = Field(default_factory=lambda: Path(os.environ.get("IMAGEGATE_HOME", "~/.imagegate")).expanduser())
+    database_url: str | None = None  # default: sqlite under home
+    storage_url: str | None = None  # default: file:// under home/files
+    queue_url: str = "inprocess://"
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_base_url: str | None = None  # how clients reach us, when behind a proxy
+    workers: int = Field(default=4, ge=1, description="jobs run at once by in-process workers")
+
+    sync_timeout_s: float = Field(default=600.0, gt=0, description="how long a sync request waits for its job")
+    job_lease_s: float = Field(default=300.0, gt=0, description="a running job not finished by then is recovered")
+    max_attempts: int = Field(default=3, ge=1, description="runs of a job before a dead worker fails it")
+    sweep_interval_s: float = Field(default=30.0, gt=0)
+    max_request_bytes: int = Field(default=100 * 1024 * 1024, description="request bodies above this get 413")
+    rate_limit_per_minute: int = Field(default=0, ge=0, description="requests per key per minute; 0 = no limit")
+
+    models: list[ModelSettings] = Field(default_factory=_default_models)
+    deployments: list[DeploymentSettings] = Field(default_factory=list)
+    emulator: dict[str, Any] = Field(default_factory=dict, description="options of the default emulator")
+    gemini_api_key: SecretStr | None = Field(
+        default_factory=lambda: SecretStr(os.environ["GEMINI_API_KEY"]) if os.environ.get("GEMINI_API_KEY") else None
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_path())
+        return (init_settings, env_settings, toml)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.home / 'imagegate.db'}"
+
+    @property
+    def effective_storage_url(self) -> str:
+        return self.storage_url or (self.home / "files").as_uri()
+
+    @property
+    def effective_deployments(self) -> list[DeploymentSettings]:
+        """The configured deployments, or the default: Google's API with a key, else the emulator."""
+        if self.deployments:
+            return self.deployments
+        if self.gemini_api_key is not None:
+            return [
+                DeploymentSettings(
+                    name="gemini", provider="gemini", options={"api_key": self.gemini_api_key.get_secret_value()}
+                )
+            ]
+        return [DeploymentSettings(name="emulator", provider="emulator", options=dict(self.emulator))]
+
+    def model_specs(self) -> list[ModelSpec]:
+        return [m.to_spec() for m in self.models]
+
+    def masked(self) -> dict[str, Any]:
+        """Everything, with secrets (keys, passwords in URLs, provider keys) hidden, for ``imagegate settings``."""
+        data = self.model_dump(mode="json")
+        data["database_url"] = _mask_url(self.effective_database_url)
+        data["storage_url"] = self.effective_storage_url
+        for dep in data.get("deployments", []):
+            dep["options"] = _mask_options(dep.get("options", {}))
+        return data
+
+
+_config_override: Path | None = None
+
+
+def _config_path() -> Path:
+    if _config_override is not None:
+        return _config_override
+    if env := os.environ.get("IMAGEGATE_CONFIG"):
+        return Path(env).expanduser()
+    home = Path(os.environ.get("IMAGEGATE_HOME", "~/.imagegate")).expanduser()
+    return home / "imagegate.toml"
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Read the settings once. ``config`` names a TOML file; ``overrides`` win over everything."""
+    global _config_override
+    if config is not None and not config.is_file():
+        raise FileNotFoundError(f"config file not found: {config}")
+    _config_override = config
+    try:
+        return Settings(**overrides)
+    finally:
+        _config_override = None
+
+
+def _mask_url(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def _mask_options(options: dict[str, Any]) -> dict[str, Any]:
+    secret_words = ("key", "token", "secret", "password")
+    return {k: ("***" if any(w in k.lower() for w in secret_words) and v else v) for k, v in options.items()}
