@@ -1,0 +1,161 @@
+"""Pillow helpers for the rest of imagegate: read an image's size, decode it safely, encode it reproducibly.
+
+The core stays free of Pillow, so pixel work outside the providers goes through here. Decoding is defensive
+(only the formats imagegate accepts, a pixel limit against decompression bombs, every decoder failure turned
+into ``InvalidImage``) and encoding is deterministic (no timestamps, no metadata carried over), so the same
+pixels always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageOps
+
+from imagegate.core.images import sniff_mime_type
+from imagegate.errors import InvalidImage
+
+#: Decoding refuses images with more pixels than this (a 50-megapixel photo decodes to ~200 MB of RGBA).
+MAX_PIXELS = 50_000_000
+
+#: The Pillow decoders we allow; the others (PSD, TGA, EPS…) are attack surface imagegate never needs.
+_DECODERS = ("PNG", "JPEG", "WEBP", "GIF")
+
+_ENCODERS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
+_SHORT_NAMES = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}
+_DEFAULT_QUALITY = 90
+
+# EXIF orientations 5-8 turn the stored image by 90 degrees, so the displayed width and height swap.
+_TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}
+_EXIF_ORIENTATION = 0x0112
+
+
+def probe(data: bytes) -> tuple[int, int]:
+    """The displayed (width, height) of an image, read from its header without decoding the pixels.
+
+    EXIF orientation is honoured, so a portrait phone photo stored sideways reports its portrait size.
+    Raises ``InvalidImage`` when the bytes are not a readable PNG, JPEG, WEBP or GIF.
+    """
+    try:
+        with Image.open(io.BytesIO(data), formats=_DECODERS) as im:
+            width, height = im.size
+            orientation = im.getexif().get(_EXIF_ORIENTATION)
+    except Exception as exc:  # Pillow raises many unrelated types on hostile headers
+        raise InvalidImage("The image data could not be read.") from exc
+    if width <= 0 or height <= 0:
+        raise InvalidImage("The image has no pixels.")
+    if orientation in _TRANSPOSED_ORIENTATIONS:
+        return height, width
+    return width, height
+
+
+def open_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode ``data`` into an upright RGB image, or RGBA when it has transparency.
+
+    The pixel count is checked from the header before anything is decoded; multi-frame images give their
+    first frame. Raises ``InvalidImage`` for undecodable data or an image above ``max_pixels``.
+    """
+    try:
+        im = Image.open(io.BytesIO(data), formats=_DECODERS)
+    except Exception as exc:
+        raise InvalidImage("The image data could not be read.") from exc
+    with im:
+        width, height = im.size
+        if width * height > max_pixels:
+            raise InvalidImage(
+                f"The image is too large ({width}x{height} pixels); at most {max_pixels} pixels are accepted."
+            )
+        try:
+            im.load()
+            upright = ImageOps.exif_transpose(im)
+            return _to_rgb_or_rgba(upright)
+        except Exception as exc:
+            raise InvalidImage("The image data is damaged and could not be decoded.") from exc
+
+
+def encode(image: Image.Image, mime_type: str = "image/png", quality: int | None = None) -> bytes:
+    """The image as PNG, JPEG or WEBP bytes, identical for identical pixels (no timestamps or metadata).
+
+    ``mime_type`` may also be a short name (``png``, ``jpeg``, ``webp``). ``quality`` (0-100, default 90)
+    applies to JPEG and WEBP; PNG is lossless and ignores it. JPEG has no alpha, so transparency is
+    flattened onto white. Raises ``ValueError`` for another format or a quality outside 0-100.
+    """
+    mime = _normalise_mime(mime_type)
+    if quality is not None and not 0 <= quality <= 100:
+        raise ValueError(f"quality must be between 0 and 100, not {quality}")
+    fmt = _ENCODERS[mime]
+    prepared = _prepare_for(image, fmt)
+    if prepared is image:
+        prepared = image.copy()
+    # Pillow writes ICC profiles, EXIF and XMP found in .info; a fresh info dict keeps the bytes pure pixels.
+    prepared.info = {}
+    buf = io.BytesIO()
+    if fmt == "PNG":
+        prepared.save(buf, format="PNG", optimize=False, compress_level=6)
+    elif fmt == "JPEG":
+        prepared.save(buf, format="JPEG", quality=_quality(quality), optimize=False, progressive=False)
+    else:
+        prepared.save(buf, format="WEBP", quality=_quality(quality), method=4)
+    return buf.getvalue()
+
+
+def transcode(data: bytes, mime_type: str, quality: int | None) -> bytes:
+    """``data`` re-encoded as ``mime_type`` (see ``encode``); bytes already in that format pass unchanged.
+
+    The pass-through (same format, no ``quality`` asked) avoids a lossy or slow re-encode of what a provider
+    already produced in the requested format.
+    """
+    mime = _normalise_mime(mime_type)
+    if quality is None and sniff_mime_type(data) == mime:
+        return data
+    return encode(open_image(data), mime, quality)
+
+
+def _normalise_mime(mime_type: str) -> str:
+    mime = mime_type.strip().lower()
+    mime = _SHORT_NAMES.get(mime, mime)
+    if mime not in _ENCODERS:
+        raise ValueError(f"cannot encode {mime_type!r}; supported: image/png, image/jpeg, image/webp")
+    return mime
+
+
+def _quality(quality: int | None) -> int:
+    return _DEFAULT_QUALITY if quality is None else quality
+
+
+def _has_alpha(im: Image.Image) -> bool:
+    return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+
+
+def _to_rgb_or_rgba(im: Image.Image) -> Image.Image:
+    if im.mode.startswith("I"):
+        im = _sixteen_bit_to_l(im)
+    if _has_alpha(im):
+        return im if im.mode == "RGBA" else im.convert("RGBA")
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
+def _sixteen_bit_to_l(im: Image.Image) -> Image.Image:
+    # Pillow's I -> L conversion clips instead of scaling, which turns 16-bit greyscale pictures white.
+    wide = im.convert("I")
+    _, high = wide.getextrema()
+    if isinstance(high, (int, float)) and high > 255:
+        wide = wide.point(lambda v: v / 256)
+    return wide.convert("L")
+
+
+def _prepare_for(image: Image.Image, fmt: str) -> Image.Image:
+    if fmt == "JPEG":
+        if _has_alpha(image):
+            rgba = image.convert("RGBA")
+            flat = Image.new("RGB", rgba.size, (255, 255, 255))
+            flat.paste(rgba, mask=rgba.getchannel("A"))
+            return flat
+        return image if image.mode in ("RGB", "L") else image.convert("RGB")
+    if fmt == "WEBP":
+        if _has_alpha(image):
+            return image if image.mode == "RGBA" else image.convert("RGBA")
+        return image if image.mode == "RGB" else image.convert("RGB")
+    if image.mode in ("RGB", "RGBA", "L", "LA", "P", "1"):
+        return image
+    return image.convert("RGBA" if _has_alpha(image) else "RGB")

@@ -1,0 +1,354 @@
+"""The ``gemini`` provider: Google AI Studio's ``generateContent`` (the Gemini Developer API) over ``httpx``.
+
+It turns a ``JobSpec`` into one camelCase ``generateContent`` body, sends it with the shared retry rules of
+``providers.base`` (a 429 only when Google says when to come back), and reads the answer into a ``Generation``:
+images (type sniffed from the bytes, size probed), text without thoughts, finish/block reasons kept verbatim,
+and usage split by modality the way Google really counts it. Every ``google.rpc.Status`` error becomes one
+domain error; the API key is sent in ``x-goog-api-key`` and never appears in a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, Self
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from imagegate.core.capabilities import ModelSpec
+from imagegate.core.images import ImageInput, ImageOutput, sniff_mime_type
+from imagegate.core.jobs import Generation, JobSpec, Modality, Turn, Usage
+from imagegate.errors import (
+    ImagegateError,
+    InvalidImage,
+    InvalidRequest,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from imagegate.imaging import probe
+from imagegate.providers.base import (
+    RetryPolicy,
+    Sleep,
+    build_client,
+    decode_base64,
+    parse_options,
+    send_with_retries,
+)
+
+UPSTREAM = "Google AI Studio"
+_RPC = "type.googleapis.com/google.rpc."
+
+
+class GeminiOptions(BaseModel):
+    """A ``gemini`` deployment's options (``[[deployments]] options`` in ``imagegate.toml``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_key: SecretStr = Field(min_length=1)
+    base_url: str = Field(default="https://generativelanguage.googleapis.com", pattern=r"^https?://")
+    api_version: str = "v1beta"
+    timeout_s: float = Field(default=120, gt=0)
+    connect_timeout_s: float = Field(default=10, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+
+
+class GeminiProvider:
+    """Generates with a Gemini image model through Google AI Studio; one instance per deployment."""
+
+    def __init__(
+        self,
+        options: GeminiOptions,
+        *,
+        client: httpx.AsyncClient | None = None,
+        sleep: Sleep = asyncio.sleep,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        self._options = options
+        self._owns_client = client is None
+        self._client = client or build_client(timeout_s=options.timeout_s, connect_timeout_s=options.connect_timeout_s)
+        self._sleep = sleep
+        self._policy = retry_policy or RetryPolicy(max_retries=options.max_retries)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Self:
+        return cls(parse_options(GeminiOptions, options, provider="gemini"))
+
+    async def aclose(self) -> None:
+        if self._owns_client:  # an injected client belongs to whoever made it
+            await self._client.aclose()
+
+    async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
+        body = build_request_body(spec)
+        response = await self._post(upstream_model, "generateContent", body)
+        return parse_generation(_json_object(response))
+
+    async def count_tokens(self, spec: JobSpec, upstream_model: str) -> int:
+        """Google's own token count of ``spec``'s conversation (free, unmetered)."""
+        response = await self._post(upstream_model, "countTokens", {"contents": _contents(spec.turns)})
+        # proto3 JSON leaves out zero values, so a missing count means 0
+        return _count(_json_object(response).get("totalTokens"))
+
+    async def _post(self, upstream_model: str, method: str, body: dict[str, Any]) -> httpx.Response:
+        name = upstream_model.removeprefix("models/")
+        url = f"{self._options.base_url.rstrip('/')}/{self._options.api_version}/models/{name}:{method}"
+        request = self._client.build_request(
+            "POST", url, json=body, headers={"x-goog-api-key": self._options.api_key.get_secret_value()}
+        )
+        response = await send_with_retries(
+            self._client,
+            request,
+            policy=self._policy,
+            upstream=UPSTREAM,
+            sleep=self._sleep,
+            retryable=_retryable,
+            retry_after=_retry_delay,
+        )
+        if response.status_code != 200:
+            raise _error_for(response, name, self._options)
+        return response
+
+
+# -- request ---------------------------------------------------------------------------------------------
+
+
+def build_request_body(spec: JobSpec) -> dict[str, Any]:
+    """The ``generateContent`` body for ``spec``: camelCase only, standard padded base64 for images."""
+    config: dict[str, Any] = {
+        # a stable order (TEXT before IMAGE, as Google's examples write it) keeps bodies comparable
+        "responseModalities": [m.value for m in Modality if m in spec.modalities],
+    }
+    if spec.aspect_ratio is not None:
+        config["imageConfig"] = {"aspectRatio": spec.aspect_ratio}
+    if spec.seed is not None:
+        config["seed"] = spec.seed
+    if spec.temperature is not None:
+        config["temperature"] = spec.temperature
+    body: dict[str, Any] = {"contents": _contents(spec.turns)}
+    if spec.system_instruction:
+        body["systemInstruction"] = {"parts": [{"text": spec.system_instruction}]}
+    body["generationConfig"] = config
+    return body
+
+
+def _contents(turns: tuple[Turn, ...]) -> list[dict[str, Any]]:
+    return [{"role": turn.role.value, "parts": [_part(p) for p in turn.parts]} for turn in turns]
+
+
+def _part(part: str | ImageInput) -> dict[str, Any]:
+    if isinstance(part, str):
+        return {"text": part}
+    return {"inlineData": {"mimeType": part.mime_type, "data": base64.b64encode(part.data).decode("ascii")}}
+
+
+# -- response --------------------------------------------------------------------------------------------
+
+
+def parse_generation(body: Mapping[str, Any]) -> Generation:
+    """A ``Generation`` from a 200 ``GenerateContentResponse``; a body that is none raises UpstreamUnavailable."""
+    candidates = body.get("candidates") or []
+    feedback = body.get("promptFeedback") or {}
+    if not isinstance(candidates, list) or not isinstance(feedback, dict):
+        raise _malformed("'candidates' or 'promptFeedback' has the wrong type")
+    block_reason = feedback.get("blockReason")
+    usage = parse_usage(body.get("usageMetadata") or {})
+    model_version = body.get("modelVersion")
+    if not candidates:
+        if not block_reason:
+            raise _malformed("it has neither candidates nor a promptFeedback.blockReason")
+        return Generation(
+            images=(), finish_reason=None, block_reason=block_reason, usage=usage, model_version=model_version
+        )
+    candidate = candidates[0]  # Google refuses candidateCount > 1 for image models: n is fanned out instead
+    if not isinstance(candidate, dict):
+        raise _malformed("a candidate is not an object")
+    content = candidate.get("content") or {}  # refusals come back with content {} or none at all
+    parts = (content.get("parts") or []) if isinstance(content, dict) else None
+    if not isinstance(parts, list):
+        raise _malformed("'content.parts' is not a list")
+    images: list[ImageOutput] = []
+    texts: list[str] = []
+    for part in parts:
+        if not isinstance(part, dict):
+            raise _malformed("a part is not an object")
+        if part.get("thought") is True:  # the model's reasoning (and interim images), not its answer
+            continue
+        if isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        blob = part.get("inlineData", part.get("inline_data"))
+        if isinstance(blob, dict) and (image := _image(blob)) is not None:
+            images.append(image)
+    return Generation(
+        images=tuple(images),
+        text="".join(texts),
+        finish_reason=candidate.get("finishReason"),
+        finish_message=candidate.get("finishMessage"),
+        block_reason=block_reason,
+        usage=usage,
+        model_version=model_version,
+    )
+
+
+def _image(blob: Mapping[str, Any]) -> ImageOutput | None:
+    declared = blob.get("mimeType", blob.get("mime_type"))
+    try:
+        data = decode_base64(blob.get("data") or "")
+    except (TypeError, ValueError) as exc:
+        raise _malformed("an image's data is not base64") from exc
+    mime = sniff_mime_type(data)
+    if mime is None:
+        if not (isinstance(declared, str) and declared.startswith("image/")):
+            return None  # some other kind of blob; this provider only delivers images
+        mime = declared
+    try:
+        width, height = probe(data)
+    except InvalidImage as exc:
+        raise UpstreamUnavailable(f"{UPSTREAM} returned an image ({mime}) that cannot be read.") from exc
+    return ImageOutput(data=data, mime_type=mime, width=width, height=height)
+
+
+def parse_usage(meta: Mapping[str, Any]) -> Usage:
+    """Tokens by modality. Google lists only IMAGE in ``candidatesTokensDetails`` while counting text too."""
+    prompt = _by_modality(meta.get("promptTokensDetails"))
+    prompt_image = prompt.pop("IMAGE", 0)
+    # anything listed that is not an image (audio, documents...) and anything unlisted is billed like text
+    prompt_text = max(sum(prompt.values()), _count(meta.get("promptTokenCount")) - prompt_image)
+    output_image = _by_modality(meta.get("candidatesTokensDetails")).get("IMAGE", 0)
+    return Usage(
+        input_text_tokens=prompt_text,
+        input_image_tokens=prompt_image,
+        output_text_tokens=max(0, _count(meta.get("candidatesTokenCount")) - output_image),
+        output_image_tokens=output_image,
+        thoughts_tokens=_count(meta.get("thoughtsTokenCount")),
+    )
+
+
+def _by_modality(details: object) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for item in details if isinstance(details, list) else []:
+        if isinstance(item, dict):
+            modality = str(item.get("modality", "MODALITY_UNSPECIFIED")).upper()
+            totals[modality] = totals.get(modality, 0) + _count(item.get("tokenCount"))
+    return totals
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(0, value)
+    if isinstance(value, str) and value.isdigit():  # int64 fields arrive as strings in proto3 JSON
+        return int(value)
+    return 0
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = json.loads(response.content)
+    except ValueError as exc:
+        raise _malformed("it is not JSON") from exc
+    if not isinstance(body, dict):
+        raise _malformed("it is not a JSON object")
+    return body
+
+
+def _malformed(why: str) -> UpstreamUnavailable:
+    return UpstreamUnavailable(f"{UPSTREAM} answered 200 with a body imagegate cannot read: {why}.")
+
+
+# -- errors ----------------------------------------------------------------------------------------------
+
+
+def _status(response: httpx.Response) -> dict[str, Any]:
+    """The ``google.rpc.Status`` of an error response, or {} when the body is not one (an HTML proxy page)."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return {}
+    if isinstance(body, list) and body:  # streaming endpoints without alt=sse wrap everything in an array
+        body = body[0]
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _details(status: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
+    details = status.get("details")
+    return (
+        [d for d in details if isinstance(d, dict) and d.get("@type") == _RPC + kind]
+        if isinstance(details, list)
+        else []
+    )
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+
+
+def _retry_delay(response: httpx.Response) -> float | None:
+    """``RetryInfo.retryDelay`` ("34s", "1.5s": a protobuf Duration) of a 429, in seconds."""
+    if response.status_code != 429:
+        return None
+    for info in _details(_status(response), "RetryInfo"):
+        delay = info.get("retryDelay")
+        if isinstance(delay, str) and (match := _DURATION.match(delay)):
+            return float(match.group(1))
+    return None
+
+
+def _retryable(response: httpx.Response) -> bool:
+    # a 429 without RetryInfo is not a rate but a wall (e.g. "prepayment credits are depleted"): waiting won't help
+    if response.status_code == 429:
+        return _retry_delay(response) is not None
+    return response.status_code in (500, 502, 503, 504)
+
+
+def _error_for(response: httpx.Response, model: str, options: GeminiOptions) -> ImagegateError:
+    code = response.status_code
+    status = _status(response)
+    rpc_status = str(status.get("status") or "")
+    message = _redact(str(status.get("message") or "").strip(), options.api_key.get_secret_value())
+    said = " ".join(filter(None, (f"HTTP {code}", rpc_status))) + (
+        f": {message}" if message else "" if status else " (no Google error body)"
+    )
+    reasons = {d.get("reason") for d in _details(status, "ErrorInfo")}
+    if code == 429:
+        delay = _retry_delay(response)
+        if delay is not None:
+            return UpstreamRateLimited(f"{UPSTREAM} rate limit reached ({said}).", retry_after_s=delay)
+        return UpstreamRejected(f"{UPSTREAM} refused the request and gave no time to retry ({said}).")
+    if "API_KEY_INVALID" in reasons or code in (401, 403):
+        # Google's message is safe to repeat, but the operator needs to know where to look, not what the key was
+        return UpstreamRejected(
+            f"{UPSTREAM} did not accept the gemini deployment's API key ({said}); "
+            "check the upstream key configured for this deployment."
+        )
+    if code == 400 and rpc_status == "FAILED_PRECONDITION":
+        # e.g. "User location is not supported": the deployment's problem, nothing the caller can fix
+        return UpstreamRejected(f"{UPSTREAM} cannot serve this deployment ({said}).")
+    if code == 400:
+        return InvalidRequest(message or f"{UPSTREAM} rejected the request as invalid.", field=_field(status))
+    if code == 404:
+        return UpstreamRejected(f"model {model!r} not found upstream at {UPSTREAM} ({options.api_version}) ({said}).")
+    if code in (408, 504):
+        return UpstreamTimeout(f"{UPSTREAM} timed out ({said}).")
+    if code >= 500 or code == 499:
+        return UpstreamUnavailable(f"{UPSTREAM} is unavailable ({said}).")
+    return UpstreamRejected(f"{UPSTREAM} refused the request ({said}).")
+
+
+def _field(status: Mapping[str, Any]) -> str | None:
+    for bad in _details(status, "BadRequest"):
+        violations = bad.get("fieldViolations")
+        for violation in violations if isinstance(violations, list) else []:
+            if isinstance(violation, dict) and isinstance(violation.get("field"), str):
+                return str(violation["field"])
+    return None
+
+
+def _redact(text: str, secret: str) -> str:
+    # Google never quotes the key today; should a message ever carry the URL or the key, it must not leak
+    return text.replace(secret, "***") if secret else text
