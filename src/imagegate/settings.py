@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     gemini_api_key: SecretStr | None = Field(
         default_factory=lambda: SecretStr(os.environ["GEMINI_API_KEY"]) if os.environ.get("GEMINI_API_KEY") else None
     )
+
+    @field_validator("gemini_api_key", mode="before")
+    @classmethod
+    def _blank_key_is_no_key(cls, value: object) -> object:
+        if isinstance(value, str | SecretStr) and not str(value if isinstance(value, str) else value.get_secret_value()):
+            return None
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -108,7 +108,22 @@ ASPECT_RATIOS: dict[str, AspectRatio] = {
 }
 
 #: Every ratio the Gemini API's enum knows; some are valid there but unsupported by a given model.
-GEMINI_API_RATIOS = ("1:1", "1:4", "1:8", "2:3", "3:2", "3:4", "4:1", "4:3", "4:5", "5:4", "8:1", "9:16", "16:9", "21:9")
+GEMINI_API_RATIOS = (
+    "1:1",
+    "1:4",
+    "1:8",
+    "2:3",
+    "3:2",
+    "3:4",
+    "4:1",
+    "4:3",
+    "4:5",
+    "5:4",
+    "8:1",
+    "9:16",
+    "16:9",
+    "21:9",
+)
 
 DEFAULT_ASPECT_RATIO = "1:1"
 

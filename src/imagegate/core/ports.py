@@ -123,14 +123,21 @@ class JobQueue(Protocol):
     async def aclose(self) -> None: ...
 
 
+class Subscription(Protocol):
+    """Changes of one job, from the moment of subscribing (so none is missed between a check and a wait)."""
+
+    async def wait(self, within_s: float) -> bool:
+        """True when the job changed since the last wait (or since subscribing) within ``within_s`` seconds."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class JobEvents(Protocol):
     """Wakes whoever waits on a job when it changes (sync requests, streams)."""
 
     def publish(self, job_id: str) -> None: ...
-
-    async def wait(self, job_id: str, timeout: float) -> bool:
-        """True when a change was published before ``timeout`` seconds passed."""
-        ...
+    def subscribe(self, job_id: str) -> Subscription: ...
 
 
 @runtime_checkable

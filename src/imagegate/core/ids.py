@@ -1,0 +1,25 @@
+"""Identifiers: a readable prefix, a millisecond timestamp (so ids sort by creation) and randomness."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def base62(number: int, width: int = 0) -> str:
+    digits = []
+    while number:
+        number, rem = divmod(number, 62)
+        digits.append(_ALPHABET[rem])
+    return "".join(reversed(digits)).rjust(width, "0")
+
+
+def random_base62(length: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def new_id(prefix: str) -> str:
+    """``job_0h3kQ2x…``: sortable by time, 16 random characters (~95 bits) so unguessable."""
+    return f"{prefix}_{base62(time.time_ns() // 1_000_000, 8)}{random_base62(16)}"

@@ -1,0 +1,81 @@
+"""In-process job delivery and job-change notification, for the one-box default.
+
+The queue carries job ids only; the database stays the source of truth, so a lost id (a restart) is found
+again by the sweeper. Events wake the requests waiting on a job; waiters also re-check the database
+periodically, so a missed event only costs latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+
+class InProcessQueue:
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._pending: set[str] = set()
+
+    async def enqueue(self, job_id: str) -> None:
+        if job_id in self._pending:  # the sweeper may re-deliver what is already waiting
+            return
+        self._pending.add(job_id)
+        self._queue.put_nowait(job_id)
+
+    async def dequeue(self) -> str:
+        job_id = await self._queue.get()
+        self._pending.discard(job_id)
+        return job_id
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+    async def aclose(self) -> None:
+        self._pending.clear()
+
+
+class _Subscription:
+    def __init__(self, events: InProcessJobEvents, job_id: str) -> None:
+        self._events = events
+        self._job_id = job_id
+        self.changed = asyncio.Event()
+
+    async def wait(self, within_s: float) -> bool:
+        try:
+            await asyncio.wait_for(self.changed.wait(), within_s)
+        except TimeoutError:
+            return False
+        self.changed.clear()
+        return True
+
+    def close(self) -> None:
+        self._events._unsubscribe(self._job_id, self)
+
+
+class InProcessJobEvents:
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[_Subscription]] = {}
+
+    def publish(self, job_id: str) -> None:
+        for sub in self._subscribers.get(job_id, ()):
+            sub.changed.set()
+
+    def subscribe(self, job_id: str) -> _Subscription:
+        sub = _Subscription(self, job_id)
+        self._subscribers.setdefault(job_id, set()).add(sub)
+        return sub
+
+    def _unsubscribe(self, job_id: str, sub: _Subscription) -> None:
+        subs = self._subscribers.get(job_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subscribers[job_id]
+
+
+def open_queue(url: str) -> tuple[InProcessQueue, InProcessJobEvents]:
+    """The queue and events for ``url``. Distributed engines arrive with the scale-out issue."""
+    scheme = urlsplit(url).scheme
+    if scheme in ("inprocess", "memory", ""):
+        return InProcessQueue(), InProcessJobEvents()
+    raise ValueError(f"unsupported queue URL {url!r}: only inprocess:// is available in this version")

@@ -1,0 +1,1 @@
+"""Which deployment serves a job: candidates in order, for failover."""

@@ -1,0 +1,73 @@
+"""API keys: create, list, revoke, and authenticate a presented key.
+
+A presented key is checked for shape and checksum first (no database query for garbage), then looked up
+by its hash and compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from imagegate.core.ids import new_id
+from imagegate.core.keys import display_prefix, generate_key, hash_key, is_well_formed
+from imagegate.core.ports import ApiKey
+from imagegate.errors import InvalidApiKey, MissingApiKey, NotFound
+from imagegate.services.context import Services
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    record: ApiKey
+    key: str  # shown once, never stored
+
+
+async def create_key(svc: Services, *, name: str, credits: int = 0, is_admin: bool = False) -> CreatedKey:
+    raw = generate_key()
+    record = ApiKey(
+        id=new_id("key"),
+        name=name,
+        prefix=display_prefix(raw),
+        key_hash=hash_key(raw),
+        credits=credits,
+        is_admin=is_admin,
+        created_at=svc.clock(),
+    )
+    async with svc.uow() as uow:
+        await uow.keys.add(record)
+        await uow.commit()
+    return CreatedKey(record, raw)
+
+
+async def list_keys(svc: Services) -> list[ApiKey]:
+    async with svc.uow() as uow:
+        return await uow.keys.list()
+
+
+async def revoke_key(svc: Services, key_id: str) -> None:
+    async with svc.uow() as uow:
+        if not await uow.keys.revoke(key_id, svc.clock()):
+            raise NotFound(f"no active key with id {key_id}")
+        await uow.commit()
+
+
+async def ensure_admin_key(svc: Services) -> CreatedKey | None:
+    """On an empty database, the first admin key (returned so it can be printed once); otherwise None."""
+    async with svc.uow() as uow:
+        if await uow.keys.count() > 0:
+            return None
+    return await create_key(svc, name="admin", is_admin=True)
+
+
+async def authenticate(svc: Services, presented: str | None) -> ApiKey:
+    if not presented:
+        raise MissingApiKey("no API key")
+    presented = presented.strip()
+    if not is_well_formed(presented):
+        raise InvalidApiKey("API key not valid. Please pass a valid API key.")
+    digest = hash_key(presented)
+    async with svc.uow() as uow:
+        record = await uow.keys.find_by_hash(digest)
+    if record is None or not hmac.compare_digest(record.key_hash, digest) or not record.active:
+        raise InvalidApiKey("API key not valid. Please pass a valid API key.")
+    return record

@@ -1,0 +1,36 @@
+"""What every use case is handed: the ports, the model catalog, the router and the tunables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from imagegate.core.capabilities import ModelCatalog
+from imagegate.core.ports import JobEvents, JobQueue, ObjectStore, UnitOfWorkFactory
+from imagegate.routing.router import Router
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    job_lease_s: float = 300.0
+    max_attempts: int = 3
+    sync_timeout_s: float = 600.0
+    poll_interval_s: float = 1.0  # waiters re-read the database this often, in case an event was missed
+    max_n: int = 10
+
+
+@dataclass
+class Services:
+    uow: UnitOfWorkFactory
+    store: ObjectStore
+    queue: JobQueue
+    events: JobEvents
+    router: Router
+    catalog: ModelCatalog
+    config: ServiceConfig = field(default_factory=ServiceConfig)
+    clock: Callable[[], datetime] = utc_now

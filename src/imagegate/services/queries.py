@@ -1,0 +1,60 @@
+"""Reading jobs and their images: by id for the key that owns them, and waiting for one to finish."""
+
+from __future__ import annotations
+
+import time
+
+from imagegate.core.jobs import Job
+from imagegate.core.ports import ApiKey, FileRecord
+from imagegate.errors import NotFound, UpstreamTimeout
+from imagegate.services.context import Services
+
+
+async def get_job(svc: Services, principal: ApiKey, job_id: str) -> Job:
+    """A job of this key; another key's job is "not found", never "forbidden" (ids must not leak)."""
+    async with svc.uow() as uow:
+        job = await uow.jobs.get(job_id)
+    if job is None or (job.key_id != principal.id and not principal.is_admin):
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+async def wait_for_job(svc: Services, job_id: str, *, timeout_s: float | None = None) -> Job:
+    """The job once it is finished. Wakes on events, and re-reads the database in case one was missed."""
+    deadline = time.monotonic() + (timeout_s if timeout_s is not None else svc.config.sync_timeout_s)
+    subscription = svc.events.subscribe(job_id)
+    try:
+        while True:
+            async with svc.uow() as uow:
+                job = await uow.jobs.get(job_id)
+            if job is None:
+                raise NotFound(f"job {job_id} not found")
+            if job.status.terminal:
+                return job
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise UpstreamTimeout(
+                    f"The image was not ready within {svc.config.sync_timeout_s:g} seconds; job {job_id} goes on."
+                )
+            await subscription.wait(min(remaining, svc.config.poll_interval_s))
+    finally:
+        subscription.close()
+
+
+async def load_job_images(svc: Services, job: Job) -> dict[str, bytes]:
+    """The bytes of every output image of ``job``, by file id."""
+    images: dict[str, bytes] = {}
+    async with svc.uow() as uow:
+        records = [await uow.files.get(img.file_id) for img in job.images]
+    for record in records:
+        if record is not None:
+            images[record.id] = await svc.store.get(record.storage_key)
+    return images
+
+
+async def get_file(svc: Services, file_id: str) -> tuple[FileRecord, bytes]:
+    async with svc.uow() as uow:
+        record = await uow.files.get(file_id)
+    if record is None:
+        raise NotFound(f"file {file_id} not found")
+    return record, await svc.store.get(record.storage_key)

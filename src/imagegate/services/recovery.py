@@ -1,0 +1,49 @@
+"""Finding jobs a dead process left behind: running past their lease, or queued but never delivered.
+
+A job whose worker died is queued again while it has attempts left, otherwise failed with a clear error;
+nothing stays "running" forever.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from imagegate.core.jobs import JobError, JobStatus
+from imagegate.services.context import Services
+
+log = logging.getLogger(__name__)
+
+
+async def recover_jobs(svc: Services, *, stale_before: datetime | None = None) -> tuple[int, int]:
+    """Requeue or fail RUNNING jobs whose lease ended before ``stale_before`` (default: now), and re-deliver
+    every QUEUED job. Returns (requeued, failed)."""
+    cutoff = stale_before or svc.clock()
+    requeued = failed = 0
+    async with svc.uow() as uow:
+        stale = await uow.jobs.expired_leases(cutoff)
+        for job in stale:
+            if job.attempts < svc.config.max_attempts:
+                moved = job.moved_to(JobStatus.QUEUED, lease_expires_at=None)
+                requeued += 1
+            else:
+                moved = job.moved_to(
+                    JobStatus.FAILED,
+                    finished_at=svc.clock(),
+                    lease_expires_at=None,
+                    error=JobError(
+                        "internal_error",
+                        f"The worker running this job stopped {job.attempts} times; giving up.",
+                    ),
+                )
+                failed += 1
+            await uow.jobs.update(moved, expected_status=JobStatus.RUNNING, expected_attempts=job.attempts)
+        await uow.commit()
+        queued = await uow.jobs.ids_with_status(JobStatus.QUEUED)
+    for job in stale:
+        svc.events.publish(job.id)
+    for job_id in queued:
+        await svc.queue.enqueue(job_id)
+    if requeued or failed:
+        log.warning("recovered jobs left by a stopped worker: %d requeued, %d failed", requeued, failed)
+    return requeued, failed

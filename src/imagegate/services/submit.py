@@ -1,0 +1,53 @@
+"""Accept a request: check it against the model, store its images, record the job, hand it to the queue."""
+
+from __future__ import annotations
+
+from imagegate.core.capabilities import ModelSpec
+from imagegate.core.ids import new_id
+from imagegate.core.jobs import Job, JobSpec, JobStatus
+from imagegate.core.ports import ApiKey
+from imagegate.errors import InvalidRequest, ModelNotFound
+from imagegate.services.context import Services
+from imagegate.services.spec_codec import save_spec
+
+
+def resolve_model(svc: Services, name: str) -> ModelSpec:
+    model = svc.catalog.resolve(name)
+    if model is None:
+        raise ModelNotFound(f"model {name} is not offered by this server", field="model")
+    return model
+
+
+def check_spec(spec: JobSpec, model: ModelSpec, max_n: int) -> None:
+    """What every dialect relies on, checked once here (dialects phrase their own messages first)."""
+    if not 1 <= spec.n <= max_n:
+        raise InvalidRequest(f"n must be between 1 and {max_n}, got {spec.n}", field="n")
+    if len(spec.input_images) > model.max_input_images:
+        raise InvalidRequest(
+            f"{model.id} accepts at most {model.max_input_images} input images per request; "
+            f"got {len(spec.input_images)}",
+            field="contents",
+        )
+    if spec.aspect_ratio is not None and spec.aspect_ratio not in model.aspect_ratios:
+        raise InvalidRequest(f"Aspect ratio {spec.aspect_ratio} is not supported for this model", field="aspect_ratio")
+
+
+async def submit_job(svc: Services, principal: ApiKey, spec: JobSpec, *, request_id: str | None = None) -> Job:
+    model = resolve_model(svc, spec.model)
+    check_spec(spec, model, svc.config.max_n)
+    job = Job(
+        id=new_id("job"),
+        key_id=principal.id,
+        model=model.id,
+        status=JobStatus.QUEUED,
+        created_at=svc.clock(),
+        n=spec.n,
+        dialect=spec.dialect,
+        request_id=request_id,
+    )
+    spec_doc = await save_spec(spec, svc.store)
+    async with svc.uow() as uow:
+        await uow.jobs.add(job, spec_doc)
+        await uow.commit()
+    await svc.queue.enqueue(job.id)
+    return job

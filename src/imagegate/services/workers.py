@@ -1,0 +1,62 @@
+"""In-process workers: a fixed number of tasks taking job ids from the queue, and a periodic sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from imagegate.services.context import Services
+from imagegate.services.execute import execute_job
+from imagegate.services.recovery import recover_jobs
+
+log = logging.getLogger(__name__)
+
+
+class WorkerPool:
+    def __init__(self, svc: Services, *, concurrency: int, sweep_interval_s: float) -> None:
+        self._svc = svc
+        self._concurrency = concurrency
+        self._sweep_interval_s = sweep_interval_s
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self, *, recover_all_running: bool) -> None:
+        """Recover what a previous process left, then start working.
+
+        ``recover_all_running``: this process is the only worker (in-process queue), so every RUNNING job
+        is an orphan of a previous run, whatever its lease says.
+        """
+        if recover_all_running:
+            from datetime import timedelta
+
+            await recover_jobs(self._svc, stale_before=self._svc.clock() + timedelta(days=36500))
+        else:
+            await recover_jobs(self._svc)
+        self._tasks = [
+            asyncio.create_task(self._work(i), name=f"imagegate-worker-{i}") for i in range(self._concurrency)
+        ]
+        self._tasks.append(asyncio.create_task(self._sweep(), name="imagegate-sweeper"))
+
+    async def _work(self, number: int) -> None:
+        while True:
+            job_id = await self._svc.queue.dequeue()
+            try:
+                await execute_job(self._svc, job_id)
+            except Exception:  # keep the worker alive; the sweeper recovers the job
+                log.exception("worker %d could not run job %s", number, job_id)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval_s)
+            try:
+                await recover_jobs(self._svc)
+            except Exception:
+                log.exception("sweeper run failed")
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
