@@ -1,0 +1,84 @@
+"""The composition root: settings in, a running set of services out (database, storage, queue, providers).
+
+Nothing else builds adapters; the HTTP app and the CLI both start from ``open_runtime``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from imagegate.core.capabilities import ModelCatalog
+from imagegate.persistence.db import create_engine, session_factory, upgrade_database
+from imagegate.persistence.uow import SqlUnitOfWork
+from imagegate.providers.registry import build_provider
+from imagegate.queue import open_queue
+from imagegate.routing.router import Deployment, Router
+from imagegate.services.context import ServiceConfig, Services
+from imagegate.services.workers import WorkerPool
+from imagegate.settings import Settings
+from imagegate.storage import open_object_store
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    services: Services
+    engine: AsyncEngine
+    workers: WorkerPool | None = None
+
+
+def build_router(settings: Settings) -> Router:
+    deployments = [
+        Deployment(
+            name=dep.name,
+            provider_name=dep.provider,
+            provider=build_provider(dep.provider, dep.options),
+            models=dict(dep.models),
+        )
+        for dep in settings.effective_deployments
+    ]
+    return Router(deployments)
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, *, start_workers: bool = True) -> AsyncIterator[Runtime]:
+    """Migrate the database, wire every adapter, run the workers; close everything on the way out."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.effective_database_url)
+    router = build_router(settings)
+    queue, events = open_queue(settings.queue_url)
+    try:
+        await upgrade_database(engine)
+        sessions = session_factory(engine)
+        services = Services(
+            uow=lambda: SqlUnitOfWork(sessions),
+            store=open_object_store(settings.effective_storage_url),
+            queue=queue,
+            events=events,
+            router=router,
+            catalog=ModelCatalog.of(settings.model_specs()),
+            config=ServiceConfig(
+                job_lease_s=settings.job_lease_s,
+                max_attempts=settings.max_attempts,
+                sync_timeout_s=settings.sync_timeout_s,
+            ),
+        )
+        runtime = Runtime(settings, services, engine)
+        if start_workers:
+            runtime.workers = WorkerPool(
+                services, concurrency=settings.workers, sweep_interval_s=settings.sweep_interval_s
+            )
+            await runtime.workers.start(recover_all_running=settings.queue_url.startswith("inprocess"))
+        try:
+            yield runtime
+        finally:
+            if runtime.workers is not None:
+                await runtime.workers.stop()
+    finally:
+        await queue.aclose()
+        await router.aclose()
+        await engine.dispose()

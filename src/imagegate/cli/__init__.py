@@ -1,0 +1,1 @@
+"""The ``imagegate`` command: serve, keys, generate, settings, db."""

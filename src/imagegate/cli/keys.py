@@ -1,0 +1,81 @@
+"""``imagegate keys``: create, list and revoke API keys (a key is shown once, at creation)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from imagegate.cli.common import ConfigOption, run_with_runtime, settings_from
+from imagegate.core.money import format_amount, parse_amount
+from imagegate.errors import NotFound
+from imagegate.services import accounts
+
+app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+console = Console()
+
+
+@app.command("create")
+def create(
+    name: str = typer.Option(..., "--name", "-n", help="A name to recognise the key by."),
+    credits: str = typer.Option("0", "--credits", help="Starting credits, in the operator's currency (e.g. 10.50)."),
+    admin: bool = typer.Option(False, "--admin", help="May manage keys over the API."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"id","key","name","credits"} as JSON.'),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Create a key and print it once; only its hash is stored."""
+    try:
+        micros = parse_amount(credits)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--credits") from exc
+    created = run_with_runtime(
+        settings_from(config),
+        lambda rt: accounts.create_key(rt.services, name=name, credits=micros, is_admin=admin),
+    )
+    if as_json:
+        payload = {
+            "id": created.record.id,
+            "key": created.key,
+            "name": name,
+            "credits": format_amount(micros),
+        }
+        typer.echo(json.dumps(payload))
+        return
+    console.print(f"Created key [bold]{created.record.id}[/bold] ({name}{', admin' if admin else ''}).")
+    console.print("Store it now; it is not shown again:")
+    typer.echo(created.key)
+
+
+@app.command("list")
+def list_(config: Path | None = ConfigOption) -> None:
+    """Every key: id, name, prefix, credits, admin, created, revoked."""
+    keys = run_with_runtime(settings_from(config), lambda rt: accounts.list_keys(rt.services))
+    table = Table("id", "name", "prefix", "credits", "admin", "created", "revoked")
+    for key in keys:
+        table.add_row(
+            key.id,
+            key.name,
+            key.prefix + "…",
+            format_amount(key.credits),
+            "yes" if key.is_admin else "",
+            key.created_at.strftime("%Y-%m-%d %H:%M"),
+            key.revoked_at.strftime("%Y-%m-%d %H:%M") if key.revoked_at else "",
+        )
+    console.print(table)
+
+
+@app.command("revoke")
+def revoke(
+    key_id: str = typer.Argument(..., help="The key's id (see keys list)."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Revoke a key at once; requests with it are refused from now on."""
+    try:
+        run_with_runtime(settings_from(config), lambda rt: accounts.revoke_key(rt.services, key_id))
+    except NotFound as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"Revoked {key_id}.")

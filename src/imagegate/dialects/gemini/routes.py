@@ -1,0 +1,159 @@
+"""Gemini API routes under ``/v1`` and ``/v1beta``: thin glue from HTTP to the translate functions and services.
+
+``models/{model}:{action}`` is parsed here because a router's path parameter would swallow the colon.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from imagegate.core.capabilities import ModelSpec, estimate_usage
+from imagegate.core.jobs import Job, JobStatus
+from imagegate.core.ports import ApiKey
+from imagegate.dialects.gemini.errors import model_not_found_message, render_error
+from imagegate.dialects.gemini.translate import (
+    parse_count_tokens_request,
+    parse_generate_request,
+    render_count_tokens,
+    render_model,
+    render_model_list,
+    render_response,
+    render_stream_chunks,
+    to_job_spec,
+)
+from imagegate.errors import ImagegateError, InvalidRequest, JobCancelled, NotFound, error_from_code
+from imagegate.http.auth import require_principal
+from imagegate.http.deps import services_of
+from imagegate.services.context import Services
+from imagegate.services.queries import load_job_images, wait_for_job
+from imagegate.services.submit import submit_job
+
+API_VERSIONS = ("v1", "v1beta")
+
+
+def _mark_dialect(request: Request) -> None:
+    request.state.dialect = "gemini"
+
+
+router = APIRouter(dependencies=[Depends(_mark_dialect)], tags=["gemini"])
+
+
+def _check_version(version: str, request: Request) -> None:
+    if version not in API_VERSIONS:
+        raise NotFound(f"{request.method} {request.url.path} is not a known endpoint.")
+
+
+def _resolve(svc: Services, name: str, version: str, method: str = "generateContent") -> ModelSpec:
+    model = svc.catalog.resolve(name)
+    if model is None:
+        raise NotFound(model_not_found_message(name, version).replace("generateContent", method))
+    return model
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"Invalid JSON payload received. {exc.msg} at position {exc.pos}.") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest("Invalid JSON payload received. The body is not UTF-8.") from exc
+
+
+@router.get("/{version}/models")
+async def list_models(
+    version: str, request: Request, pageSize: int | None = None, pageToken: str | None = None
+) -> JSONResponse:
+    _check_version(version, request)
+    await require_principal(request)
+    svc = services_of(request)
+    body = render_model_list(svc.catalog.models, page_size=pageSize, page_token=pageToken)
+    # One path serves Gemini's and OpenAI's model list alike: the OpenAI shape rides along.
+    body["object"] = "list"
+    body["data"] = [{"id": m.id, "object": "model", "created": 0, "owned_by": "imagegate"} for m in svc.catalog.models]
+    return JSONResponse(body)
+
+
+@router.get("/{version}/models/{name}")
+async def get_model(version: str, name: str, request: Request) -> JSONResponse:
+    _check_version(version, request)
+    await require_principal(request)
+    model = _resolve(services_of(request), name, version, "get")
+    return JSONResponse(render_model(model))
+
+
+@router.post("/{version}/models/{name_and_action}")
+async def model_action(
+    version: str, name_and_action: str, request: Request, principal: ApiKey = Depends(require_principal)
+) -> Response:
+    _check_version(version, request)
+    name, sep, action = name_and_action.rpartition(":")
+    if not sep:
+        raise NotFound(f"POST {request.url.path} is not a known endpoint; expected models/MODEL:ACTION.")
+    svc = services_of(request)
+    if action not in ("generateContent", "streamGenerateContent", "countTokens"):
+        raise NotFound(f"Method {action} is not supported; use generateContent, streamGenerateContent or countTokens.")
+    model = _resolve(svc, name, version, action)
+    if action == "countTokens":
+        spec = to_job_spec(parse_count_tokens_request(await _json_body(request)), model)
+        return JSONResponse(render_count_tokens(estimate_usage(spec, model)))
+    spec = to_job_spec(parse_generate_request(await _json_body(request)), model)
+    job = await submit_job(svc, principal, spec, request_id=request.state.request_id)
+    if action == "generateContent":
+        finished = _raise_if_failed(await wait_for_job(svc, job.id))
+        images = await load_job_images(svc, finished)
+        return JSONResponse(render_response(finished, images, model, response_id=finished.id))
+    return _stream(svc, job, model, sse=request.query_params.get("alt") == "sse")
+
+
+def _raise_if_failed(job: Job) -> Job:
+    if job.status is JobStatus.CANCELLED:
+        raise JobCancelled("The request was cancelled.")
+    if job.status is JobStatus.FAILED:
+        error = job.error
+        if error is None:
+            raise error_from_code("internal_error", "The job failed.")
+        raise error_from_code(error.code, error.message, retry_after_s=error.retry_after_s)
+    return job
+
+
+def _stream(svc: Services, job: Job, model: ModelSpec, *, sse: bool) -> StreamingResponse:
+    """Stream the job's chunks: SSE (``data: {...}`` events, nothing else) or one JSON array.
+
+    The job is already accepted, so a failure from here on is sent as a chunk whose first key is ``error``,
+    which is how Google reports mid-stream errors and what the SDK raises on.
+    """
+
+    async def chunks() -> AsyncIterator[dict[str, Any]]:
+        try:
+            finished = _raise_if_failed(await wait_for_job(svc, job.id))
+            images = await load_job_images(svc, finished)
+        except ImagegateError as exc:
+            _, body, _ = render_error(exc)
+            yield body
+            return
+        for chunk in render_stream_chunks(finished, images, model, response_id=finished.id):
+            yield chunk
+
+    async def sse_events() -> AsyncIterator[bytes]:
+        async for chunk in chunks():
+            yield b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\r\n\r\n"
+
+    async def json_array() -> AsyncIterator[bytes]:
+        first = True
+        async for chunk in chunks():
+            yield (b"[" if first else b",\r\n") + json.dumps(chunk).encode()
+            first = False
+        yield b"]" if not first else b"[]"
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if sse:
+        return StreamingResponse(sse_events(), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(json_array(), media_type="application/json", headers=headers)

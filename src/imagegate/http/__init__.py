@@ -1,0 +1,1 @@
+"""The HTTP surface: the app factory, authentication, error rendering and middleware."""

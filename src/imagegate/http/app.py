@@ -1,0 +1,41 @@
+"""``create_app``: the FastAPI application with every dialect mounted and the runtime in its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from imagegate import __version__
+from imagegate.bootstrap import open_runtime
+from imagegate.dialects.gemini import errors as gemini_errors
+from imagegate.dialects.gemini.routes import router as gemini_router
+from imagegate.http.errors import install_error_handlers
+from imagegate.http.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from imagegate.settings import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app; settings are read when it starts (not at import), unless given."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        effective = settings or load_settings()
+        async with open_runtime(effective) as runtime:
+            app.state.runtime = runtime
+            yield
+
+    app = FastAPI(title="imagegate", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    max_bytes = settings.max_request_bytes if settings else Settings.model_fields["max_request_bytes"].default
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    install_error_handlers(app, {"gemini": gemini_errors.render_error})
+    app.include_router(gemini_router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    return app

@@ -1,0 +1,17 @@
+"""Reaching the running services from a request (the lifespan puts the runtime on the app)."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from imagegate.bootstrap import Runtime
+from imagegate.services.context import Services
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def services_of(request: Request) -> Services:
+    return runtime_of(request).services

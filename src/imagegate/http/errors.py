@@ -1,0 +1,65 @@
+"""One error channel: every domain error is rendered once, in the dialect of the route that raised it.
+
+Routes mark their dialect on ``request.state.dialect``; requests that never reached a route (unknown
+path, oversized body) fall back to the dialect their path looks like.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from imagegate.errors import ImagegateError, InternalError, InvalidRequest, NotFound
+
+log = logging.getLogger(__name__)
+
+ErrorRenderer = Callable[[ImagegateError], tuple[int, dict[str, object], dict[str, str]]]
+
+
+def dialect_of(request: Request) -> str:
+    dialect = getattr(request.state, "dialect", None)
+    return dialect if isinstance(dialect, str) else "gemini"
+
+
+def install_error_handlers(app: FastAPI, renderers: Mapping[str, ErrorRenderer]) -> None:
+    def render(request: Request, exc: ImagegateError) -> JSONResponse:
+        renderer = renderers.get(dialect_of(request)) or renderers["gemini"]
+        status, body, headers = renderer(exc)
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ImagegateError)
+        return render(request, exc)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            return render(request, NotFound(f"{request.method} {request.url.path} is not a known endpoint."))
+        if exc.status_code == 405:
+            error = InvalidRequest(f"{request.method} is not allowed on {request.url.path}.")
+            _, body, headers = (renderers.get(dialect_of(request)) or renderers["gemini"])(error)
+            return JSONResponse(body, status_code=405, headers=headers)
+        return render(request, InvalidRequest(str(exc.detail)))
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
+        return render(
+            request,
+            InvalidRequest(f"Invalid value for {field or 'request'}: {first.get('msg')}", field=field),
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return render(request, InternalError("An internal error occurred."))
+
+    app.add_exception_handler(ImagegateError, on_domain_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected)
