@@ -50,21 +50,39 @@ def create(
 
 
 @app.command("list")
-def list_(config: Path | None = ConfigOption) -> None:
+def list_(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array."), config: Path | None = ConfigOption
+) -> None:
     """Every key: id, name, prefix, credits, admin, created, revoked."""
     keys = run_with_runtime(settings_from(config), lambda rt: accounts.list_keys(rt.services))
-    table = Table("id", "name", "prefix", "credits", "admin", "created", "revoked")
-    for key in keys:
+    rows = [
+        {
+            "id": key.id,
+            "name": key.name,
+            "prefix": key.prefix,
+            "credits": format_amount(key.credits),
+            "admin": key.is_admin,
+            "created": key.created_at.isoformat(timespec="seconds"),
+            "revoked": key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else None,
+        }
+        for key in keys
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table("id", "name", "prefix", "credits", "admin", "created", "revoked", box=None)
+    for row in rows:
         table.add_row(
-            key.id,
-            key.name,
-            key.prefix + "…",
-            format_amount(key.credits),
-            "yes" if key.is_admin else "",
-            key.created_at.strftime("%Y-%m-%d %H:%M"),
-            key.revoked_at.strftime("%Y-%m-%d %H:%M") if key.revoked_at else "",
+            row["id"],
+            row["name"],
+            f"{row['prefix']}…",
+            row["credits"],
+            "yes" if row["admin"] else "",
+            row["created"],
+            row["revoked"] or "",
         )
-    console.print(table)
+    # Keep whole ids on one line even when piped (rich assumes 80 columns off a terminal).
+    Console(width=max(console.width, 160)).print(table)
 
 
 @app.command("revoke")
