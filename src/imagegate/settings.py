@@ -105,7 +105,9 @@ class Settings(BaseSettings):
     @field_validator("gemini_api_key", mode="before")
     @classmethod
     def _blank_key_is_no_key(cls, value: object) -> object:
-        if isinstance(value, str | SecretStr) and not str(value if isinstance(value, str) else value.get_secret_value()):
+        if isinstance(value, str | SecretStr) and not str(
+            value if isinstance(value, str) else value.get_secret_value()
+        ):
             return None
         return value
 

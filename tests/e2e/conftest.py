@@ -19,8 +19,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def genai_client(server: Server, *, key: str | None = None, api_version: str | None = None) -> genai.Client:
-    options = types.HttpOptions(base_url=server.url, api_version=api_version) if api_version else types.HttpOptions(
-        base_url=server.url
+    options = (
+        types.HttpOptions(base_url=server.url, api_version=api_version)
+        if api_version
+        else types.HttpOptions(base_url=server.url)
     )
     return genai.Client(api_key=key or server.key, http_options=options)
 

@@ -58,7 +58,7 @@ def test_image_passes_through_with_size_and_usage(front_client: genai.Client, cl
     config = types.GenerateContentConfig(image_config=types.ImageConfig(aspect_ratio="21:9"))
     through = front_client.models.generate_content(model=MODEL, contents="a desert road", config=config)
     direct = client.models.generate_content(model=MODEL, contents="a desert road", config=config)
-    image = [p.inline_data.data for p in through.candidates[0].content.parts if p.inline_data][0]  # type: ignore[index, union-attr]
+    image = next(p.inline_data.data for p in through.candidates[0].content.parts if p.inline_data)  # type: ignore[index, union-attr]
     assert open_bytes(image).size == (1536, 672)  # type: ignore[arg-type]
     assert "emulator" in (through.text or "")  # the back server's text, carried through
     assert through.usage_metadata.prompt_token_count == direct.usage_metadata.prompt_token_count  # type: ignore[union-attr]
@@ -66,8 +66,10 @@ def test_image_passes_through_with_size_and_usage(front_client: genai.Client, cl
 
 
 def test_edit_passes_the_image_upstream(front_client: genai.Client) -> None:
-    response = front_client.models.generate_content(model=MODEL, contents=[solid((10, 10, 200), (1200, 900)), "a frame"])
-    image = [p.inline_data.data for p in response.candidates[0].content.parts if p.inline_data][0]  # type: ignore[index, union-attr]
+    response = front_client.models.generate_content(
+        model=MODEL, contents=[solid((10, 10, 200), (1200, 900)), "a frame"]
+    )
+    image = next(p.inline_data.data for p in response.candidates[0].content.parts if p.inline_data)  # type: ignore[index, union-attr]
     assert open_bytes(image).size == (1184, 864)  # type: ignore[arg-type]  # 4:3 from the input
 
 

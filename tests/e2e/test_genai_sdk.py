@@ -84,9 +84,7 @@ def test_four_images_are_refused(client: genai.Client) -> None:
 
 
 def test_chat_of_three_turns_each_editing_the_last_image(client: genai.Client) -> None:
-    chat = client.chats.create(
-        model=MODEL, config=types.GenerateContentConfig(response_modalities=["TEXT", "IMAGE"])
-    )
+    chat = client.chats.create(model=MODEL, config=types.GenerateContentConfig(response_modalities=["TEXT", "IMAGE"]))
     first = open_bytes(image_of(chat.send_message("a red square on a white table")))
     second = open_bytes(image_of(chat.send_message("make it greyscale")))
     assert first.size == second.size == (1024, 1024)
@@ -149,14 +147,21 @@ def _raises(call, error_type, code: int, status: str):  # type: ignore[no-untype
 
 def test_error_classes_raise_the_sdks_exceptions(server: Server, client: genai.Client) -> None:
     bad_key = genai_client(server, key="ig_this-is-not-a-key")
-    _raises(lambda: bad_key.models.generate_content(model=MODEL, contents="x"), errors.ClientError, 400, "INVALID_ARGUMENT")
+    _raises(
+        lambda: bad_key.models.generate_content(model=MODEL, contents="x"), errors.ClientError, 400, "INVALID_ARGUMENT"
+    )
     error = _raises(
-        lambda: client.models.generate_content(model="gemini-9-ultra-image", contents="x"), errors.ClientError, 404, "NOT_FOUND"
+        lambda: client.models.generate_content(model="gemini-9-ultra-image", contents="x"),
+        errors.ClientError,
+        404,
+        "NOT_FOUND",
     )
     assert "is not found for API version" in (error.message or "")
     _raises(
         lambda: client.models.generate_content(
-            model=MODEL, contents="x", config=types.GenerateContentConfig(image_config=types.ImageConfig(aspect_ratio="7:3"))
+            model=MODEL,
+            contents="x",
+            config=types.GenerateContentConfig(image_config=types.ImageConfig(aspect_ratio="7:3")),
         ),
         errors.ClientError,
         400,
@@ -189,7 +194,10 @@ def test_error_classes_raise_the_sdks_exceptions(server: Server, client: genai.C
     )
     assert any("RetryInfo" in d.get("@type", "") for d in limited.details["error"]["details"])
     _raises(
-        lambda: client.models.generate_content(model=MODEL, contents="emulate:unavailable"), errors.ServerError, 503, "UNAVAILABLE"
+        lambda: client.models.generate_content(model=MODEL, contents="emulate:unavailable"),
+        errors.ServerError,
+        503,
+        "UNAVAILABLE",
     )
     _raises(
         lambda: client.models.generate_content(model=MODEL, contents="emulate:timeout"),

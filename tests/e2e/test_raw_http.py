@@ -24,7 +24,12 @@ def post(server: Server, path: str, body: object, **kwargs: object) -> httpx.Res
 def test_snake_case_body_with_key_in_query(server: Server, version: str) -> None:
     image = base64.urlsafe_b64encode(png_bytes(solid((200, 10, 10), (900, 1600)))).decode().rstrip("=")
     body = {
-        "contents": [{"role": "user", "parts": [{"inline_data": {"mime_type": "image/png", "data": image}}, {"text": "a poster"}]}],
+        "contents": [
+            {
+                "role": "user",
+                "parts": [{"inline_data": {"mime_type": "image/png", "data": image}}, {"text": "a poster"}],
+            }
+        ],
         "generation_config": {"response_modalities": ["Image"], "image_config": {"aspect_ratio": "9:16"}},
         "system_instruction": {"parts": [{"text": "be bold"}]},
     }
@@ -116,7 +121,10 @@ def test_percent_encoded_colon_and_models_prefix_tolerated(server: Server) -> No
         ({}, "contents is not specified"),
         ({"contents": [{"parts": []}]}, "empty input"),
         ({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"responseModalities": ["BANANA"]}}, "BANANA"),
-        ({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"imageConfig": {"aspectRatio": "1:4"}}}, "not supported"),
+        (
+            {"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"imageConfig": {"aspectRatio": "1:4"}}},
+            "not supported",
+        ),
         ({"contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": "bm90IGFuIGltYWdl"}}]}]}, "image"),
     ],
 )

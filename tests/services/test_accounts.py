@@ -15,7 +15,16 @@ def test_generated_keys_are_well_formed_and_distinct() -> None:
     assert all(k.startswith("ig_") and is_well_formed(k) for k in keys)
 
 
-@pytest.mark.parametrize("mangle", [lambda k: k[:-1], lambda k: k + "x", lambda k: k[:10] + ("A" if k[10] != "A" else "B") + k[11:], lambda k: "sk_" + k[3:], lambda k: k[:-1] + "!"])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda k: k[:-1],
+        lambda k: k + "x",
+        lambda k: k[:10] + ("A" if k[10] != "A" else "B") + k[11:],
+        lambda k: "sk_" + k[3:],
+        lambda k: k[:-1] + "!",
+    ],
+)
 def test_a_typo_breaks_the_checksum(mangle) -> None:  # type: ignore[no-untyped-def]
     assert not is_well_formed(mangle(generate_key()))
 

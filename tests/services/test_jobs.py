@@ -8,7 +8,14 @@ import pytest
 
 from imagegate.core.images import ImageInput
 from imagegate.core.jobs import FinishReason, Generation, JobStatus, Role, Turn, Usage
-from imagegate.errors import InvalidRequest, ModelNotFound, NotFound, UpstreamRateLimited, UpstreamTimeout, UpstreamUnavailable
+from imagegate.errors import (
+    InvalidRequest,
+    ModelNotFound,
+    NotFound,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from imagegate.services import accounts
 from imagegate.services.context import ServiceConfig
 from imagegate.services.execute import execute_job
@@ -17,7 +24,7 @@ from imagegate.services.recovery import recover_jobs
 from imagegate.services.spec_codec import load_spec
 from imagegate.services.submit import submit_job
 
-from .conftest import PNG_1x1, FakeProvider, text_spec
+from .conftest import FakeProvider, PNG_1x1, text_spec
 
 
 async def _principal(svc):  # type: ignore[no-untyped-def]
@@ -114,7 +121,9 @@ async def test_unexpected_provider_crash_fails_the_job_instead_of_hanging(make_s
     job = await submit_job(svc, await _principal(svc), text_spec())
     finished = await execute_job(svc, job.id)
     assert finished is not None and finished.status is JobStatus.FAILED
-    assert finished.error is not None and finished.error.code == "internal_error" and "bug" not in finished.error.message
+    assert (
+        finished.error is not None and finished.error.code == "internal_error" and "bug" not in finished.error.message
+    )
 
 
 async def test_submit_checks_model_count_and_ratio(make_services) -> None:  # type: ignore[no-untyped-def]

@@ -71,15 +71,15 @@ def list_(
         typer.echo(json.dumps(rows))
         return
     table = Table("id", "name", "prefix", "credits", "admin", "created", "revoked", box=None)
-    for row in rows:
+    for key in keys:
         table.add_row(
-            row["id"],
-            row["name"],
-            f"{row['prefix']}…",
-            row["credits"],
-            "yes" if row["admin"] else "",
-            row["created"],
-            row["revoked"] or "",
+            key.id,
+            key.name,
+            f"{key.prefix}…",
+            format_amount(key.credits),
+            "yes" if key.is_admin else "",
+            key.created_at.isoformat(timespec="seconds"),
+            key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "",
         )
     # Keep whole ids on one line even when piped (rich assumes 80 columns off a terminal).
     Console(width=max(console.width, 160)).print(table)

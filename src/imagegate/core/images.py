@@ -6,6 +6,7 @@ in ``imagegate.imaging``, outside the core.
 
 from __future__ import annotations
 
+import base64
 import math
 from dataclasses import dataclass
 
@@ -42,6 +43,22 @@ def sniff_mime_type(data: bytes) -> str | None:
         if brand in _HEIF_BRANDS:
             return HEIF
     return None
+
+
+_URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
+_WHITESPACE = str.maketrans("", "", " \t\r\n\f\v")
+
+
+def decode_base64(text: str) -> bytes:
+    """Bytes from base64 in the standard or URL-safe alphabet, padded or not, with whitespace anywhere.
+
+    The google-genai SDK sends URL-safe with padding, curl users paste standard with line breaks, and
+    upstreams differ too; all are fine. Raises ``ValueError`` for anything else.
+    """
+    compact = text.translate(_WHITESPACE).translate(_URLSAFE_TO_STANDARD).rstrip("=")
+    if len(compact) % 4 == 1:
+        raise ValueError("base64 text of impossible length")
+    return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
 
 
 @dataclass(frozen=True, slots=True)

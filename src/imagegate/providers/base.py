@@ -10,8 +10,6 @@ say which responses are worth another try and how long the upstream asked it to 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
@@ -181,16 +179,3 @@ async def send_with_retries(
             log.warning("%s: HTTP %d, retrying in %.2fs", upstream, response.status_code, delay)
         retry += 1
         await sleep(delay)
-
-
-def decode_base64(text: str) -> bytes:
-    """Bytes of base64 text in either alphabet, padded or not, with any whitespace; ValueError if it is not."""
-    cleaned = "".join(text.split()).translate(_URLSAFE_TO_STANDARD)
-    cleaned += "=" * (-len(cleaned) % 4)
-    try:
-        return base64.b64decode(cleaned, validate=True)
-    except binascii.Error as exc:
-        raise ValueError(f"not valid base64: {exc}") from exc
-
-
-_URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")

@@ -20,7 +20,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from imagegate.core.capabilities import ModelSpec
-from imagegate.core.images import ImageInput, ImageOutput, sniff_mime_type
+from imagegate.core.images import ImageInput, ImageOutput, decode_base64, sniff_mime_type
 from imagegate.core.jobs import Generation, JobSpec, Modality, Turn, Usage
 from imagegate.errors import (
     ImagegateError,
@@ -36,7 +36,6 @@ from imagegate.providers.base import (
     RetryPolicy,
     Sleep,
     build_client,
-    decode_base64,
     parse_options,
     send_with_retries,
 )

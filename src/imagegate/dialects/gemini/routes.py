@@ -51,7 +51,7 @@ def _check_version(version: str, request: Request) -> None:
 def _resolve(svc: Services, name: str, version: str, method: str = "generateContent") -> ModelSpec:
     model = svc.catalog.resolve(name)
     if model is None:
-        raise NotFound(model_not_found_message(name, version).replace("generateContent", method))
+        raise NotFound(model_not_found_message(name, version, method=method))
     return model
 
 
@@ -135,11 +135,12 @@ def _stream(svc: Services, job: Job, model: ModelSpec, *, sse: bool) -> Streamin
         try:
             finished = _raise_if_failed(await wait_for_job(svc, job.id))
             images = await load_job_images(svc, finished)
+            rendered = render_stream_chunks(finished, images, model, response_id=finished.id)
         except ImagegateError as exc:
             _, body, _ = render_error(exc)
             yield body
             return
-        for chunk in render_stream_chunks(finished, images, model, response_id=finished.id):
+        for chunk in rendered:
             yield chunk
 
     async def sse_events() -> AsyncIterator[bytes]:

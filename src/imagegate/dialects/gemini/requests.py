@@ -1,0 +1,222 @@
+"""Gemini requests in: parse a JSON body into the wire model, then translate it into a ``JobSpec``.
+
+Parsing enforces what Google's proto layer enforces (names, types, enums, non-empty input) with Google's own
+messages; translation enforces what the model accepts (aspect ratios, one candidate, the input-image limit)
+and turns parts into turns: thought parts dropped, images decoded from either base64 alphabet and sniffed.
+Every function is pure: no I/O, no clock, no settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from imagegate.core.capabilities import ModelSpec
+from imagegate.core.images import GEMINI_API_RATIOS, ImageInput, decode_base64
+from imagegate.core.jobs import JobSpec, Modality, Role, Turn
+from imagegate.core.jobs import Part as TurnPart
+from imagegate.dialects.gemini.proto_errors import domain_error
+from imagegate.dialects.gemini.wire import (
+    Blob,
+    Content,
+    CountTokensRequest,
+    GenerateContentRequest,
+    GenerationConfig,
+    Part,
+)
+from imagegate.errors import InvalidRequest
+
+EMPTY_INPUT = "Request has empty input."
+CONTENTS_NOT_SPECIFIED = "* GenerateContentRequest.contents: contents is not specified"
+_ROLES = {"user": Role.USER, "model": Role.MODEL}
+_ASPECT_FIELD = "generation_config.image_config.aspect_ratio"
+_DEFAULT_MODALITIES = frozenset({Modality.TEXT, Modality.IMAGE})
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def parse_generate_request(body: object) -> GenerateContentRequest:
+    """A ``generateContent`` body (already JSON-decoded) as the wire model, or Google's 400 as a domain error."""
+    request = _validate(GenerateContentRequest, body)
+    _check_contents(request.contents)
+    return request
+
+
+def parse_count_tokens_request(body: object) -> GenerateContentRequest:
+    """A ``countTokens`` body: ``{"contents": …}`` or ``{"generateContentRequest": {…}}``, as one request."""
+    wrapper = _validate(CountTokensRequest, body)
+    inner = wrapper.generate_content_request
+    if inner is not None:
+        if wrapper.contents:
+            raise InvalidRequest(
+                "contents and generate_content_request cannot both be set.", field="generate_content_request"
+            )
+        request = inner
+    else:
+        request = GenerateContentRequest.model_validate({"contents": wrapper.contents})
+    _check_contents(request.contents)
+    return request
+
+
+def to_job_spec(request: GenerateContentRequest, model: ModelSpec) -> JobSpec:
+    """The job a parsed request asks for, checked against what ``model`` can do."""
+    config = request.generation_config or GenerationConfig()
+    aspect_ratio = _aspect_ratio(config, model)
+    modalities = _modalities(config)
+    _check_candidate_count(config)
+    turns = tuple(turn for i, content in enumerate(request.contents or ()) if (turn := _turn(i, content)).parts)
+    if not turns:
+        raise InvalidRequest(EMPTY_INPUT, field="contents")
+    spec = JobSpec(
+        model=model.id,
+        turns=turns,
+        system_instruction=_system_instruction(request.system_instruction),
+        aspect_ratio=aspect_ratio,
+        modalities=modalities,
+        n=1,  # one candidate per request; other dialects fan out, Gemini callers send n requests
+        seed=config.seed,
+        temperature=config.temperature,
+        dialect="gemini",
+    )
+    count = len(spec.input_images)
+    if count > model.max_input_images:
+        raise InvalidRequest(
+            f"{model.id} accepts at most {model.max_input_images} input images per request; got {count}",
+            field="contents",
+        )
+    return spec
+
+
+def _validate(model: type[_M], body: object) -> _M:
+    if not isinstance(body, dict):
+        raise InvalidRequest("Invalid JSON payload received. Root element must be a message.")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise domain_error(model, exc.errors()[0]) from exc
+
+
+def _check_contents(contents: Sequence[Content] | None) -> None:
+    """What Google's proto layer refuses before any model sees the request."""
+    if not contents:
+        raise InvalidRequest(CONTENTS_NOT_SPECIFIED, field="contents")
+    usable = False
+    for i, content in enumerate(contents):
+        if content.role and content.role.lower() not in _ROLES:
+            raise InvalidRequest("Please use a valid role: user, model.", field=f"contents[{i}].role")
+        if not content.parts:
+            raise InvalidRequest(EMPTY_INPUT, field=f"contents[{i}].parts")
+        for j, part in enumerate(content.parts):
+            _check_oneof(part, f"contents[{i}].parts[{j}]")
+        usable = usable or any(_is_usable(part) for part in content.parts)
+    if not usable:
+        raise InvalidRequest(EMPTY_INPUT, field="contents")
+
+
+def _check_oneof(part: Part, where: str) -> None:
+    # text, inlineData and fileData are members of the proto oneof ``data``; a part holds one of them.
+    given = [name for name in ("text", "inline_data", "file_data") if getattr(part, name) is not None]
+    if len(given) > 1:
+        raise InvalidRequest(
+            f"Invalid JSON payload received. Oneof field 'data' is already set. Cannot set '{given[1]}'",
+            field=f"{where}.{given[1]}",
+        )
+
+
+def _is_usable(part: Part) -> bool:
+    return not part.thought and (part.text is not None or part.inline_data is not None or part.file_data is not None)
+
+
+def _turn(index: int, content: Content) -> Turn:
+    role = _ROLES.get((content.role or "user").lower(), Role.USER)
+    parts: list[TurnPart] = []
+    for j, part in enumerate(content.parts or ()):
+        where = f"contents[{index}].parts[{j}]"
+        if part.thought:
+            continue  # the model's reasoning echoed back in history: not an instruction, not an image
+        if part.file_data is not None:
+            raise InvalidRequest(
+                "File URIs (fileData) are not supported yet: send the image inline as inlineData with base64 data.",
+                field=f"{where}.file_data",
+            )
+        if part.inline_data is not None:
+            parts.append(_image(part.inline_data, f"{where}.inline_data"))
+        elif part.text is not None:
+            parts.append(part.text)
+    return Turn(role=role, parts=tuple(parts))
+
+
+def _image(blob: Blob, where: str) -> ImageInput:
+    field = f"{where}.data"
+    data = blob.data or ""
+    if data.lstrip().startswith("data:"):
+        raise InvalidRequest(
+            f"Invalid value at '{field}' (TYPE_BYTES): send bare base64, without a 'data:' URI prefix.", field=field
+        )
+    try:
+        raw = decode_base64(data)
+    except ValueError:
+        preview = data if len(data) <= 40 else data[:40] + "…"
+        raise InvalidRequest(
+            f"Invalid value at '{field}' (TYPE_BYTES), Base64 decoding failed for \"{preview}\"", field=field
+        ) from None
+    # The declared mimeType is ignored on purpose: the bytes say what the image is (clients mislabel often).
+    return ImageInput.from_bytes(raw, field=field)
+
+
+def _system_instruction(content: Content | None) -> str | None:
+    if content is None:
+        return None
+    texts: list[str] = []
+    for j, part in enumerate(content.parts or ()):
+        if part.thought:
+            continue
+        if part.inline_data is not None or part.file_data is not None:
+            raise InvalidRequest(
+                "systemInstruction accepts text parts only; put images in contents.",
+                field=f"system_instruction.parts[{j}]",
+            )
+        if part.text:
+            texts.append(part.text)
+    return "\n".join(texts) or None
+
+
+def _aspect_ratio(config: GenerationConfig, model: ModelSpec) -> str | None:
+    ratio = config.image_config.aspect_ratio if config.image_config else None
+    if not ratio:  # proto3: an empty string is the same as unset
+        return None
+    if ratio in model.aspect_ratios:
+        return ratio
+    if ratio not in GEMINI_API_RATIOS:
+        allowed = ", ".join(f"'{r}'" for r in GEMINI_API_RATIOS[:-1]) + f", or '{GEMINI_API_RATIOS[-1]}'"
+        raise InvalidRequest(
+            f"* GenerateContentRequest.{_ASPECT_FIELD}: aspect_ratio must be one of {allowed}.", field=_ASPECT_FIELD
+        )
+    raise InvalidRequest(f"Aspect ratio {ratio} is not supported for this model", field=_ASPECT_FIELD)
+
+
+def _modalities(config: GenerationConfig) -> frozenset[Modality]:
+    values = [m for m in config.response_modalities or () if m != "MODALITY_UNSPECIFIED"]
+    if not values:
+        return _DEFAULT_MODALITIES  # the model's own default: text and image
+    unsupported = sorted({m for m in values if m not in Modality.__members__})
+    if unsupported:
+        raise InvalidRequest(
+            "Model does not support the requested response modalities: " + ", ".join(m.lower() for m in unsupported),
+            field="generation_config.response_modalities",
+        )
+    return frozenset(Modality(m) for m in values)
+
+
+def _check_candidate_count(config: GenerationConfig) -> None:
+    count = config.candidate_count
+    if count is not None and count < 0:
+        raise InvalidRequest(
+            "* GenerateContentRequest.generation_config.candidate_count: candidate_count must be positive.",
+            field="generation_config.candidate_count",
+        )
+    if count is not None and count > 1:
+        raise InvalidRequest(
+            "Multiple candidates is not enabled for this model", field="generation_config.candidate_count"
+        )

@@ -1,0 +1,111 @@
+"""Converts a job's results and error to the JSON documents stored in the ``jobs`` table, and back.
+
+The stored shape is explicit (field by field, not ``dataclasses.asdict``) so that renaming a Python field
+never silently changes what is on disk; decoding tolerates missing optional fields so that older rows still load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from imagegate.core.jobs import JobError, SlotResult, StoredImage, Usage
+
+Document = dict[str, Any]
+
+
+def encode_results(results: Sequence[SlotResult]) -> list[Document]:
+    return [_encode_slot(slot) for slot in results]
+
+
+def decode_results(doc: Sequence[Mapping[str, Any]] | None) -> tuple[SlotResult, ...]:
+    return tuple(_decode_slot(slot) for slot in doc or ())
+
+
+def encode_error(error: JobError | None) -> Document | None:
+    if error is None:
+        return None
+    return {"code": error.code, "message": error.message, "retry_after_s": error.retry_after_s}
+
+
+def decode_error(doc: Mapping[str, Any] | None) -> JobError | None:
+    if doc is None:
+        return None
+    retry_after = doc.get("retry_after_s")
+    return JobError(
+        code=str(doc["code"]),
+        message=str(doc["message"]),
+        retry_after_s=None if retry_after is None else float(retry_after),
+    )
+
+
+def _encode_slot(slot: SlotResult) -> Document:
+    return {
+        "index": slot.index,
+        "images": [_encode_image(image) for image in slot.images],
+        "text": slot.text,
+        "finish_reason": slot.finish_reason,
+        "finish_message": slot.finish_message,
+        "block_reason": slot.block_reason,
+        "usage": _encode_usage(slot.usage),
+        "model_version": slot.model_version,
+        "error": encode_error(slot.error),
+    }
+
+
+def _decode_slot(doc: Mapping[str, Any]) -> SlotResult:
+    return SlotResult(
+        index=int(doc["index"]),
+        images=tuple(_decode_image(image) for image in doc.get("images") or ()),
+        text=str(doc.get("text") or ""),
+        finish_reason=_optional_str(doc.get("finish_reason")),
+        finish_message=_optional_str(doc.get("finish_message")),
+        block_reason=_optional_str(doc.get("block_reason")),
+        usage=_decode_usage(doc.get("usage") or {}),
+        model_version=_optional_str(doc.get("model_version")),
+        error=decode_error(doc.get("error")),
+    )
+
+
+def _encode_image(image: StoredImage) -> Document:
+    return {
+        "file_id": image.file_id,
+        "mime_type": image.mime_type,
+        "width": image.width,
+        "height": image.height,
+        "size_bytes": image.size_bytes,
+    }
+
+
+def _decode_image(doc: Mapping[str, Any]) -> StoredImage:
+    return StoredImage(
+        file_id=str(doc["file_id"]),
+        mime_type=str(doc["mime_type"]),
+        width=int(doc["width"]),
+        height=int(doc["height"]),
+        size_bytes=int(doc["size_bytes"]),
+    )
+
+
+def _encode_usage(usage: Usage) -> Document:
+    return {
+        "input_text_tokens": usage.input_text_tokens,
+        "input_image_tokens": usage.input_image_tokens,
+        "output_text_tokens": usage.output_text_tokens,
+        "output_image_tokens": usage.output_image_tokens,
+        "thoughts_tokens": usage.thoughts_tokens,
+    }
+
+
+def _decode_usage(doc: Mapping[str, Any]) -> Usage:
+    return Usage(
+        input_text_tokens=int(doc.get("input_text_tokens", 0)),
+        input_image_tokens=int(doc.get("input_image_tokens", 0)),
+        output_text_tokens=int(doc.get("output_text_tokens", 0)),
+        output_image_tokens=int(doc.get("output_image_tokens", 0)),
+        thoughts_tokens=int(doc.get("thoughts_tokens", 0)),
+    )
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)

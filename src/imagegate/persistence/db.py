@@ -1,0 +1,167 @@
+"""Connects to the database chosen by URL (SQLite or PostgreSQL) and brings its schema to the newest revision.
+
+``create_engine`` turns a user's URL into a configured ``AsyncEngine`` (async driver, SQLite pragmas),
+``session_factory`` makes the sessions the unit of work uses, and ``upgrade_database`` runs the Alembic
+migrations shipped inside the package, serialised so that several processes starting at once are safe.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",  # readers never block the writer, nor it them
+    "PRAGMA foreign_keys=ON",  # SQLite ignores foreign keys unless asked, per connection
+    "PRAGMA busy_timeout=5000",  # wait for a competing writer instead of failing at once
+    "PRAGMA synchronous=NORMAL",  # durable enough under WAL, and much faster than FULL
+)
+
+# Any fixed 64-bit number, the same in every imagegate process: one migration at a time per database.
+_PG_MIGRATION_LOCK_KEY = 0x696D67676174650A
+
+# UPDATE ... RETURNING, which claim() relies on, arrived in SQLite 3.35.
+_MIN_SQLITE_VERSION = (3, 35, 0)
+
+
+def database_url(url: str) -> URL:
+    """``url`` with the async driver filled in: sqlite -> aiosqlite, postgres(ql) -> asyncpg."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.drivername == "sqlite":
+            parsed = parsed.set(drivername="sqlite+aiosqlite")
+        if parsed.database and parsed.database.startswith("~"):
+            parsed = parsed.set(database=str(Path(parsed.database).expanduser()))
+        return parsed
+    if backend in ("postgres", "postgresql"):
+        if parsed.drivername in ("postgres", "postgresql"):
+            parsed = parsed.set(drivername="postgresql+asyncpg")
+        if parsed.drivername == "postgresql+asyncpg" and "sslmode" in parsed.query and "ssl" not in parsed.query:
+            # libpq spells it sslmode (as hosted providers' URLs do); asyncpg's own parameter is ssl.
+            parsed = parsed.update_query_dict({"ssl": parsed.query["sslmode"]}).difference_update_query(["sslmode"])
+        return parsed
+    raise ValueError(
+        f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
+        "use sqlite:///PATH or postgresql://USER@HOST/DB"
+    )
+
+
+def create_engine(url: str, **engine_options: Any) -> AsyncEngine:
+    """An ``AsyncEngine`` for ``url``; for SQLite the file's folder is created and every connection tuned."""
+    parsed = database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _create_sqlite_engine(parsed, engine_options)
+    if parsed.drivername == "postgresql+asyncpg":
+        _require_asyncpg()
+    engine_options.setdefault("pool_pre_ping", True)
+    return _create_async_engine(parsed, **engine_options)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # Records are copied out of rows, so nothing needs reloading after a commit.
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config() -> Config:
+    """Alembic's configuration, built in code so that it works from an installed package."""
+    config = Config()
+    # Config values pass through ConfigParser interpolation, where a bare % is an error.
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest migration shipped with this version of imagegate."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The migration the database is at; None for an empty database."""
+    async with engine.connect() as connection:
+        return await connection.run_sync(_current_revision_sync)
+
+
+async def upgrade_database(engine_or_url: AsyncEngine | str, revision: str = "head") -> None:
+    """Run the migrations up to ``revision``; a database already there is left untouched."""
+    if isinstance(engine_or_url, AsyncEngine):
+        await _upgrade(engine_or_url, revision)
+        return
+    engine = create_engine(engine_or_url)
+    try:
+        await _upgrade(engine, revision)
+    finally:
+        await engine.dispose()
+
+
+async def lock_for_migrations(connection: AsyncConnection) -> None:
+    """Begin a transaction that no other migrating process can enter until it ends (also used by env.py)."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK_KEY})
+    elif dialect == "sqlite":
+        # The write lock up front: a second process waits here (busy_timeout) and then finds the work done.
+        await connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def _upgrade(engine: AsyncEngine, revision: str) -> None:
+    async with engine.connect() as connection:
+        await lock_for_migrations(connection)
+        await connection.run_sync(_upgrade_sync, revision)
+        await connection.commit()
+
+
+def _upgrade_sync(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    # env.py runs on this connection, inside the transaction (and lock) already open on it.
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+def _current_revision_sync(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _create_sqlite_engine(url: URL, engine_options: dict[str, Any]) -> AsyncEngine:
+    if sqlite3.sqlite_version_info < _MIN_SQLITE_VERSION:
+        raise RuntimeError(
+            f"SQLite {sqlite3.sqlite_version} is too old: imagegate needs 3.35 or newer (or use PostgreSQL)"
+        )
+    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = _create_async_engine(url, **engine_options)
+    event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+    return engine
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
+    # Python's sqlite3 begins transactions only before writes, so a transaction's first statement is a write
+    # and a competing writer waits (busy_timeout) instead of failing with a stale-snapshot SQLITE_BUSY.
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def _require_asyncpg() -> None:
+    try:
+        importlib.import_module("asyncpg")
+    except ImportError as exc:
+        raise ModuleNotFoundError(
+            "PostgreSQL support needs the asyncpg driver: pip install 'imagegate[postgres]'", name="asyncpg"
+        ) from exc

@@ -1,0 +1,235 @@
+"""SQL implementations of the core's repository ports (keys, jobs, files) over one ``AsyncSession``.
+
+Each repository maps rows to the core's frozen records and back, and nothing more: it never commits (the
+unit of work does), and every state change that races with other workers is a single conditional statement
+(``claim``, ``update``, ``revoke``) so that the database, not the caller, decides who wins.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imagegate.core.jobs import Job, JobStatus
+from imagegate.core.ports import ApiKey, FileRecord
+from imagegate.persistence.codec import decode_error, decode_results, encode_error, encode_results
+from imagegate.persistence.tables import api_keys, files, jobs
+
+# Everything but the spec: the spec can be large (input images) and only the worker that runs the job reads it.
+_JOB_COLUMNS = [column for column in jobs.c if column.key != "spec"]
+
+
+class SqlKeyRepository:
+    """API keys as stored: hashes, never the keys themselves."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, key: ApiKey) -> None:
+        await self._session.execute(
+            insert(api_keys).values(
+                id=key.id,
+                name=key.name,
+                prefix=key.prefix,
+                key_hash=key.key_hash,
+                credits=key.credits,
+                is_admin=key.is_admin,
+                created_at=key.created_at,
+                revoked_at=key.revoked_at,
+            )
+        )
+
+    async def get(self, key_id: str) -> ApiKey | None:
+        row = (await self._session.execute(select(api_keys).where(api_keys.c.id == key_id))).first()
+        return None if row is None else _api_key(row)
+
+    async def find_by_hash(self, key_hash: str) -> ApiKey | None:
+        query = select(api_keys).where(api_keys.c.key_hash == key_hash)
+        row = (await self._session.execute(query)).first()
+        return None if row is None else _api_key(row)
+
+    async def list(self) -> builtins.list[ApiKey]:
+        query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
+        return [_api_key(row) for row in await self._session.execute(query)]
+
+    async def revoke(self, key_id: str, at: datetime) -> bool:
+        """True when this call revoked an active key; an already revoked key keeps its first revocation time."""
+        statement = (
+            update(api_keys)
+            .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+            .returning(api_keys.c.id)
+        )
+        return (await self._session.execute(statement)).first() is not None
+
+    async def count(self) -> int:
+        total = (await self._session.execute(select(func.count()).select_from(api_keys))).scalar_one()
+        return int(total)
+
+
+class SqlJobRepository:
+    """Jobs and their specs; ``claim`` and ``update`` are the fenced moves that make execution at-least-once safe."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, job: Job, spec_doc: Mapping[str, Any]) -> None:
+        await self._session.execute(
+            insert(jobs).values(
+                id=job.id,
+                key_id=job.key_id,
+                model=job.model,
+                dialect=job.dialect,
+                n=job.n,
+                created_at=job.created_at,
+                request_id=job.request_id,
+                spec=dict(spec_doc),
+                **_mutable_values(job),
+            )
+        )
+
+    async def get(self, job_id: str) -> Job | None:
+        row = (await self._session.execute(select(*_JOB_COLUMNS).where(jobs.c.id == job_id))).first()
+        return None if row is None else _job(row)
+
+    async def get_spec_doc(self, job_id: str) -> dict[str, Any] | None:
+        spec = (await self._session.execute(select(jobs.c.spec).where(jobs.c.id == job_id))).scalar_one_or_none()
+        return None if spec is None else dict(spec)
+
+    async def claim(self, job_id: str, *, now: datetime, lease_until: datetime) -> Job | None:
+        """Atomically move a QUEUED job to RUNNING, counting the attempt; None when it was not QUEUED."""
+        statement = (
+            update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status == JobStatus.QUEUED.value)
+            .values(
+                status=JobStatus.RUNNING.value,
+                attempts=jobs.c.attempts + 1,
+                started_at=now,
+                lease_expires_at=lease_until,
+            )
+            .returning(*_JOB_COLUMNS)
+        )
+        row = (await self._session.execute(statement)).first()
+        return None if row is None else _job(row)
+
+    async def update(self, job: Job, *, expected_status: JobStatus, expected_attempts: int) -> bool:
+        """Write ``job`` only if the row is still in ``expected_status`` at ``expected_attempts`` (fencing)."""
+        statement = (
+            update(jobs)
+            .where(
+                jobs.c.id == job.id,
+                jobs.c.status == expected_status.value,
+                jobs.c.attempts == expected_attempts,
+            )
+            .values(**_mutable_values(job))
+            .returning(jobs.c.id)
+        )
+        return (await self._session.execute(statement)).first() is not None
+
+    async def ids_with_status(self, status: JobStatus, *, limit: int = 1000) -> builtins.list[str]:
+        query = (
+            select(jobs.c.id).where(jobs.c.status == status.value).order_by(jobs.c.created_at, jobs.c.id).limit(limit)
+        )
+        return [str(job_id) for job_id in (await self._session.execute(query)).scalars()]
+
+    async def expired_leases(self, now: datetime, *, limit: int = 1000) -> builtins.list[Job]:
+        """RUNNING jobs whose lease ran out: their worker died or lost contact."""
+        query = (
+            select(*_JOB_COLUMNS)
+            .where(jobs.c.status == JobStatus.RUNNING.value, jobs.c.lease_expires_at < now)
+            .order_by(jobs.c.lease_expires_at, jobs.c.id)
+            .limit(limit)
+        )
+        return [_job(row) for row in await self._session.execute(query)]
+
+
+class SqlFileRepository:
+    """Records of stored output images; the bytes live in the object store."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, record: FileRecord) -> None:
+        await self._session.execute(
+            insert(files).values(
+                id=record.id,
+                job_id=record.job_id,
+                key_id=record.key_id,
+                storage_key=record.storage_key,
+                mime_type=record.mime_type,
+                size_bytes=record.size_bytes,
+                width=record.width,
+                height=record.height,
+                created_at=record.created_at,
+                expires_at=record.expires_at,
+            )
+        )
+
+    async def get(self, file_id: str) -> FileRecord | None:
+        row = (await self._session.execute(select(files).where(files.c.id == file_id))).first()
+        if row is None:
+            return None
+        return FileRecord(
+            id=row.id,
+            job_id=row.job_id,
+            key_id=row.key_id,
+            storage_key=row.storage_key,
+            mime_type=row.mime_type,
+            size_bytes=row.size_bytes,
+            width=row.width,
+            height=row.height,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+        )
+
+
+def _mutable_values(job: Job) -> dict[str, Any]:
+    """The columns a job's life changes; identity, owner, request and spec are written once by ``add``."""
+    return {
+        "status": job.status.value,
+        "attempts": job.attempts,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "lease_expires_at": job.lease_expires_at,
+        "deployment": job.deployment,
+        "results": encode_results(job.results),
+        "error": encode_error(job.error),
+    }
+
+
+def _api_key(row: Row[Any]) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        key_hash=row.key_hash,
+        credits=row.credits,
+        is_admin=row.is_admin,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _job(row: Row[Any]) -> Job:
+    return Job(
+        id=row.id,
+        key_id=row.key_id,
+        model=row.model,
+        status=JobStatus(row.status),
+        created_at=row.created_at,
+        attempts=row.attempts,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        lease_expires_at=row.lease_expires_at,
+        deployment=row.deployment,
+        results=decode_results(row.results),
+        error=decode_error(row.error),
+        n=row.n,
+        dialect=row.dialect,
+        request_id=row.request_id,
+    )

@@ -1,0 +1,129 @@
+"""The database schema as SQLAlchemy Core tables: api_keys, jobs and files, and their column types.
+
+This is the single description of what the migrations create (a test compares the two); the repositories
+read and write through these tables. Timestamps are always timezone-aware UTC in Python, whatever the backend
+stores, and JSON documents are JSONB on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+# Deterministic constraint names, so later migrations can address them on every backend
+# (SQLite batch migrations cannot alter an unnamed constraint).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp that goes in aware, is stored as UTC, and comes out aware UTC on every backend.
+
+    SQLite keeps no offset (SQLAlchemy silently drops tzinfo there), so the value is converted to UTC first;
+    a naive datetime is refused because its meaning is a guess.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: imagegate stores only timezone-aware timestamps")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def json_document() -> Any:
+    """JSON on SQLite, JSONB on PostgreSQL; Python ``None`` is SQL NULL, not the JSON ``null``."""
+    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", String, nullable=False),
+    Column("prefix", String, nullable=False),
+    Column("key_hash", String, nullable=False, unique=True, index=True),
+    Column("credits", BigInteger, nullable=False),  # micro-units
+    Column("is_admin", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("key_id", String, ForeignKey("api_keys.id"), nullable=False, index=True),
+    Column("model", String, nullable=False),
+    Column("dialect", String, nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("lease_expires_at", UtcDateTime, nullable=True),
+    Column("deployment", String, nullable=True),
+    Column("request_id", String, nullable=True),
+    Column("spec", json_document(), nullable=False),
+    Column("results", json_document(), nullable=False),
+    Column("error", json_document(), nullable=True),
+    CheckConstraint("status IN ({})".format(", ".join(f"'{s}'" for s in JOB_STATUSES)), name="status"),
+    # Both start with status, so they also serve plain status lookups: the first for the oldest jobs of a
+    # status (ids_with_status), the second for the lease sweeper (expired_leases).
+    Index("ix_jobs_status_created_at", "status", "created_at"),
+    Index("ix_jobs_status_lease_expires_at", "status", "lease_expires_at"),
+)
+
+files = Table(
+    "files",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("job_id", String, ForeignKey("jobs.id"), nullable=False, index=True),
+    Column("key_id", String, nullable=False, index=True),
+    Column("storage_key", String, nullable=False),
+    Column("mime_type", String, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True, index=True),
+)

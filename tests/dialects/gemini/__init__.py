@@ -1,0 +1,1 @@
+"""Tests of the Gemini dialect: wire types, translation, rendering and errors."""

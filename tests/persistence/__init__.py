@@ -1,0 +1,1 @@
+"""Tests of the SQL persistence adapter, on SQLite and PostgreSQL alike."""

@@ -1,0 +1,78 @@
+"""Engines from URLs: the async driver is filled in, SQLite connections are tuned, a missing driver is explained."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from imagegate.persistence.db import create_engine, database_url, session_factory
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("sqlite:///relative.db", "sqlite+aiosqlite:///relative.db"),
+        ("sqlite:////abs/imagegate.db", "sqlite+aiosqlite:////abs/imagegate.db"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("postgres://u:p@db:5432/ig", "postgresql+asyncpg://u:p@db:5432/ig"),
+        ("postgresql://u@db/ig", "postgresql+asyncpg://u@db/ig"),
+        ("postgresql+asyncpg://u@db/ig", "postgresql+asyncpg://u@db/ig"),
+        ("postgres://u@db/ig?sslmode=require", "postgresql+asyncpg://u@db/ig?ssl=require"),
+    ],
+)
+def test_database_url_names_the_async_driver(given: str, expected: str) -> None:
+    assert database_url(given).render_as_string(hide_password=False) == expected
+
+
+def test_home_relative_sqlite_path_is_expanded() -> None:
+    parsed = database_url("sqlite:///~/imagegate/imagegate.db")
+    assert parsed.database == str(Path("~/imagegate/imagegate.db").expanduser())
+
+
+def test_unsupported_database_is_refused_without_showing_the_password() -> None:
+    with pytest.raises(ValueError, match="unsupported database URL") as caught:
+        database_url("mysql://user:secret@db/ig")
+    assert "secret" not in str(caught.value)
+
+
+def test_missing_asyncpg_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # makes `import asyncpg` fail
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'imagegate\[postgres\]'"):
+        create_engine("postgres://u@db/ig")
+
+
+async def test_sqlite_engine_creates_the_folder_and_tunes_every_connection(tmp_path: Path) -> None:
+    path = tmp_path / "deeper" / "still" / "imagegate.db"
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        assert path.parent.is_dir()
+        async with engine.connect() as first, engine.connect() as second:
+            for connection in (first, second):
+                pragmas = {
+                    name: (await connection.exec_driver_sql(f"PRAGMA {name}")).scalar_one()
+                    for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
+                }
+                assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000, "synchronous": 1}
+    finally:
+        await engine.dispose()
+
+
+async def test_in_memory_sqlite_works() -> None:
+    engine = create_engine("sqlite://")
+    try:
+        async with engine.connect() as connection:
+            assert (await connection.execute(text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_sessions_do_not_expire_records_on_commit(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        sessions = session_factory(engine)
+        assert sessions.kw["expire_on_commit"] is False
+    finally:
+        await engine.dispose()

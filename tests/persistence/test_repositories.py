@@ -1,0 +1,287 @@
+"""The SQL repositories keep every field exactly, and their conditional moves (claim, fenced update) hold."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, timedelta, timezone
+
+import pytest
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from imagegate.core.jobs import Job, JobStatus
+from imagegate.core.ports import UnitOfWorkFactory
+
+from .records import SPEC_DOC, T0, finished_job, make_file, make_job, make_key
+
+LEASE = timedelta(minutes=5)
+
+
+async def _store(uow_factory: UnitOfWorkFactory, *jobs: Job) -> None:
+    async with uow_factory() as uow:
+        if await uow.keys.get("key_1") is None:
+            await uow.keys.add(make_key("key_1"))
+        for job in jobs:
+            await uow.jobs.add(job, SPEC_DOC)
+        await uow.commit()
+
+
+async def _claim(uow_factory: UnitOfWorkFactory, job_id: str) -> Job | None:
+    async with uow_factory() as uow:
+        job = await uow.jobs.claim(job_id, now=T0 + timedelta(seconds=1), lease_until=T0 + LEASE)
+        await uow.commit()
+        return job
+
+
+# --- keys -----------------------------------------------------------------------------------------------
+
+
+async def test_key_round_trip(uow_factory: UnitOfWorkFactory) -> None:
+    key = replace(make_key("key_1", credits=9_000_000_000_000), is_admin=True)
+    async with uow_factory() as uow:
+        await uow.keys.add(key)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        assert await uow.keys.get("key_1") == key
+        assert await uow.keys.find_by_hash("hash-key_1") == key
+        assert await uow.keys.get("missing") is None
+        assert await uow.keys.find_by_hash("hash-missing") is None
+
+
+async def test_keys_list_oldest_first_and_count(uow_factory: UnitOfWorkFactory) -> None:
+    keys = [make_key(f"key_{i}", created_at=T0 + timedelta(minutes=i)) for i in (3, 1, 2)]
+    async with uow_factory() as uow:
+        assert await uow.keys.count() == 0
+        assert await uow.keys.list() == []
+        for key in keys:
+            await uow.keys.add(key)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        assert [k.id for k in await uow.keys.list()] == ["key_1", "key_2", "key_3"]
+        assert await uow.keys.count() == 3
+
+
+async def test_revoke_only_an_active_key(uow_factory: UnitOfWorkFactory) -> None:
+    async with uow_factory() as uow:
+        await uow.keys.add(make_key("key_1"))
+        assert await uow.keys.revoke("key_1", T0 + timedelta(days=1)) is True
+        assert await uow.keys.revoke("key_1", T0 + timedelta(days=2)) is False
+        assert await uow.keys.revoke("missing", T0) is False
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        revoked = await uow.keys.get("key_1")
+    assert revoked is not None
+    assert revoked.revoked_at == T0 + timedelta(days=1)
+    assert not revoked.active
+
+
+async def test_key_hash_is_unique(uow_factory: UnitOfWorkFactory) -> None:
+    async with uow_factory() as uow:
+        await uow.keys.add(make_key("key_1"))
+        with pytest.raises(IntegrityError):
+            await uow.keys.add(replace(make_key("key_2"), key_hash="hash-key_1"))
+
+
+# --- jobs -----------------------------------------------------------------------------------------------
+
+
+async def test_job_round_trip_with_results(uow_factory: UnitOfWorkFactory) -> None:
+    running = make_job(status=JobStatus.RUNNING, attempts=1, lease_expires_at=T0 + LEASE)
+    running = replace(running, started_at=T0 + timedelta(seconds=1))
+    done = finished_job(running)
+    await _store(uow_factory, done)
+
+    async with uow_factory() as uow:
+        loaded = await uow.jobs.get(done.id)
+        assert await uow.jobs.get("missing") is None
+    assert loaded == done
+    assert loaded.results[1].error is not None
+    assert loaded.results[1].error.retry_after_s == 2.5
+
+
+async def test_spec_doc_round_trip(uow_factory: UnitOfWorkFactory) -> None:
+    await _store(uow_factory, make_job())
+    async with uow_factory() as uow:
+        assert await uow.jobs.get_spec_doc("job_1") == SPEC_DOC
+        assert await uow.jobs.get_spec_doc("missing") is None
+
+
+async def test_job_needs_an_existing_key(uow_factory: UnitOfWorkFactory) -> None:
+    async with uow_factory() as uow:
+        with pytest.raises(IntegrityError):
+            await uow.jobs.add(make_job(key_id="nobody"), SPEC_DOC)
+
+
+async def test_claim_moves_a_queued_job_once(uow_factory: UnitOfWorkFactory) -> None:
+    await _store(uow_factory, make_job())
+
+    claimed = await _claim(uow_factory, "job_1")
+    started, lease = T0 + timedelta(seconds=1), T0 + LEASE
+    assert claimed == replace(
+        make_job(), status=JobStatus.RUNNING, attempts=1, started_at=started, lease_expires_at=lease
+    )
+
+    assert await _claim(uow_factory, "job_1") is None
+    assert await _claim(uow_factory, "missing") is None
+    async with uow_factory() as uow:
+        assert await uow.jobs.get("job_1") == claimed
+
+
+async def test_concurrent_claims_have_exactly_one_winner(uow_factory: UnitOfWorkFactory) -> None:
+    job_ids = [f"job_{i}" for i in range(5)]
+    await _store(uow_factory, *(make_job(job_id) for job_id in job_ids))
+
+    for job_id in job_ids:
+        outcomes = await asyncio.gather(_claim(uow_factory, job_id), _claim(uow_factory, job_id))
+        winners = [job for job in outcomes if job is not None]
+        assert len(winners) == 1, outcomes
+        async with uow_factory() as uow:
+            stored = await uow.jobs.get(job_id)
+        assert stored is not None
+        assert (stored.status, stored.attempts) == (JobStatus.RUNNING, 1)
+
+
+async def test_a_claim_racing_an_uncommitted_claim_loses(uow_factory: UnitOfWorkFactory) -> None:
+    await _store(uow_factory, make_job())
+    async with uow_factory() as first:
+        assert await first.jobs.claim("job_1", now=T0, lease_until=T0 + LEASE) is not None
+        # The rival waits on the first claim's row (PostgreSQL) or write lock (SQLite), then finds it taken.
+        rival = asyncio.create_task(_claim(uow_factory, "job_1"))
+        await first.commit()
+    assert await rival is None
+
+
+async def test_fenced_update_rejects_a_stale_writer(uow_factory: UnitOfWorkFactory) -> None:
+    await _store(uow_factory, make_job())
+    claimed = await _claim(uow_factory, "job_1")
+    assert claimed is not None
+    done = finished_job(claimed)
+
+    async with uow_factory() as uow:
+        assert not await uow.jobs.update(done, expected_status=JobStatus.RUNNING, expected_attempts=0)
+        assert not await uow.jobs.update(done, expected_status=JobStatus.QUEUED, expected_attempts=1)
+        assert not await uow.jobs.update(
+            replace(done, id="missing"), expected_status=JobStatus.RUNNING, expected_attempts=1
+        )
+        assert await uow.jobs.get("job_1") == claimed
+        assert await uow.jobs.update(done, expected_status=JobStatus.RUNNING, expected_attempts=1)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        assert await uow.jobs.get("job_1") == done
+        # The first writer won; a second one fenced on the same attempt now finds the job moved on.
+        assert not await uow.jobs.update(done, expected_status=JobStatus.RUNNING, expected_attempts=1)
+
+
+async def test_update_writes_every_mutable_column(uow_factory: UnitOfWorkFactory) -> None:
+    await _store(uow_factory, make_job())
+    claimed = await _claim(uow_factory, "job_1")
+    assert claimed is not None
+    requeued = claimed.moved_to(JobStatus.QUEUED, lease_expires_at=None, deployment="gemini")
+
+    async with uow_factory() as uow:
+        assert await uow.jobs.update(requeued, expected_status=JobStatus.RUNNING, expected_attempts=1)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.jobs.get("job_1") == requeued
+
+    second = await _claim(uow_factory, "job_1")
+    assert second is not None
+    assert second.attempts == 2
+
+
+async def test_expired_leases_are_only_running_jobs_past_their_lease(uow_factory: UnitOfWorkFactory) -> None:
+    now = T0 + timedelta(hours=1)
+    running = JobStatus.RUNNING
+    await _store(
+        uow_factory,
+        make_job("expired_late", status=running, attempts=1, lease_expires_at=now - timedelta(microseconds=1)),
+        make_job("expired_early", status=running, attempts=1, lease_expires_at=now - timedelta(minutes=10)),
+        make_job("expires_now", status=running, attempts=1, lease_expires_at=now),
+        make_job("still_leased", status=running, attempts=1, lease_expires_at=now + timedelta(minutes=1)),
+        make_job("queued", lease_expires_at=now - timedelta(minutes=10)),
+        make_job("failed", status=JobStatus.FAILED, lease_expires_at=now - timedelta(minutes=10)),
+    )
+
+    async with uow_factory() as uow:
+        assert [job.id for job in await uow.jobs.expired_leases(now)] == ["expired_early", "expired_late"]
+        assert [job.id for job in await uow.jobs.expired_leases(now, limit=1)] == ["expired_early"]
+        # Any timezone names the same instant.
+        in_tokyo = now.astimezone(timezone(timedelta(hours=9)))
+        assert len(await uow.jobs.expired_leases(in_tokyo)) == 2
+
+
+async def test_ids_with_status_oldest_first(uow_factory: UnitOfWorkFactory) -> None:
+    await _store(
+        uow_factory,
+        make_job("newer", created_at=T0 + timedelta(seconds=2)),
+        make_job("oldest", created_at=T0),
+        make_job("middle", created_at=T0 + timedelta(seconds=1)),
+        make_job("running", status=JobStatus.RUNNING, created_at=T0 - timedelta(days=1)),
+    )
+    async with uow_factory() as uow:
+        assert await uow.jobs.ids_with_status(JobStatus.QUEUED) == ["oldest", "middle", "newer"]
+        assert await uow.jobs.ids_with_status(JobStatus.QUEUED, limit=2) == ["oldest", "middle"]
+        assert await uow.jobs.ids_with_status(JobStatus.RUNNING) == ["running"]
+        assert await uow.jobs.ids_with_status(JobStatus.CANCELLED) == []
+
+
+# --- files ----------------------------------------------------------------------------------------------
+
+
+async def test_file_round_trip(uow_factory: UnitOfWorkFactory) -> None:
+    await _store(uow_factory, make_job())
+    expiring = make_file("file_2", expires_at=T0 + timedelta(days=30))
+    async with uow_factory() as uow:
+        await uow.files.add(make_file("file_1"))
+        await uow.files.add(expiring)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        assert await uow.files.get("file_1") == make_file("file_1")
+        assert await uow.files.get("file_2") == expiring
+        assert await uow.files.get("missing") is None
+
+
+async def test_file_needs_an_existing_job(uow_factory: UnitOfWorkFactory) -> None:
+    await _store(uow_factory)
+    async with uow_factory() as uow:
+        with pytest.raises(IntegrityError):
+            await uow.files.add(make_file(job_id="missing"))
+
+
+# --- timestamps -----------------------------------------------------------------------------------------
+
+
+async def test_timestamps_come_back_aware_utc(uow_factory: UnitOfWorkFactory) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    await _store(uow_factory, make_job(created_at=T0.astimezone(plus_two)))
+    claimed = await _claim(uow_factory, "job_1")
+    assert claimed is not None
+
+    async with uow_factory() as uow:
+        await uow.files.add(make_file(expires_at=(T0 + LEASE).astimezone(plus_two)))
+        await uow.commit()
+    async with uow_factory() as uow:
+        key = await uow.keys.get("key_1")
+        job = await uow.jobs.get("job_1")
+        record = await uow.files.get("file_1")
+    assert key is not None
+    assert job is not None
+    assert record is not None
+    stamps = [key.created_at, job.created_at, job.started_at, job.lease_expires_at, record.expires_at]
+    for stamp in stamps:
+        assert stamp is not None
+        assert stamp.tzinfo is UTC
+    assert job.created_at == T0
+    assert record.expires_at == T0 + LEASE
+
+
+async def test_naive_timestamps_are_refused(uow_factory: UnitOfWorkFactory) -> None:
+    async with uow_factory() as uow:
+        with pytest.raises(StatementError, match="naive datetime") as caught:
+            await uow.keys.add(make_key(created_at=T0.replace(tzinfo=None)))
+    assert isinstance(caught.value.orig, ValueError)
