@@ -45,8 +45,13 @@ def build_router(settings: Settings) -> Router:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings, *, start_workers: bool = True) -> AsyncIterator[Runtime]:
-    """Migrate the database, wire every adapter, run the workers; close everything on the way out."""
+async def open_runtime(
+    settings: Settings, *, start_workers: bool = True, recover: bool = True
+) -> AsyncIterator[Runtime]:
+    """Migrate the database, wire every adapter, run the workers; close everything on the way out.
+
+    ``recover=False`` is for one-off runs beside a server: run only our own jobs, adopt no orphans.
+    """
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.effective_database_url)
     router = build_router(settings)
@@ -72,7 +77,7 @@ async def open_runtime(settings: Settings, *, start_workers: bool = True) -> Asy
             runtime.workers = WorkerPool(
                 services, concurrency=settings.workers, sweep_interval_s=settings.sweep_interval_s
             )
-            await runtime.workers.start(recover_all_running=settings.queue_url.startswith("inprocess"))
+            await runtime.workers.start(recover=recover, recover_all_running=settings.queue_url.startswith("inprocess"))
         try:
             yield runtime
         finally:

@@ -25,8 +25,11 @@ def settings_from(config: Path | None, **overrides: Any) -> Settings:
 
 
 def run_with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[T]], *, workers: bool = False) -> T:
+    """Run ``action`` against the runtime. With ``workers`` it runs its own jobs only: a server may be running
+    on the same database, and its jobs are not ours to recover."""
+
     async def main() -> T:
-        async with open_runtime(settings, start_workers=workers) as runtime:
+        async with open_runtime(settings, start_workers=workers, recover=False) as runtime:
             return await action(runtime)
 
     return asyncio.run(main())

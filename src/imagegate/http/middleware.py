@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -36,12 +37,12 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimitMiddleware:
-    """Refuse bodies over ``max_bytes`` before reading them all (declared length) or as they stream in."""
+    """Refuse bodies over ``max_bytes`` before reading them all (declared length) or as they stream in.
+
+    A streamed body that grows too large is cut off as if the client had gone; whatever the app makes of
+    that is dropped and replaced by one 413.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -53,28 +54,40 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _too_large(scope, send, self.max_bytes)
+            await _too_large(send, self.max_bytes)
             return
         received = 0
+        exceeded = started = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise BodyTooLarge
+                    exceeded = True
+                    return {"type": "http.disconnect"}
             return message
 
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, counting_receive, send)
-        except BodyTooLarge:
-            await _too_large(scope, send, self.max_bytes)
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not started:
+            await _too_large(send, self.max_bytes)
 
 
-async def _too_large(scope: Scope, send: Send, max_bytes: int) -> None:
-    import json
-
+async def _too_large(send: Send, max_bytes: int) -> None:
     message = f"The request body is larger than this server accepts ({max_bytes} bytes)."
     body: dict[str, Any] = {"error": {"code": 413, "message": message, "status": "INVALID_ARGUMENT"}}
     payload = json.dumps(body).encode()

@@ -24,9 +24,8 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _SQLITE_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",  # readers never block the writer, nor it them
-    "PRAGMA foreign_keys=ON",  # SQLite ignores foreign keys unless asked, per connection
     "PRAGMA busy_timeout=5000",  # wait for a competing writer instead of failing at once
+    "PRAGMA foreign_keys=ON",  # SQLite ignores foreign keys unless asked, per connection
     "PRAGMA synchronous=NORMAL",  # durable enough under WAL, and much faster than FULL
 )
 
@@ -154,8 +153,24 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
     try:
         for pragma in _SQLITE_PRAGMAS:
             cursor.execute(pragma)
+        _use_wal(cursor)
     finally:
         cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the file to WAL (readers never block the writer, nor it them); it stays so once done."""
+    cursor.execute("PRAGMA journal_mode")
+    if cursor.fetchone()[0] == "wal":
+        return
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError:
+        # Another connection is converting this new file right now, and the switch does not honour
+        # busy_timeout; BEGIN IMMEDIATE does, so it waits until the other one is done, then the switch is a no-op.
+        cursor.execute("BEGIN IMMEDIATE")
+        cursor.execute("ROLLBACK")
+        cursor.execute("PRAGMA journal_mode=WAL")
 
 
 def _require_asyncpg() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 
 from imagegate.services.context import Services
 from imagegate.services.execute import execute_job
@@ -20,22 +21,21 @@ class WorkerPool:
         self._sweep_interval_s = sweep_interval_s
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self, *, recover_all_running: bool) -> None:
-        """Recover what a previous process left, then start working.
+    async def start(self, *, recover: bool, recover_all_running: bool) -> None:
+        """Recover what a previous process left (when ``recover``), then start working.
 
         ``recover_all_running``: this process is the only worker (in-process queue), so every RUNNING job
-        is an orphan of a previous run, whatever its lease says.
+        is an orphan of a previous run, whatever its lease says. Without ``recover`` (a one-off CLI run
+        beside a server) the pool only runs what this process enqueues, and sweeps nothing.
         """
-        if recover_all_running:
-            from datetime import timedelta
-
-            await recover_jobs(self._svc, stale_before=self._svc.clock() + timedelta(days=36500))
-        else:
-            await recover_jobs(self._svc)
+        if recover:
+            far_future = self._svc.clock() + timedelta(days=36500)
+            await recover_jobs(self._svc, stale_before=far_future if recover_all_running else None)
         self._tasks = [
             asyncio.create_task(self._work(i), name=f"imagegate-worker-{i}") for i in range(self._concurrency)
         ]
-        self._tasks.append(asyncio.create_task(self._sweep(), name="imagegate-sweeper"))
+        if recover:
+            self._tasks.append(asyncio.create_task(self._sweep(), name="imagegate-sweeper"))
 
     async def _work(self, number: int) -> None:
         while True:
