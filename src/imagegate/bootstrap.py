@@ -18,6 +18,7 @@ from imagegate.providers.registry import build_provider
 from imagegate.queue import open_queue
 from imagegate.routing.router import Deployment, Router
 from imagegate.services.context import ServiceConfig, Services
+from imagegate.services.ratelimit import KeyRateLimiter
 from imagegate.services.workers import WorkerPool
 from imagegate.settings import Settings
 from imagegate.storage import open_object_store
@@ -71,6 +72,7 @@ async def open_runtime(
                 max_attempts=settings.max_attempts,
                 sync_timeout_s=settings.sync_timeout_s,
             ),
+            limiter=KeyRateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None,
         )
         runtime = Runtime(settings, services, engine)
         if start_workers:

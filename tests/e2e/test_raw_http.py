@@ -154,3 +154,21 @@ def test_models_list_serves_gemini_and_openai_shapes(server: Server) -> None:
 def test_unknown_path_is_a_gemini_404(server: Server) -> None:
     response = httpx.get(f"{server.url}/v1beta/nothing-here", headers={"x-goog-api-key": server.key}, timeout=30)
     assert response.status_code == 404 and response.json()["error"]["status"] == "NOT_FOUND"
+
+
+def test_per_key_quota_is_429_with_retry_info(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from .server import start_server
+
+    limited = start_server(tmp_path / "quota", env={"IMAGEGATE_RATE_LIMIT_PER_MINUTE": "2"})
+    try:
+        body = {"contents": [{"parts": [{"text": "x"}]}]}
+        headers = {"x-goog-api-key": limited.key}
+        assert [post(limited, f"/v1beta{PATH}", body, headers=headers).status_code for _ in range(2)] == [200, 200]
+        response = post(limited, f"/v1beta{PATH}", body, headers=headers)
+        assert response.status_code == 429
+        error = response.json()["error"]
+        assert error["status"] == "RESOURCE_EXHAUSTED"
+        [retry] = [d for d in error["details"] if d["@type"].endswith("RetryInfo")]
+        assert retry["retryDelay"] in ("30s", "31s")
+    finally:
+        limited.stop()

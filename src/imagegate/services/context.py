@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from imagegate.core.capabilities import ModelCatalog
 from imagegate.core.ports import JobEvents, JobQueue, ObjectStore, UnitOfWorkFactory
 from imagegate.routing.router import Router
+from imagegate.services.ratelimit import KeyRateLimiter
 
 
 def utc_now() -> datetime:
@@ -34,3 +35,4 @@ class Services:
     catalog: ModelCatalog
     config: ServiceConfig = field(default_factory=ServiceConfig)
     clock: Callable[[], datetime] = utc_now
+    limiter: KeyRateLimiter | None = None  # None: no per-key quota

@@ -35,6 +35,8 @@ def check_spec(spec: JobSpec, model: ModelSpec, max_n: int) -> None:
 async def submit_job(svc: Services, principal: ApiKey, spec: JobSpec, *, request_id: str | None = None) -> Job:
     model = resolve_model(svc, spec.model)
     check_spec(spec, model, svc.config.max_n)
+    if svc.limiter is not None:  # after validation: a malformed request does not use up the quota
+        svc.limiter.check(principal.id)
     job = Job(
         id=new_id("job"),
         key_id=principal.id,
