@@ -20,6 +20,7 @@ from imagegate.persistence.db import create_engine, database_url, session_factor
         ("postgres://u:p@db:5432/ig", "postgresql+asyncpg://u:p@db:5432/ig"),
         ("postgresql://u@db/ig", "postgresql+asyncpg://u@db/ig"),
         ("postgresql+asyncpg://u@db/ig", "postgresql+asyncpg://u@db/ig"),
+        ("postgres+asyncpg://u@db/ig", "postgresql+asyncpg://u@db/ig"),
         ("postgres://u@db/ig?sslmode=require", "postgresql+asyncpg://u@db/ig?ssl=require"),
     ],
 )

@@ -72,7 +72,9 @@ class JobRepository(Protocol):
         """Write ``job`` only if the row is still in ``expected_status`` at ``expected_attempts`` (fencing)."""
         ...
 
-    async def ids_with_status(self, status: JobStatus, *, limit: int = 1000) -> list[str]: ...
+    async def ids_with_status(self, status: JobStatus, *, limit: int = 1000) -> list[str]:
+        """Ids of jobs in ``status``, oldest first (so recovery re-delivers in arrival order)."""
+        ...
 
     async def expired_leases(self, now: datetime, *, limit: int = 1000) -> list[Job]:
         """RUNNING jobs whose lease ran out: their worker died or lost contact."""

@@ -47,8 +47,9 @@ def database_url(url: str) -> URL:
             parsed = parsed.set(database=str(Path(parsed.database).expanduser()))
         return parsed
     if backend in ("postgres", "postgresql"):
-        if parsed.drivername in ("postgres", "postgresql"):
-            parsed = parsed.set(drivername="postgresql+asyncpg")
+        _, _, driver = parsed.drivername.partition("+")
+        # SQLAlchemy dropped the "postgres" alias that Heroku-style URLs still use.
+        parsed = parsed.set(drivername=f"postgresql+{driver or 'asyncpg'}")
         if parsed.drivername == "postgresql+asyncpg" and "sslmode" in parsed.query and "ssl" not in parsed.query:
             # libpq spells it sslmode (as hosted providers' URLs do); asyncpg's own parameter is ssl.
             parsed = parsed.update_query_dict({"ssl": parsed.query["sslmode"]}).difference_update_query(["sslmode"])
@@ -141,14 +142,15 @@ def _create_sqlite_engine(url: URL, engine_options: dict[str, Any]) -> AsyncEngi
         )
     if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    # The driver's own transaction handling stays: Python's sqlite3 begins a transaction only before the first
+    # write, so a competing writer waits (busy_timeout) there, instead of failing with SQLITE_BUSY as it would
+    # when upgrading a read transaction begun earlier. Races are settled by conditional UPDATEs, not by reads.
     engine = _create_async_engine(url, **engine_options)
     event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
     return engine
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
-    # Python's sqlite3 begins transactions only before writes, so a transaction's first statement is a write
-    # and a competing writer waits (busy_timeout) instead of failing with a stale-snapshot SQLITE_BUSY.
     cursor = dbapi_connection.cursor()
     try:
         for pragma in _SQLITE_PRAGMAS:

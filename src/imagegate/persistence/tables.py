@@ -27,6 +27,7 @@ from sqlalchemy import (
     TypeDecorator,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeEngine
 
 # Deterministic constraint names, so later migrations can address them on every backend
 # (SQLite batch migrations cannot alter an unnamed constraint).
@@ -67,7 +68,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-def json_document() -> Any:
+def json_document() -> TypeEngine[Any]:
     """JSON on SQLite, JSONB on PostgreSQL; Python ``None`` is SQL NULL, not the JSON ``null``."""
     return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 

@@ -74,6 +74,14 @@ async def execute_job(svc: Services, job_id: str) -> Job | None:
             await svc.store.delete(record.storage_key)
         return None
     svc.events.publish(job_id)
+    log.info(
+        "job %s %s: %d image(s) via %s, attempt %d",
+        job_id,
+        finished.status,
+        len(finished.images),
+        finished.deployment or "no deployment",
+        finished.attempts,
+    )
     return finished
 
 
