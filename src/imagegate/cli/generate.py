@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from pathlib import Path
 
 import httpx
@@ -150,7 +151,7 @@ def _write(images: list[tuple[bytes, str]], out: Path | None) -> list[Path]:
         return [out]
     directory = out or Path.cwd()
     directory.mkdir(parents=True, exist_ok=True)
-    stamp = __import__("time").strftime("%Y%m%d-%H%M%S")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     paths = []
     for number, (data, mime) in enumerate(images, start=1):
         path = directory / f"imagegate-{stamp}-{number}{_SUFFIX.get(mime, '.png')}"

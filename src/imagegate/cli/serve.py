@@ -10,6 +10,7 @@ from rich.console import Console
 
 from imagegate import __version__
 from imagegate.cli.common import ConfigOption, run_with_runtime, settings_from
+from imagegate.providers.registry import is_emulated
 from imagegate.services import accounts
 from imagegate.settings import Settings
 
@@ -23,7 +24,7 @@ def banner(settings: Settings, admin_key: str | None) -> None:
     console.print(f"  home      {settings.home}")
     console.print(f"  database  {settings.masked()['database_url']}")
     console.print(f"  providers {providers}")
-    if any(d.provider == "emulator" for d in deployments):
+    if any(is_emulated(d.provider) for d in deployments):
         console.print(
             "  [yellow]Images come from the built-in emulator: no upstream is configured "
             "(set GEMINI_API_KEY or add deployments to imagegate.toml).[/yellow]"

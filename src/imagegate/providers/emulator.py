@@ -89,6 +89,9 @@ class EmulatorOptions(BaseModel):
 class EmulatorProvider:
     """An ``ImageProvider`` that draws instead of calling a model. Built from options by ``from_options``."""
 
+    #: Its images are not a model's: the banner says so (see ``providers.registry.is_emulated``).
+    emulated = True
+
     def __init__(self, options: EmulatorOptions | None = None, *, sleep: Sleep = asyncio.sleep) -> None:
         self.options = options or EmulatorOptions()
         self._sleep = sleep

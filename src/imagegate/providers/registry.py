@@ -28,3 +28,8 @@ def load_provider_class(name: str) -> ProviderClass:
 
 def build_provider(name: str, options: Mapping[str, Any]) -> ImageProvider:
     return load_provider_class(name).from_options(options)
+
+
+def is_emulated(name: str) -> bool:
+    """Whether the provider registered as ``name`` draws stand-in images instead of calling a model."""
+    return bool(getattr(load_provider_class(name), "emulated", False))
