@@ -5,12 +5,15 @@ Nothing else builds adapters; the HTTP app and the CLI both start from ``open_ru
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from imagegate import imaging
 from imagegate.core.capabilities import ModelCatalog
 from imagegate.persistence.db import create_engine, session_factory, upgrade_database
 from imagegate.persistence.uow import SqlUnitOfWork
@@ -19,6 +22,7 @@ from imagegate.queue import open_queue
 from imagegate.routing.router import Deployment, Router
 from imagegate.services.context import ServiceConfig, Services
 from imagegate.services.ratelimit import KeyRateLimiter
+from imagegate.services.signing import FileUrlSigner
 from imagegate.services.workers import WorkerPool
 from imagegate.settings import Settings
 from imagegate.storage import open_object_store
@@ -30,6 +34,18 @@ class Runtime:
     services: Services
     engine: AsyncEngine
     workers: WorkerPool | None = None
+
+
+def url_signing_secret(settings: Settings) -> bytes:
+    """The configured key, or one made once and kept (owner-only) under the home, so links survive restarts."""
+    if settings.url_signing_key is not None:
+        return settings.url_signing_key.get_secret_value().encode()
+    path = settings.home / "url-signing.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as sink:
+            sink.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
 
 
 def build_router(settings: Settings) -> Router:
@@ -71,7 +87,10 @@ async def open_runtime(
                 job_lease_s=settings.job_lease_s,
                 max_attempts=settings.max_attempts,
                 sync_timeout_s=settings.sync_timeout_s,
+                file_retention_s=settings.file_retention_days * 86400 if settings.file_retention_days else None,
             ),
+            signer=FileUrlSigner(url_signing_secret(settings), ttl_s=settings.file_url_ttl_s),
+            transcode=imaging.transcode,
             limiter=KeyRateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None,
         )
         runtime = Runtime(settings, services, engine)

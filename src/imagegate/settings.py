@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1, description="runs of a job before a dead worker fails it")
     sweep_interval_s: float = Field(default=30.0, gt=0)
     max_request_bytes: int = Field(default=100 * 1024 * 1024, description="request bodies above this get 413")
+    url_signing_key: SecretStr | None = Field(
+        default=None, description="HMAC key of image URLs; default: a random key kept in IMAGEGATE_HOME/url-signing.key"
+    )
+    file_url_ttl_s: float = Field(default=3600.0, gt=0, description="how long a returned image URL works")
+    file_retention_days: float = Field(default=7.0, ge=0, description="output images are deleted after this; 0 = never")
     rate_limit_per_minute: int = Field(default=0, ge=0, description="requests per key per minute; 0 = no limit")
 
     models: list[ModelSettings] = Field(default_factory=_default_models)
@@ -152,6 +157,7 @@ class Settings(BaseSettings):
         data = self.model_dump(mode="json")
         data["database_url"] = _mask_url(self.effective_database_url)
         data["storage_url"] = self.effective_storage_url
+        data["url_signing_key"] = "***" if self.url_signing_key else None
         for dep in data.get("deployments", []):
             dep["options"] = _mask_options(dep.get("options", {}))
         return data

@@ -246,6 +246,27 @@ async def test_file_round_trip(uow_factory: UnitOfWorkFactory) -> None:
         assert await uow.files.get("missing") is None
 
 
+async def test_expired_files_are_listed_oldest_first_and_deleted(uow_factory: UnitOfWorkFactory) -> None:
+    await _store(uow_factory, make_job())
+    async with uow_factory() as uow:
+        await uow.files.add(make_file("file_keep"))  # no expiry: kept forever
+        await uow.files.add(make_file("file_late", expires_at=T0 + timedelta(hours=2)))
+        await uow.files.add(make_file("file_early", expires_at=T0 + timedelta(hours=1)))
+        await uow.files.add(make_file("file_future", expires_at=T0 + timedelta(days=9)))
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        expired = await uow.files.expired(T0 + timedelta(hours=3))
+        assert [f.id for f in expired] == ["file_early", "file_late"]
+        assert [f.id for f in await uow.files.expired(T0 + timedelta(hours=3), limit=1)] == ["file_early"]
+        assert await uow.files.delete("file_early") is True
+        assert await uow.files.delete("file_early") is False
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.files.get("file_early") is None
+        assert await uow.files.get("file_keep") is not None
+
+
 async def test_file_needs_an_existing_job(uow_factory: UnitOfWorkFactory) -> None:
     await _store(uow_factory)
     async with uow_factory() as uow:

@@ -89,6 +89,8 @@ class JobSpec:
     seed: int | None = None
     temperature: float | None = None
     dialect: str = "gemini"
+    output_mime_type: str = "image/png"  # what the stored images are encoded as
+    output_quality: int | None = None  # JPEG/WEBP quality; None keeps the encoder's default
 
     @property
     def request_turn(self) -> Turn:

@@ -85,6 +85,12 @@ class FileRepository(Protocol):
     async def add(self, record: FileRecord) -> None: ...
     async def get(self, file_id: str) -> FileRecord | None: ...
 
+    async def expired(self, now: datetime, *, limit: int = 500) -> list[FileRecord]:
+        """Files whose retention ended before ``now``, oldest first."""
+        ...
+
+    async def delete(self, file_id: str) -> bool: ...
+
 
 class UnitOfWork(Protocol):
     """One transaction over every repository: commit or nothing."""
@@ -104,6 +110,9 @@ class UnitOfWork(Protocol):
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+#: Re-encodes image bytes as a MIME type at a quality (None: the encoder's default); CPU work, run off-loop.
+Transcoder = Callable[[bytes, str, int | None], bytes]
 
 
 class ObjectStore(Protocol):

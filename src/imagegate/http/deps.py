@@ -15,3 +15,9 @@ def runtime_of(request: Request) -> Runtime:
 
 def services_of(request: Request) -> Services:
     return runtime_of(request).services
+
+
+def public_url(request: Request, path: str) -> str:
+    """``path`` as an absolute URL clients can reach: the configured public base, else this request's own."""
+    base = runtime_of(request).settings.public_base_url or str(request.base_url)
+    return base.rstrip("/") + path

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.core.jobs import Job, JobStatus
@@ -172,20 +172,35 @@ class SqlFileRepository:
 
     async def get(self, file_id: str) -> FileRecord | None:
         row = (await self._session.execute(select(files).where(files.c.id == file_id))).first()
-        if row is None:
-            return None
-        return FileRecord(
-            id=row.id,
-            job_id=row.job_id,
-            key_id=row.key_id,
-            storage_key=row.storage_key,
-            mime_type=row.mime_type,
-            size_bytes=row.size_bytes,
-            width=row.width,
-            height=row.height,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
+        return None if row is None else _file(row)
+
+    async def expired(self, now: datetime, *, limit: int = 500) -> builtins.list[FileRecord]:
+        query = (
+            select(files)
+            .where(files.c.expires_at.is_not(None), files.c.expires_at < now)
+            .order_by(files.c.expires_at)
+            .limit(limit)
         )
+        return [_file(row) for row in (await self._session.execute(query)).all()]
+
+    async def delete(self, file_id: str) -> bool:
+        result = await self._session.execute(delete(files).where(files.c.id == file_id))
+        return bool(getattr(result, "rowcount", 0))
+
+
+def _file(row: Row[Any]) -> FileRecord:
+    return FileRecord(
+        id=row.id,
+        job_id=row.job_id,
+        key_id=row.key_id,
+        storage_key=row.storage_key,
+        mime_type=row.mime_type,
+        size_bytes=row.size_bytes,
+        width=row.width,
+        height=row.height,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+    )
 
 
 def _mutable_values(job: Job) -> dict[str, Any]:

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from imagegate.core.capabilities import ModelCatalog
-from imagegate.core.ports import JobEvents, JobQueue, ObjectStore, UnitOfWorkFactory
+from imagegate.core.ports import JobEvents, JobQueue, ObjectStore, Transcoder, UnitOfWorkFactory
 from imagegate.routing.router import Router
 from imagegate.services.ratelimit import KeyRateLimiter
+from imagegate.services.signing import FileUrlSigner
 
 
 def utc_now() -> datetime:
@@ -23,6 +24,7 @@ class ServiceConfig:
     sync_timeout_s: float = 600.0
     poll_interval_s: float = 1.0  # waiters re-read the database this often, in case an event was missed
     max_n: int = 10
+    file_retention_s: float | None = 7 * 24 * 3600.0  # None: keep output images forever
 
 
 @dataclass
@@ -36,3 +38,5 @@ class Services:
     config: ServiceConfig = field(default_factory=ServiceConfig)
     clock: Callable[[], datetime] = utc_now
     limiter: KeyRateLimiter | None = None  # None: no per-key quota
+    signer: FileUrlSigner = field(default_factory=FileUrlSigner)
+    transcode: Transcoder | None = None  # needed only when a job asks for another format than the provider's

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.ids import new_id
+from imagegate.core.images import ImageOutput
 from imagegate.core.jobs import Generation, Job, JobError, JobSpec, JobStatus, SlotResult, StoredImage
 from imagegate.core.ports import FileRecord
 from imagegate.errors import (
@@ -113,17 +114,20 @@ async def _run_slot(
             continue
         except ImagegateError as exc:  # the request itself is wrong: another upstream will say the same
             return SlotResult(index, error=_job_error(exc)), candidate.deployment.name
-        stored = await _store_images(svc, job, generation, records)
+        stored = await _store_images(svc, job, spec, generation, records)
         return _slot_result(index, generation, stored), candidate.deployment.name
     assert last_error is not None
     return SlotResult(index, error=_job_error(last_error)), None
 
 
 async def _store_images(
-    svc: Services, job: Job, generation: Generation, records: list[FileRecord]
+    svc: Services, job: Job, spec: JobSpec, generation: Generation, records: list[FileRecord]
 ) -> tuple[StoredImage, ...]:
     stored = []
+    retention = svc.config.file_retention_s
+    expires_at = svc.clock() + timedelta(seconds=retention) if retention is not None else None
     for image in generation.images:
+        image = await _in_requested_format(svc, spec, image)
         file_id = new_id("file")
         key = f"outputs/{job.id}/{file_id}.{_EXTENSIONS.get(image.mime_type, 'bin')}"
         await svc.store.put(key, image.data, content_type=image.mime_type)
@@ -138,10 +142,20 @@ async def _store_images(
                 width=image.width,
                 height=image.height,
                 created_at=svc.clock(),
+                expires_at=expires_at,
             )
         )
         stored.append(StoredImage(file_id, image.mime_type, image.width, image.height, len(image.data)))
     return tuple(stored)
+
+
+async def _in_requested_format(svc: Services, spec: JobSpec, image: ImageOutput) -> ImageOutput:
+    if image.mime_type == spec.output_mime_type and spec.output_quality is None:
+        return image
+    if svc.transcode is None:
+        raise InternalError("This server cannot convert images (no transcoder configured).")
+    data = await asyncio.to_thread(svc.transcode, image.data, spec.output_mime_type, spec.output_quality)
+    return replace(image, data=data, mime_type=spec.output_mime_type)
 
 
 def _slot_result(index: int, generation: Generation, images: tuple[StoredImage, ...]) -> SlotResult:

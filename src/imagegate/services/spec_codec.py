@@ -43,6 +43,8 @@ async def save_spec(spec: JobSpec, store: ObjectStore) -> dict[str, Any]:
         "seed": spec.seed,
         "temperature": spec.temperature,
         "dialect": spec.dialect,
+        "output_mime_type": spec.output_mime_type,
+        "output_quality": spec.output_quality,
     }
 
 
@@ -70,4 +72,6 @@ async def load_spec(doc: dict[str, Any], store: ObjectStore) -> JobSpec:
         seed=doc.get("seed"),
         temperature=doc.get("temperature"),
         dialect=doc.get("dialect", "gemini"),
+        output_mime_type=doc.get("output_mime_type", "image/png"),
+        output_quality=doc.get("output_quality"),
     )

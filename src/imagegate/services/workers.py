@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from imagegate.services.context import Services
 from imagegate.services.execute import execute_job
+from imagegate.services.files import delete_expired_files
 from imagegate.services.recovery import recover_jobs
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class WorkerPool:
             await asyncio.sleep(self._sweep_interval_s)
             try:
                 await recover_jobs(self._svc)
+                await delete_expired_files(self._svc)
             except Exception:
                 log.exception("sweeper run failed")
 
