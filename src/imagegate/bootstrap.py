@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate import imaging
 from imagegate.core.capabilities import ModelCatalog
+from imagegate.fetching import FetchPolicy, ImageFetcher
 from imagegate.persistence.db import create_engine, session_factory, upgrade_database
 from imagegate.persistence.uow import SqlUnitOfWork
 from imagegate.providers.registry import build_provider
@@ -33,6 +34,7 @@ class Runtime:
     settings: Settings
     services: Services
     engine: AsyncEngine
+    fetcher: ImageFetcher
     workers: WorkerPool | None = None
 
 
@@ -73,6 +75,13 @@ async def open_runtime(
     engine = create_engine(settings.effective_database_url)
     router = build_router(settings)
     queue, events = open_queue(settings.queue_url)
+    fetcher = ImageFetcher(
+        FetchPolicy(
+            max_bytes=settings.fetch_max_bytes,
+            timeout_s=settings.fetch_timeout_s,
+            allow_networks=tuple(settings.fetch_allow_networks),
+        )
+    )
     try:
         await upgrade_database(engine)
         sessions = session_factory(engine)
@@ -93,7 +102,7 @@ async def open_runtime(
             transcode=imaging.transcode,
             limiter=KeyRateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None,
         )
-        runtime = Runtime(settings, services, engine)
+        runtime = Runtime(settings, services, engine, fetcher)
         if start_workers:
             runtime.workers = WorkerPool(
                 services, concurrency=settings.workers, sweep_interval_s=settings.sweep_interval_s
@@ -105,6 +114,7 @@ async def open_runtime(
             if runtime.workers is not None:
                 await runtime.workers.stop()
     finally:
+        await fetcher.aclose()
         await queue.aclose()
         await router.aclose()
         await engine.dispose()

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     )
     file_url_ttl_s: float = Field(default=3600.0, gt=0, description="how long a returned image URL works")
     file_retention_days: float = Field(default=7.0, ge=0, description="output images are deleted after this; 0 = never")
+    fetch_allow_networks: list[str] = Field(
+        default_factory=list, description="CIDRs image URLs may point into although not public (e.g. a sidecar)"
+    )
+    fetch_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="largest image fetched from a URL")
+    fetch_timeout_s: float = Field(default=15.0, gt=0, description="time limit of one image URL fetch")
     rate_limit_per_minute: int = Field(default=0, ge=0, description="requests per key per minute; 0 = no limit")
 
     models: list[ModelSettings] = Field(default_factory=_default_models)

@@ -13,7 +13,10 @@ from .server import Server, start_server
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(tmp_path_factory.mktemp("imagegate-e2e"))
+    # Loopback is allowed explicitly, so edits may use image URLs served by this same server.
+    running = start_server(
+        tmp_path_factory.mktemp("imagegate-e2e"), env={"IMAGEGATE_FETCH_ALLOW_NETWORKS": '["127.0.0.1/32"]'}
+    )
     yield running
     running.stop()
 

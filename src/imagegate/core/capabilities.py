@@ -33,7 +33,15 @@ NANO_BANANA = ModelSpec(
     display_name="Nano Banana",
     description="Gemini 2.5 Flash Image: image generation and editing",
     version="2.0",
-    aliases=("gemini-2.5-flash-image-preview", "nano-banana", "google/gemini-2.5-flash-image"),
+    aliases=(
+        "gemini-2.5-flash-image-preview",
+        "nano-banana",
+        "google/gemini-2.5-flash-image",
+        "google/nano-banana",
+        # AIML names its edit endpoint as a model of its own; for us it is the same model with images.
+        "google/gemini-2.5-flash-image-edit",
+        "google/nano-banana-edit",
+    ),
 )
 
 

@@ -12,7 +12,10 @@ from imagegate import __version__
 from imagegate.bootstrap import open_runtime
 from imagegate.dialects.gemini import errors as gemini_errors
 from imagegate.dialects.gemini.routes import router as gemini_router
+from imagegate.dialects.openai_images import errors as openai_errors
+from imagegate.dialects.openai_images.routes import router as openai_router
 from imagegate.http.errors import install_error_handlers
+from imagegate.http.files import router as files_router
 from imagegate.http.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from imagegate.settings import Settings, load_settings
 
@@ -31,8 +34,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     max_bytes = settings.max_request_bytes if settings else Settings.model_fields["max_request_bytes"].default
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_bytes)
     app.add_middleware(RequestIdMiddleware)
-    install_error_handlers(app, {"gemini": gemini_errors.render_error})
+    install_error_handlers(app, {"gemini": gemini_errors.render_error, "openai": openai_errors.render_error})
+    app.include_router(openai_router)
     app.include_router(gemini_router)
+    app.include_router(files_router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

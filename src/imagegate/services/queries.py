@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from imagegate.core.jobs import Job
+from imagegate.core.jobs import Job, JobStatus
 from imagegate.core.ports import ApiKey, FileRecord
-from imagegate.errors import NotFound, UpstreamTimeout
+from imagegate.errors import JobCancelled, NotFound, UpstreamTimeout, error_from_code
 from imagegate.services.context import Services
 
 
@@ -16,6 +16,17 @@ async def get_job(svc: Services, principal: ApiKey, job_id: str) -> Job:
         job = await uow.jobs.get(job_id)
     if job is None or (job.key_id != principal.id and not principal.is_admin):
         raise NotFound(f"job {job_id} not found")
+    return job
+
+
+def raise_if_failed(job: Job) -> Job:
+    """``job`` when it finished well; its recorded error, raised again, when it failed or was cancelled."""
+    if job.status is JobStatus.CANCELLED:
+        raise JobCancelled("The request was cancelled.")
+    if job.status is JobStatus.FAILED:
+        if job.error is None:
+            raise error_from_code("internal_error", "The job failed.")
+        raise error_from_code(job.error.code, job.error.message, retry_after_s=job.error.retry_after_s)
     return job
 
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from imagegate.core.capabilities import ModelSpec, estimate_usage
-from imagegate.core.jobs import Job, JobStatus
+from imagegate.core.jobs import Job
 from imagegate.core.ports import ApiKey
 from imagegate.dialects.gemini.errors import model_not_found_message, render_error
 from imagegate.dialects.gemini.translate import (
@@ -26,11 +26,11 @@ from imagegate.dialects.gemini.translate import (
     render_stream_chunks,
     to_job_spec,
 )
-from imagegate.errors import ImagegateError, InvalidRequest, JobCancelled, NotFound, error_from_code
+from imagegate.errors import ImagegateError, InvalidRequest, NotFound
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import services_of
 from imagegate.services.context import Services
-from imagegate.services.queries import load_job_images, wait_for_job
+from imagegate.services.queries import load_job_images, raise_if_failed, wait_for_job
 from imagegate.services.submit import submit_job
 
 API_VERSIONS = ("v1", "v1beta")
@@ -107,21 +107,10 @@ async def model_action(
     spec = to_job_spec(parse_generate_request(await _json_body(request)), model)
     job = await submit_job(svc, principal, spec, request_id=request.state.request_id)
     if action == "generateContent":
-        finished = _raise_if_failed(await wait_for_job(svc, job.id))
+        finished = raise_if_failed(await wait_for_job(svc, job.id))
         images = await load_job_images(svc, finished)
         return JSONResponse(render_response(finished, images, model, response_id=finished.id))
     return _stream(svc, job, model, sse=request.query_params.get("alt") == "sse")
-
-
-def _raise_if_failed(job: Job) -> Job:
-    if job.status is JobStatus.CANCELLED:
-        raise JobCancelled("The request was cancelled.")
-    if job.status is JobStatus.FAILED:
-        error = job.error
-        if error is None:
-            raise error_from_code("internal_error", "The job failed.")
-        raise error_from_code(error.code, error.message, retry_after_s=error.retry_after_s)
-    return job
 
 
 def _stream(svc: Services, job: Job, model: ModelSpec, *, sse: bool) -> StreamingResponse:
@@ -133,7 +122,7 @@ def _stream(svc: Services, job: Job, model: ModelSpec, *, sse: bool) -> Streamin
 
     async def chunks() -> AsyncIterator[dict[str, Any]]:
         try:
-            finished = _raise_if_failed(await wait_for_job(svc, job.id))
+            finished = raise_if_failed(await wait_for_job(svc, job.id))
             images = await load_job_images(svc, finished)
             rendered = render_stream_chunks(finished, images, model, response_id=finished.id)
         except ImagegateError as exc:
