@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from imagegate.core.capabilities import NANO_BANANA, ModelSpec
+from imagegate.core.money import parse_amount
 
 
 class ModelSettings(BaseModel):
@@ -33,6 +34,7 @@ class ModelSettings(BaseModel):
     max_input_images: int = 3
     output_tokens_per_image: int = 1290
     input_tokens_per_image: int = 258
+    price_per_image: str = Field(default="0.039", description="price of one delivered image, in the operator's currency")
 
     def to_spec(self) -> ModelSpec:
         spec = ModelSpec(
@@ -44,6 +46,7 @@ class ModelSettings(BaseModel):
             max_input_images=self.max_input_images,
             output_tokens_per_image=self.output_tokens_per_image,
             input_tokens_per_image=self.input_tokens_per_image,
+            price_per_image=parse_amount(self.price_per_image),
         )
         if self.aspect_ratios is not None:
             from dataclasses import replace

@@ -26,6 +26,7 @@ class ModelSpec:
     top_p: float = 0.95
     top_k: int = 64
     max_temperature: float = 1.0
+    price_per_image: int = 39_000  # micro-units per delivered image (Google's list price: $0.039)
 
 
 NANO_BANANA = ModelSpec(
