@@ -7,7 +7,8 @@ renderers map to a status code and body.
     ImagegateError
     ├── InvalidRequest            the request itself is wrong (bad field, enum, image, size, count)
     │   ├── UnknownField          a field the API does not define
-    │   └── InvalidImage          bytes that are not a supported image
+    │   ├── InvalidImage          bytes that are not a supported image
+    │   └── ModerationBlocked     the model refused every image asked for (dialects without a 200 refusal)
     ├── MissingApiKey             no key at all
     ├── InvalidApiKey             malformed, unknown or revoked key
     ├── PermissionDenied          a valid key that may not do this
@@ -50,6 +51,10 @@ class UnknownField(InvalidRequest):
 
 class InvalidImage(InvalidRequest):
     code = "invalid_image"
+
+
+class ModerationBlocked(InvalidRequest):
+    code = "moderation_blocked"
 
 
 class MissingApiKey(ImagegateError):

@@ -34,7 +34,9 @@ class ModelSettings(BaseModel):
     max_input_images: int = 3
     output_tokens_per_image: int = 1290
     input_tokens_per_image: int = 258
-    price_per_image: str = Field(default="0.039", description="price of one delivered image, in the operator's currency")
+    price_per_image: str = Field(
+        default="0.039", description="price of one delivered image, in the operator's currency"
+    )
 
     def to_spec(self) -> ModelSpec:
         spec = ModelSpec(

@@ -1,0 +1,112 @@
+"""OpenAI Images routes: ``POST /v1/images/generations`` (JSON) and ``/v1/images/edits`` (multipart or JSON).
+
+Thin glue: parse with the translate functions, fetch image URLs safely, submit one job, wait, render.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+
+from imagegate.core.capabilities import ModelSpec
+from imagegate.core.images import ImageInput
+from imagegate.core.ports import ApiKey
+from imagegate.dialects.openai_images.translate import (
+    ImagesRequest,
+    check_input_limits,
+    hosted_images,
+    inline_images,
+    output_options,
+    parse_edit_form,
+    parse_edit_json,
+    parse_generation_request,
+    render_images_response,
+    to_job_spec,
+)
+from imagegate.errors import InvalidRequest, ModelNotFound
+from imagegate.http.auth import require_principal
+from imagegate.http.deps import public_url, runtime_of, services_of
+from imagegate.services.queries import load_job_images, raise_if_failed, wait_for_job
+from imagegate.services.submit import submit_job
+
+
+def _mark_dialect(request: Request) -> None:
+    request.state.dialect = "openai"
+
+
+router = APIRouter(prefix="/v1/images", dependencies=[Depends(_mark_dialect)], tags=["openai"])
+
+
+@router.post("/generations")
+async def generations(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
+    return await _run(request, principal, parse_generation_request(await _json_body(request)))
+
+
+@router.post("/edits")
+async def edits(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        parsed = await _form_request(request)
+    elif content_type.startswith("application/json"):
+        parsed = parse_edit_json(await _json_body(request))
+    else:
+        raise InvalidRequest("Send the edit as multipart/form-data (image files) or as JSON with image URLs.")
+    return await _run(request, principal, parsed)
+
+
+async def _run(request: Request, principal: ApiKey, parsed: ImagesRequest) -> JSONResponse:
+    svc = services_of(request)
+    model = _resolve(request, parsed.model)
+    check_input_limits(parsed, model)  # before fetching anything
+    fetched = await _fetch_all(request, parsed.image_urls)
+    job = await submit_job(svc, principal, to_job_spec(parsed, model, fetched), request_id=request.state.request_id)
+    finished = raise_if_failed(await wait_for_job(svc, job.id))
+    output = output_options(parsed)
+    if output.response_format == "url":
+        now = svc.clock()
+        images = hosted_images(finished, lambda img: public_url(request, svc.signer.path(img.file_id, now)))
+    else:
+        images = inline_images(finished, await load_job_images(svc, finished))
+    return JSONResponse(render_images_response(finished, images, model, output=output))
+
+
+def _resolve(request: Request, name: str) -> ModelSpec:
+    model = services_of(request).catalog.resolve(name)
+    if model is None:
+        raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", field="model")
+    return model
+
+
+async def _fetch_all(request: Request, urls: tuple[str, ...]) -> list[ImageInput]:
+    fetcher = runtime_of(request).fetcher
+    return list(await asyncio.gather(*(fetcher.fetch(url, field="image") for url in urls)))
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request. Send valid JSON with Content-Type: application/json."
+        ) from exc
+
+
+async def _form_request(request: Request) -> ImagesRequest:
+    form = await request.form()
+    fields: list[tuple[str, str]] = []
+    files: list[tuple[str, bytes]] = []
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                files.append((name, await value.read()))
+            else:
+                fields.append((name, value))
+    finally:
+        await form.close()
+    return parse_edit_form(fields, files)

@@ -1,0 +1,285 @@
+"""The OpenAI Images request body (``/v1/images/generations`` and ``/v1/images/edits``) as one pydantic model.
+
+The same model serves JSON bodies and multipart forms, so every field coerces what a form sends (numbers and
+booleans as decimal strings) and checks the values the API defines, failing with OpenAI's own wording
+(``Invalid value: 'xyz'. Supported values are: 'url' and 'b64_json'.``) through a ``PydanticCustomError`` of
+type ``openai_param`` that ``requests`` turns into a domain error whose ``field`` is the param. Unknown names
+are ignored, as newer SDKs keep adding parameters. The AI/ML API's extensions (``num_images``,
+``aspect_ratio``, ``provider``, ``image_urls``) ride along. Images are not parsed here: ``requests`` gathers
+them from files, URLs and data URLs and stores them on the model already decoded.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, model_validator
+from pydantic_core import PydanticCustomError
+
+from imagegate.core.images import ASPECT_RATIOS, ImageInput
+
+#: The error type every field validator raises; its context holds ``message`` and, when not the field, ``param``.
+PARAM_ERROR = "openai_param"
+
+DEFAULT_MODEL = "gemini-2.5-flash-image"
+MAX_PROMPT_CHARS = 32000
+MAX_N = 10
+MAX_NUM_IMAGES = 4  # the AI/ML API's own limit for its num_images
+RESPONSE_FORMATS = ("url", "b64_json")
+OUTPUT_FORMATS = ("png", "jpeg", "webp")
+QUALITIES = ("auto", "low", "medium", "high", "standard", "hd", "xhigh", "max")
+BACKGROUNDS = ("auto", "opaque", "transparent")
+MODERATIONS = ("low", "auto")
+STYLES = ("vivid", "natural")
+INPUT_FIDELITIES = ("high", "low")
+
+_SIZE = re.compile(r"^(\d{1,6})\s*[x:]\s*(\d{1,6})$")
+_JSON_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"),  # before int: a bool is an int to Python, never to JSON
+    (int, "an integer"),
+    (float, "a decimal"),
+    (str, "a string"),
+    (list, "an array"),
+    (tuple, "an array"),
+    (dict, "an object"),
+)
+
+
+def param_error(message: str, param: str | None = None) -> PydanticCustomError:
+    context: dict[str, Any] = {"message": message}
+    if param is not None:
+        context["param"] = param
+    return PydanticCustomError(PARAM_ERROR, "{message}", context)
+
+
+def json_type(value: object) -> str:
+    """How OpenAI names a value's JSON type in its messages (``a string``, ``an integer``, …)."""
+    if value is None:
+        return "null"
+    return next((name for kind, name in _JSON_TYPES if isinstance(value, kind)), "an unknown type")
+
+
+def quote_list(values: Sequence[str]) -> str:
+    """``'a' and 'b'`` / ``'a', 'b', and 'c'``, as OpenAI lists supported values."""
+    quoted = [f"'{v}'" for v in values]
+    if len(quoted) <= 2:
+        return " and ".join(quoted)
+    return ", ".join(quoted[:-1]) + ", and " + quoted[-1]
+
+
+def parse_dimensions(text: str) -> tuple[int, int] | None:
+    """``1536x1024``, ``16x9`` or ``16:9`` as positive ``(width, height)``; None when it is no such thing."""
+    match = _SIZE.match(text.strip().lower())
+    if match is None:
+        return None
+    width, height = int(match.group(1)), int(match.group(2))
+    return (width, height) if width > 0 and height > 0 else None
+
+
+def normalize_ratio(text: str) -> str:
+    """``16x9`` and ``16:9`` both as ``16:9`` (the linkmodel seed writes ratios with an x)."""
+    return text.strip().lower().replace("x", ":").replace(" ", "")
+
+
+def _absent(value: object) -> bool:
+    # Forms post empty strings for untouched inputs; JSON clients send null for "not given".
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _text(value: object, info: ValidationInfo) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise param_error(
+            f"Invalid type for '{info.field_name}': expected a string, but got {json_type(value)} instead."
+        )
+    return value
+
+
+def _prompt(value: object, info: ValidationInfo) -> str:
+    text = _text(value, info)
+    if text is None:
+        raise param_error("Missing required parameter: 'prompt'.")
+    if not text.strip():
+        raise param_error(
+            "Invalid 'prompt': empty string. Expected a string with minimum length 1, but got an empty string instead."
+        )
+    if len(text) > MAX_PROMPT_CHARS:
+        raise param_error(
+            f"Invalid 'prompt': string too long. Expected a string with maximum length {MAX_PROMPT_CHARS}, "
+            f"but got a string with length {len(text)} instead."
+        )
+    return text
+
+
+def _model(value: object, info: ValidationInfo) -> str:
+    text = _text(value, info)
+    return DEFAULT_MODEL if text is None or not text.strip() else text.strip()
+
+
+def _integer(low: int, high: int) -> Callable[[object, ValidationInfo], int | None]:
+    def check(value: object, info: ValidationInfo) -> int | None:
+        if _absent(value):
+            return None
+        number: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            number = int(value)  # the AI/ML schema types num_images as a JSON number
+        elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,9}\s*", value):
+            number = int(value)  # multipart sends every number as text
+        if number is None:
+            raise param_error(
+                f"Invalid type for '{info.field_name}': expected an integer, but got {json_type(value)} instead."
+            )
+        if number < low:
+            raise param_error(
+                f"Invalid '{info.field_name}': integer below minimum value. "
+                f"Expected a value >= {low}, but got {number} instead."
+            )
+        if number > high:
+            raise param_error(
+                f"Invalid '{info.field_name}': integer above maximum value. "
+                f"Expected a value <= {high}, but got {number} instead."
+            )
+        return number
+
+    return check
+
+
+def _choice(values: Sequence[str], aliases: dict[str, str] | None = None) -> Callable[[object, ValidationInfo], Any]:
+    def check(value: object, info: ValidationInfo) -> str | None:
+        if _absent(value):
+            return None
+        if not isinstance(value, str):
+            raise param_error(
+                f"Invalid type for '{info.field_name}': expected one of {quote_list(values)}, "
+                f"but got {json_type(value)} instead."
+            )
+        key = value.strip().lower()
+        key = (aliases or {}).get(key, key)
+        if key not in values:
+            raise param_error(f"Invalid value: '{value}'. Supported values are: {quote_list(values)}.")
+        return key
+
+    return check
+
+
+def _boolean(value: object, info: ValidationInfo) -> bool | None:
+    if _absent(value):
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise param_error(f"Invalid type for '{info.field_name}': expected a boolean, but got {json_type(value)} instead.")
+
+
+def _stream(value: object, info: ValidationInfo) -> bool:
+    if _boolean(value, info):
+        # One image arrives whole from this model, so there is nothing partial to stream; say so, never ignore it.
+        raise param_error("Streaming is not supported for this model; omit 'stream' or set it to false.")
+    return False
+
+
+def _background(value: object, info: ValidationInfo) -> str | None:
+    background: str | None = _choice(BACKGROUNDS)(value, info)
+    if background == "transparent":
+        raise param_error(
+            "Invalid value: 'transparent'. This model cannot make transparent images; "
+            "use background 'opaque' or 'auto' and remove the background afterwards."
+        )
+    return background
+
+
+def _size(value: object, info: ValidationInfo) -> str | None:
+    if _absent(value):
+        return None
+    if isinstance(value, str) and (value.strip().lower() == "auto" or parse_dimensions(value) is not None):
+        return value.strip().lower()
+    shown = value if isinstance(value, str) else json_type(value)
+    raise param_error(
+        f"Invalid value: '{shown}'. Supported values are: 'auto', a size 'WIDTHxHEIGHT' such as '1024x1024', "
+        "'1536x1024' or '1024x1536', or an aspect ratio such as '16:9'."
+    )
+
+
+def _aspect_ratio(value: object, info: ValidationInfo) -> str | None:
+    if _absent(value):
+        return None
+    if isinstance(value, str):
+        ratio = normalize_ratio(value)
+        if ratio == "auto":
+            return None  # fal/AIML edits: keep the input image's ratio, which is what None means
+        if ratio in ASPECT_RATIOS:
+            return ratio
+    shown = value if isinstance(value, str) else json_type(value)
+    raise param_error(f"Invalid value: '{shown}'. Supported values are: {quote_list(tuple(ASPECT_RATIOS))}.")
+
+
+Prompt = Annotated[str, BeforeValidator(_prompt)]
+ModelName = Annotated[str, BeforeValidator(_model)]
+Text = Annotated[str | None, BeforeValidator(_text)]
+N = Annotated[int | None, BeforeValidator(_integer(1, MAX_N))]
+NumImages = Annotated[int | None, BeforeValidator(_integer(1, MAX_NUM_IMAGES))]
+Compression = Annotated[int | None, BeforeValidator(_integer(0, 100))]
+PartialImages = Annotated[int | None, BeforeValidator(_integer(0, 3))]
+ResponseFormat = Annotated[str | None, BeforeValidator(_choice(RESPONSE_FORMATS))]
+OutputFormat = Annotated[str | None, BeforeValidator(_choice(OUTPUT_FORMATS, {"jpg": "jpeg"}))]
+Quality = Annotated[str | None, BeforeValidator(_choice(QUALITIES))]
+Background = Annotated[str | None, BeforeValidator(_background)]
+Moderation = Annotated[str | None, BeforeValidator(_choice(MODERATIONS))]
+Style = Annotated[str | None, BeforeValidator(_choice(STYLES))]
+InputFidelity = Annotated[str | None, BeforeValidator(_choice(INPUT_FIDELITIES))]
+Stream = Annotated[bool, BeforeValidator(_stream)]
+Size = Annotated[str | None, BeforeValidator(_size)]
+AspectRatioName = Annotated[str | None, BeforeValidator(_aspect_ratio)]
+
+
+class ImagesRequest(BaseModel):
+    """A generation or edit request, validated; ``images`` and ``image_urls`` are filled by ``requests``.
+
+    ``images`` are decoded already (uploads, data URLs, inline base64), in the order given; ``image_urls`` are
+    remote images for the route to fetch. ``count`` is how many images to make (``n`` or AIML's ``num_images``).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, arbitrary_types_allowed=True)
+
+    prompt: Prompt
+    model: ModelName = DEFAULT_MODEL
+    n: N = None
+    num_images: NumImages = None
+    size: Size = None
+    aspect_ratio: AspectRatioName = None
+    quality: Quality = None
+    response_format: ResponseFormat = None  # None: b64_json (see ``requests.output_options``)
+    output_format: OutputFormat = None  # None: png
+    output_compression: Compression = None
+    background: Background = None
+    moderation: Moderation = None
+    style: Style = None
+    input_fidelity: InputFidelity = None
+    user: Text = None
+    safety_identifier: Text = None
+    provider: Text = None  # AIML's routing override; this server routes by its own configuration
+    stream: Stream = False
+    partial_images: PartialImages = None
+    image_urls: tuple[str, ...] = ()
+    images: tuple[ImageInput, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_count(self) -> ImagesRequest:
+        if self.n is not None and self.num_images is not None and self.n != self.num_images:
+            raise param_error(
+                f"num_images ({self.num_images}) and n ({self.n}) disagree; send only one of them.", "num_images"
+            )
+        return self
+
+    @property
+    def count(self) -> int:
+        return self.n or self.num_images or 1

@@ -1,0 +1,1 @@
+"""Tests of the OpenAI Images dialect: parsing, translation, rendering and errors."""
