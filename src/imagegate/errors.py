@@ -12,6 +12,7 @@ renderers map to a status code and body.
     ├── MissingApiKey             no key at all
     ├── InvalidApiKey             malformed, unknown or revoked key
     ├── PermissionDenied          a valid key that may not do this
+    ├── Conflict                  the resource is not in a state that allows this (e.g. cancel a finished job)
     ├── NotFound                  unknown model, job or file
     │   └── ModelNotFound
     ├── RateLimited               a quota: try again after ``retry_after_s``
@@ -70,6 +71,11 @@ class InvalidApiKey(ImagegateError):
 class PermissionDenied(ImagegateError):
     kind = "permission_denied"
     code = "permission_denied"
+
+
+class Conflict(ImagegateError):
+    kind = "conflict"
+    code = "conflict"
 
 
 class NotFound(ImagegateError):

@@ -76,6 +76,10 @@ class JobRepository(Protocol):
         """Ids of jobs in ``status``, oldest first (so recovery re-delivers in arrival order)."""
         ...
 
+    async def list_for_key(self, key_id: str, *, limit: int, before: str | None = None) -> list[Job]:
+        """A key's jobs, newest first; ``before`` (a job id) continues a previous page after that job."""
+        ...
+
     async def expired_leases(self, now: datetime, *, limit: int = 1000) -> list[Job]:
         """RUNNING jobs whose lease ran out: their worker died or lost contact."""
         ...

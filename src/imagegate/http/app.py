@@ -14,6 +14,7 @@ from imagegate.dialects.gemini import errors as gemini_errors
 from imagegate.dialects.gemini.routes import router as gemini_router
 from imagegate.dialects.openai_images import errors as openai_errors
 from imagegate.dialects.openai_images.routes import router as openai_router
+from imagegate.dialects.openai_images.task_routes import router as tasks_router
 from imagegate.http.errors import install_error_handlers
 from imagegate.http.files import router as files_router
 from imagegate.http.middleware import BodyLimitMiddleware, RequestIdMiddleware
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app, {"gemini": gemini_errors.render_error, "openai": openai_errors.render_error})
     app.include_router(openai_router)
+    app.include_router(tasks_router)
     app.include_router(gemini_router)
     app.include_router(files_router)
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.core.jobs import Job, JobStatus
@@ -136,6 +136,16 @@ class SqlJobRepository:
             select(jobs.c.id).where(jobs.c.status == status.value).order_by(jobs.c.created_at, jobs.c.id).limit(limit)
         )
         return [str(job_id) for job_id in (await self._session.execute(query)).scalars()]
+
+    async def list_for_key(self, key_id: str, *, limit: int, before: str | None = None) -> builtins.list[Job]:
+        query = select(*_JOB_COLUMNS).where(jobs.c.key_id == key_id)
+        if before is not None:
+            cursor = (await self._session.execute(select(jobs.c.created_at).where(jobs.c.id == before))).scalar()
+            if cursor is None:
+                return []
+            query = query.where(or_(jobs.c.created_at < cursor, and_(jobs.c.created_at == cursor, jobs.c.id < before)))
+        query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
+        return [_job(row) for row in await self._session.execute(query)]
 
     async def expired_leases(self, now: datetime, *, limit: int = 1000) -> builtins.list[Job]:
         """RUNNING jobs whose lease ran out: their worker died or lost contact."""

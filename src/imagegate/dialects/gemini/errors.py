@@ -29,6 +29,7 @@ _BY_KIND: dict[str, tuple[int, str, str]] = {
     "missing_key": (403, "PERMISSION_DENIED", MISSING_API_KEY_MESSAGE),
     "permission_denied": (403, "PERMISSION_DENIED", "The caller does not have permission."),
     "not_found": (404, "NOT_FOUND", "Requested entity was not found."),
+    "conflict": (409, "ABORTED", "The operation was aborted."),
     "rate_limited": (429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."),
     "insufficient_credits": (429, "RESOURCE_EXHAUSTED", "Your prepayment credits are depleted."),
     "upstream_unavailable": (503, "UNAVAILABLE", "The service is currently unavailable."),

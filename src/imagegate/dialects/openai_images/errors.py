@@ -41,6 +41,7 @@ _BY_KIND: dict[str, tuple[int, str, str | None]] = {
     "invalid_key": (401, INVALID_REQUEST_ERROR, "invalid_api_key"),
     "permission_denied": (403, INVALID_REQUEST_ERROR, "permission_denied"),
     "not_found": (404, INVALID_REQUEST_ERROR, None),
+    "conflict": (409, INVALID_REQUEST_ERROR, "conflict"),
     "rate_limited": (429, "requests", "rate_limit_exceeded"),
     # Not a quota that frees up by waiting; 402 may suit better once clients are checked (see the report).
     "insufficient_credits": (429, "insufficient_quota", "insufficient_quota"),

@@ -15,9 +15,12 @@ from starlette.datastructures import UploadFile
 
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.images import ImageInput
+from imagegate.core.jobs import Job
 from imagegate.core.ports import ApiKey
 from imagegate.dialects.openai_images.translate import (
     ImagesRequest,
+    OutputOptions,
+    RenderedImage,
     check_input_limits,
     hosted_images,
     inline_images,
@@ -44,38 +47,57 @@ router = APIRouter(prefix="/v1/images", dependencies=[Depends(_mark_dialect)], t
 
 @router.post("/generations")
 async def generations(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
-    return await _run(request, principal, parse_generation_request(await _json_body(request)))
+    parsed = await parse_generation(request)
+    job, model = await submit_images_request(request, principal, parsed)
+    return await _answer(request, job, model, output_options(parsed))
 
 
 @router.post("/edits")
 async def edits(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
+    parsed = await parse_edit(request)
+    job, model = await submit_images_request(request, principal, parsed)
+    return await _answer(request, job, model, output_options(parsed))
+
+
+async def parse_generation(request: Request) -> ImagesRequest:
+    return parse_generation_request(await _json_body(request))
+
+
+async def parse_edit(request: Request) -> ImagesRequest:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        parsed = await _form_request(request)
-    elif content_type.startswith("application/json"):
-        parsed = parse_edit_json(await _json_body(request))
-    else:
-        raise InvalidRequest("Send the edit as multipart/form-data (image files) or as JSON with image URLs.")
-    return await _run(request, principal, parsed)
+        return await _form_request(request)
+    if content_type.startswith("application/json"):
+        return parse_edit_json(await _json_body(request))
+    raise InvalidRequest("Send the edit as multipart/form-data (image files) or as JSON with image URLs.")
 
 
-async def _run(request: Request, principal: ApiKey, parsed: ImagesRequest) -> JSONResponse:
+async def submit_images_request(request: Request, principal: ApiKey, parsed: ImagesRequest) -> tuple[Job, ModelSpec]:
+    """Check, fetch the image URLs, and submit: the part the sync and async endpoints share."""
     svc = services_of(request)
-    model = _resolve(request, parsed.model)
+    model = resolve_model(request, parsed.model)
     check_input_limits(parsed, model)  # before fetching anything
     fetched = await _fetch_all(request, parsed.image_urls)
     job = await submit_job(svc, principal, to_job_spec(parsed, model, fetched), request_id=request.state.request_id)
-    finished = raise_if_failed(await wait_for_job(svc, job.id))
-    output = output_options(parsed)
-    if output.response_format == "url":
+    return job, model
+
+
+async def rendered_images(request: Request, job: Job, response_format: str) -> list[RenderedImage]:
+    """The job's images as hosted URLs (signed, fresh) or inline base64."""
+    svc = services_of(request)
+    if response_format == "url":
         now = svc.clock()
-        images = hosted_images(finished, lambda img: public_url(request, svc.signer.path(img.file_id, now)))
-    else:
-        images = inline_images(finished, await load_job_images(svc, finished))
+        return hosted_images(job, lambda img: public_url(request, svc.signer.path(img.file_id, now)))
+    return inline_images(job, await load_job_images(svc, job))
+
+
+async def _answer(request: Request, job: Job, model: ModelSpec, output: OutputOptions) -> JSONResponse:
+    finished = raise_if_failed(await wait_for_job(services_of(request), job.id))
+    images = await rendered_images(request, finished, output.response_format)
     return JSONResponse(render_images_response(finished, images, model, output=output))
 
 
-def _resolve(request: Request, name: str) -> ModelSpec:
+def resolve_model(request: Request, name: str) -> ModelSpec:
     model = services_of(request).catalog.resolve(name)
     if model is None:
         raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", field="model")

@@ -1,0 +1,78 @@
+"""The async images API: ``POST /v1/async/images/{generations,edits}`` answer at once with a task; tasks are
+read, listed and cancelled under ``/v1/tasks``. A task is a job, so jobs from every dialect show up here."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from imagegate.core.jobs import Job
+from imagegate.core.ports import ApiKey
+from imagegate.dialects.openai_images.routes import (
+    parse_edit,
+    parse_generation,
+    rendered_images,
+    submit_images_request,
+)
+from imagegate.dialects.openai_images.tasks import render_task, render_task_list
+from imagegate.http.auth import require_principal
+from imagegate.http.deps import services_of
+from imagegate.services.queries import get_job
+from imagegate.services.tasks import MAX_PAGE, cancel_job, list_jobs
+
+
+def _mark_dialect(request: Request) -> None:
+    request.state.dialect = "openai"
+
+
+router = APIRouter(dependencies=[Depends(_mark_dialect)], tags=["tasks"])
+ResponseFormat = Literal["url", "b64_json"]
+
+
+@router.post("/v1/async/images/generations")
+async def async_generations(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
+    job, _ = await submit_images_request(request, principal, await parse_generation(request))
+    return JSONResponse(await _task(request, job))
+
+
+@router.post("/v1/async/images/edits")
+async def async_edits(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
+    job, _ = await submit_images_request(request, principal, await parse_edit(request))
+    return JSONResponse(await _task(request, job))
+
+
+@router.get("/v1/tasks/{task_id}")
+async def get_task(
+    task_id: str,
+    request: Request,
+    response_format: ResponseFormat = "url",
+    principal: ApiKey = Depends(require_principal),
+) -> JSONResponse:
+    job = await get_job(services_of(request), principal, task_id)
+    return JSONResponse(await _task(request, job, response_format))
+
+
+@router.post("/v1/tasks/{task_id}/cancel")
+async def cancel_task(task_id: str, request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
+    job = await cancel_job(services_of(request), principal, task_id)
+    return JSONResponse(await _task(request, job))
+
+
+@router.get("/v1/tasks")
+async def list_tasks(
+    request: Request,
+    limit: int = Query(20, ge=1, le=MAX_PAGE),
+    after: str | None = Query(None, description="the last id of the previous page"),
+    principal: ApiKey = Depends(require_principal),
+) -> JSONResponse:
+    jobs = await list_jobs(services_of(request), principal, limit=limit + 1, before=after)
+    page = [await _task(request, job) for job in jobs[:limit]]
+    return JSONResponse(render_task_list(page, has_more=len(jobs) > limit))
+
+
+async def _task(request: Request, job: Job, response_format: str = "url") -> dict[str, object]:
+    model = services_of(request).catalog.resolve(job.model)
+    images = await rendered_images(request, job, response_format) if job.images else []
+    return render_task(job, model, images, response_format=response_format)

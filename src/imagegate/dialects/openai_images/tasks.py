@@ -1,0 +1,66 @@
+"""Task objects of the async images API: any job, from any dialect, as ``GET /v1/tasks/{id}`` shows it.
+
+A task that finished with images carries the same ``ImagesResponse`` the sync endpoint returns; one that
+ended without an image (failed, cancelled or refused) carries the error the sync endpoint would have raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from imagegate.core.capabilities import ModelSpec
+from imagegate.core.jobs import Job, JobStatus
+from imagegate.dialects.openai_images.errors import render_error
+from imagegate.dialects.openai_images.requests import OutputOptions
+from imagegate.dialects.openai_images.responses import RenderedImage, render_images_response
+from imagegate.errors import ImagegateError, JobCancelled, error_from_code
+
+
+def render_task(
+    job: Job, model: ModelSpec | None, images: Sequence[RenderedImage], *, response_format: str = "url"
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": job.id,
+        "object": "image.task",
+        "status": job.status.value,
+        "model": job.model,
+        "dialect": job.dialect,
+        "n": job.n,
+        "created_at": _unix(job.created_at),
+        "started_at": _unix(job.started_at),
+        "finished_at": _unix(job.finished_at),
+        "attempts": job.attempts,
+    }
+    if not job.status.terminal:
+        return body
+    try:
+        if job.status is JobStatus.CANCELLED:
+            raise JobCancelled("The task was cancelled.")
+        if job.status is JobStatus.FAILED:
+            error = job.error
+            raise error_from_code(error.code if error else "internal_error", error.message if error else "Failed.")
+        assert model is not None
+        mime = job.images[0].mime_type if job.images else "image/png"
+        output = OutputOptions(response_format=response_format, mime_type=mime, quality=None)
+        body["result"] = render_images_response(job, images, model, output=output)
+    except ImagegateError as exc:
+        body["status"] = "cancelled" if job.status is JobStatus.CANCELLED else "failed"
+        _, rendered, _ = render_error(exc)
+        body["error"] = rendered["error"]
+    return body
+
+
+def render_task_list(tasks: list[dict[str, Any]], *, has_more: bool) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": tasks,
+        "first_id": tasks[0]["id"] if tasks else None,
+        "last_id": tasks[-1]["id"] if tasks else None,
+        "has_more": has_more,
+    }
+
+
+def _unix(moment: datetime | None) -> int | None:
+    return int(moment.timestamp()) if moment is not None else None
