@@ -246,6 +246,21 @@ async def test_file_round_trip(uow_factory: UnitOfWorkFactory) -> None:
         assert await uow.files.get("missing") is None
 
 
+async def test_a_keys_jobs_page_newest_first(uow_factory: UnitOfWorkFactory) -> None:
+    mine = [make_job(f"job_{i}", created_at=T0 + timedelta(seconds=i)) for i in range(5)]
+    await _store(uow_factory, *mine)
+    async with uow_factory() as uow:
+        await uow.keys.add(make_key("key_2"))
+        await uow.jobs.add(make_job("job_other", key_id="key_2", created_at=T0 + timedelta(seconds=9)), SPEC_DOC)
+        await uow.commit()
+    async with uow_factory() as uow:
+        first = await uow.jobs.list_for_key("key_1", limit=2)
+        second = await uow.jobs.list_for_key("key_1", limit=2, before=first[-1].id)
+        rest = await uow.jobs.list_for_key("key_1", limit=10, before=second[-1].id)
+        assert await uow.jobs.list_for_key("key_1", limit=2, before="job_missing") == []
+    assert [j.id for j in first + second + rest] == ["job_4", "job_3", "job_2", "job_1", "job_0"]
+
+
 async def test_expired_files_are_listed_oldest_first_and_deleted(uow_factory: UnitOfWorkFactory) -> None:
     await _store(uow_factory, make_job())
     async with uow_factory() as uow:

@@ -244,3 +244,44 @@ async def test_spec_images_are_stored_once_by_content(make_services) -> None:  #
     digests = {p["image"] for t in doc["turns"] for p in t["parts"] if "image" in p}
     assert len(digests) == 1
     assert await load_spec(doc, svc.store) == spec
+
+
+async def test_cancel_a_queued_job_and_it_never_runs(make_services) -> None:  # type: ignore[no-untyped-def]
+    from imagegate.errors import Conflict
+    from imagegate.services.tasks import cancel_job
+
+    provider = FakeProvider()
+    svc = make_services(provider)
+    principal = await _principal(svc)
+    job = await submit_job(svc, principal, text_spec())
+    cancelled = await cancel_job(svc, principal, job.id)
+    assert cancelled.status is JobStatus.CANCELLED
+    assert await execute_job(svc, job.id) is None and not provider.calls
+    with pytest.raises(Conflict):
+        await cancel_job(svc, principal, job.id)
+
+
+async def test_cancel_a_running_job_discards_its_images(make_services) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from imagegate.services.tasks import cancel_job
+
+    gate = asyncio.Event()
+
+    class SlowProvider(FakeProvider):
+        async def generate(self, spec, model, upstream_model):  # type: ignore[no-untyped-def]
+            await gate.wait()
+            return await super().generate(spec, model, upstream_model)
+
+    svc = make_services(SlowProvider())
+    principal = await _principal(svc)
+    job = await submit_job(svc, principal, text_spec())
+    running = asyncio.create_task(execute_job(svc, job.id))
+    while (await wait_for_job_status(svc, job.id)) is not JobStatus.RUNNING:
+        await asyncio.sleep(0)
+    await cancel_job(svc, principal, job.id)
+    gate.set()
+    assert await running is None
+    async with svc.uow() as uow:
+        stored = await uow.jobs.get(job.id)
+    assert stored is not None and stored.status is JobStatus.CANCELLED and not stored.images
