@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from imagegate import imaging
 from imagegate.core.capabilities import ModelCatalog
 from imagegate.fetching import FetchPolicy, ImageFetcher
+from imagegate.fetching.webhook_sender import WebhookSender
 from imagegate.persistence.db import create_engine, session_factory, upgrade_database
 from imagegate.persistence.uow import SqlUnitOfWork
 from imagegate.providers.registry import build_provider
@@ -35,6 +36,7 @@ class Runtime:
     services: Services
     engine: AsyncEngine
     fetcher: ImageFetcher
+    webhook_sender: WebhookSender
     workers: WorkerPool | None = None
 
 
@@ -75,13 +77,13 @@ async def open_runtime(
     engine = create_engine(settings.effective_database_url)
     router = build_router(settings)
     queue, events = open_queue(settings.queue_url)
-    fetcher = ImageFetcher(
-        FetchPolicy(
-            max_bytes=settings.fetch_max_bytes,
-            timeout_s=settings.fetch_timeout_s,
-            allow_networks=tuple(settings.fetch_allow_networks),
-        )
+    policy = FetchPolicy(
+        max_bytes=settings.fetch_max_bytes,
+        timeout_s=settings.fetch_timeout_s,
+        allow_networks=tuple(settings.fetch_allow_networks),
     )
+    fetcher = ImageFetcher(policy)
+    webhook_sender = WebhookSender(policy)
     try:
         await upgrade_database(engine)
         sessions = session_factory(engine)
@@ -97,15 +99,20 @@ async def open_runtime(
                 max_attempts=settings.max_attempts,
                 sync_timeout_s=settings.sync_timeout_s,
                 file_retention_s=settings.file_retention_days * 86400 if settings.file_retention_days else None,
+                webhook_retry_delays_s=tuple(settings.webhook_retry_delays_s),
             ),
             signer=FileUrlSigner(url_signing_secret(settings), ttl_s=settings.file_url_ttl_s),
             transcode=imaging.transcode,
             limiter=KeyRateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None,
         )
-        runtime = Runtime(settings, services, engine, fetcher)
+        runtime = Runtime(settings, services, engine, fetcher, webhook_sender)
         if start_workers:
             runtime.workers = WorkerPool(
-                services, concurrency=settings.workers, sweep_interval_s=settings.sweep_interval_s
+                services,
+                concurrency=settings.workers,
+                sweep_interval_s=settings.sweep_interval_s,
+                webhook_sender=webhook_sender,
+                webhook_poll_s=settings.webhook_poll_s,
             )
             await runtime.workers.start(recover=recover, recover_all_running=settings.queue_url.startswith("inprocess"))
         try:
@@ -115,6 +122,7 @@ async def open_runtime(
                 await runtime.workers.stop()
     finally:
         await fetcher.aclose()
+        await webhook_sender.aclose()
         await queue.aclose()
         await router.aclose()
         await engine.dispose()

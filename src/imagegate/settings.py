@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     )
     fetch_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="largest image fetched from a URL")
     fetch_timeout_s: float = Field(default=15.0, gt=0, description="time limit of one image URL fetch")
+    webhook_retry_delays_s: list[float] = Field(
+        default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0],
+        description="waits between webhook attempts; delivery is given up after the last",
+    )
+    webhook_poll_s: float = Field(default=1.0, gt=0, description="how often due webhooks are looked for")
     rate_limit_per_minute: int = Field(default=0, ge=0, description="requests per key per minute; 0 = no limit")
 
     models: list[ModelSettings] = Field(default_factory=_default_models)

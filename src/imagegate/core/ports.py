@@ -50,6 +50,21 @@ class FileRecord:
     expires_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookRecord:
+    """A job's callback: where to announce its end, and how delivery is going."""
+
+    job_id: str
+    key_id: str
+    url: str
+    created_at: datetime
+    state: str = "pending"  # pending | delivered | failed (gave up)
+    attempts: int = 0
+    next_attempt_at: datetime | None = None  # None: as soon as the job has ended
+    last_error: str | None = None
+    finished_at: datetime | None = None
+
+
 class KeyRepository(Protocol):
     async def add(self, key: ApiKey) -> None: ...
     async def get(self, key_id: str) -> ApiKey | None: ...
@@ -96,12 +111,26 @@ class FileRepository(Protocol):
     async def delete(self, file_id: str) -> bool: ...
 
 
+class WebhookRepository(Protocol):
+    async def add(self, record: WebhookRecord) -> None: ...
+    async def get(self, job_id: str) -> WebhookRecord | None: ...
+
+    async def due(self, now: datetime, *, limit: int = 100) -> list[WebhookRecord]:
+        """Pending webhooks of ended jobs whose next attempt is due, oldest first."""
+        ...
+
+    async def update(self, record: WebhookRecord, *, expected_attempts: int) -> bool:
+        """Write ``record`` only if nobody counted another attempt meanwhile (fencing between processes)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository: commit or nothing."""
 
     keys: KeyRepository
     jobs: JobRepository
     files: FileRepository
+    webhooks: WebhookRepository
 
     async def __aenter__(self) -> Self: ...
 
@@ -128,6 +157,12 @@ class ObjectStore(Protocol):
 
     async def delete(self, key: str) -> None: ...
     async def exists(self, key: str) -> bool: ...
+
+
+class WebhookSender(Protocol):
+    async def send(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST ``body`` to ``url``; the HTTP status, or raises when nothing was answered."""
+        ...
 
 
 class JobQueue(Protocol):

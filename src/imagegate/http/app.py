@@ -15,6 +15,7 @@ from imagegate.dialects.gemini.routes import router as gemini_router
 from imagegate.dialects.openai_images import errors as openai_errors
 from imagegate.dialects.openai_images.routes import router as openai_router
 from imagegate.dialects.openai_images.task_routes import router as tasks_router
+from imagegate.dialects.openai_images.task_routes import webhook_renderer
 from imagegate.http.errors import install_error_handlers
 from imagegate.http.files import router as files_router
 from imagegate.http.middleware import BodyLimitMiddleware, RequestIdMiddleware
@@ -28,6 +29,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         effective = settings or load_settings()
         async with open_runtime(effective) as runtime:
+            base_url = effective.public_base_url or f"http://{effective.host}:{effective.port}"
+            runtime.services.webhook_payload = webhook_renderer(runtime.services, base_url)
             app.state.runtime = runtime
             yield
 

@@ -128,3 +128,23 @@ files = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=True, index=True),
 )
+
+WEBHOOK_STATES = ("pending", "delivered", "failed")
+
+# One webhook per job, announced when the job ends; a row outlives restarts, so deliveries are retried
+# (with backoff) by whichever process is up.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("job_id", String, ForeignKey("jobs.id"), primary_key=True),
+    Column("key_id", String, nullable=False),
+    Column("url", String, nullable=False),
+    Column("state", String, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("last_error", String, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    CheckConstraint("state IN ({})".format(", ".join(f"'{s}'" for s in WEBHOOK_STATES)), name="state"),
+    Index("ix_webhooks_state_next_attempt_at", "state", "next_attempt_at"),
+)

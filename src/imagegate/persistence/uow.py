@@ -11,9 +11,10 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from imagegate.core.ports import FileRepository, JobRepository, KeyRepository, UnitOfWorkFactory
+from imagegate.core.ports import FileRepository, JobRepository, KeyRepository, UnitOfWorkFactory, WebhookRepository
 from imagegate.persistence.db import session_factory
 from imagegate.persistence.repositories import SqlFileRepository, SqlJobRepository, SqlKeyRepository
+from imagegate.persistence.webhook_repository import SqlWebhookRepository
 
 
 class SqlUnitOfWork:
@@ -22,6 +23,7 @@ class SqlUnitOfWork:
     keys: KeyRepository
     jobs: JobRepository
     files: FileRepository
+    webhooks: WebhookRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -35,6 +37,7 @@ class SqlUnitOfWork:
         self.keys = SqlKeyRepository(session)
         self.jobs = SqlJobRepository(session)
         self.files = SqlFileRepository(session)
+        self.webhooks = SqlWebhookRepository(session)
         return self
 
     async def __aexit__(

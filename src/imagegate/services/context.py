@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from imagegate.core.capabilities import ModelCatalog
+from imagegate.core.jobs import Job
 from imagegate.core.ports import JobEvents, JobQueue, ObjectStore, Transcoder, UnitOfWorkFactory
 from imagegate.routing.router import Router
 from imagegate.services.ratelimit import KeyRateLimiter
@@ -25,6 +27,8 @@ class ServiceConfig:
     poll_interval_s: float = 1.0  # waiters re-read the database this often, in case an event was missed
     max_n: int = 10
     file_retention_s: float | None = 7 * 24 * 3600.0  # None: keep output images forever
+    # Waits between webhook attempts; after the last one fails, delivery is given up.
+    webhook_retry_delays_s: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0)
 
 
 @dataclass
@@ -40,3 +44,5 @@ class Services:
     limiter: KeyRateLimiter | None = None  # None: no per-key quota
     signer: FileUrlSigner = field(default_factory=FileUrlSigner)
     transcode: Transcoder | None = None  # needed only when a job asks for another format than the provider's
+    # How a webhook shows its job (set by the web app, which knows the dialects); None: id and status only.
+    webhook_payload: Callable[[Job], Awaitable[dict[str, Any]]] | None = None

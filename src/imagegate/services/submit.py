@@ -5,10 +5,11 @@ from __future__ import annotations
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.ids import new_id
 from imagegate.core.jobs import Job, JobSpec, JobStatus
-from imagegate.core.ports import ApiKey
+from imagegate.core.ports import ApiKey, WebhookRecord
 from imagegate.errors import InvalidRequest, ModelNotFound
 from imagegate.services.context import Services
 from imagegate.services.spec_codec import save_spec
+from imagegate.services.webhooks import check_webhook_url
 
 
 def resolve_model(svc: Services, name: str) -> ModelSpec:
@@ -32,9 +33,18 @@ def check_spec(spec: JobSpec, model: ModelSpec, max_n: int) -> None:
         raise InvalidRequest(f"Aspect ratio {spec.aspect_ratio} is not supported for this model", field="aspect_ratio")
 
 
-async def submit_job(svc: Services, principal: ApiKey, spec: JobSpec, *, request_id: str | None = None) -> Job:
+async def submit_job(
+    svc: Services,
+    principal: ApiKey,
+    spec: JobSpec,
+    *,
+    request_id: str | None = None,
+    webhook_url: str | None = None,
+) -> Job:
     model = resolve_model(svc, spec.model)
     check_spec(spec, model, svc.config.max_n)
+    if webhook_url is not None:
+        check_webhook_url(webhook_url)
     if svc.limiter is not None:  # after validation: a malformed request does not use up the quota
         svc.limiter.check(principal.id)
     job = Job(
@@ -50,6 +60,8 @@ async def submit_job(svc: Services, principal: ApiKey, spec: JobSpec, *, request
     spec_doc = await save_spec(spec, svc.store)
     async with svc.uow() as uow:
         await uow.jobs.add(job, spec_doc)
+        if webhook_url is not None:
+            await uow.webhooks.add(WebhookRecord(job.id, principal.id, webhook_url, created_at=job.created_at))
         await uow.commit()
     await svc.queue.enqueue(job.id)
     return job

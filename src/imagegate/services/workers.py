@@ -1,4 +1,4 @@
-"""In-process workers: a fixed number of tasks taking job ids from the queue, and a periodic sweeper."""
+"""In-process workers: tasks taking job ids from the queue, a periodic sweeper, and the webhook deliverer."""
 
 from __future__ import annotations
 
@@ -7,19 +7,31 @@ import contextlib
 import logging
 from datetime import timedelta
 
+from imagegate.core.ports import WebhookSender
 from imagegate.services.context import Services
 from imagegate.services.execute import execute_job
 from imagegate.services.files import delete_expired_files
 from imagegate.services.recovery import recover_jobs
+from imagegate.services.webhooks import deliver_due_webhooks
 
 log = logging.getLogger(__name__)
 
 
 class WorkerPool:
-    def __init__(self, svc: Services, *, concurrency: int, sweep_interval_s: float) -> None:
+    def __init__(
+        self,
+        svc: Services,
+        *,
+        concurrency: int,
+        sweep_interval_s: float,
+        webhook_sender: WebhookSender | None = None,
+        webhook_poll_s: float = 1.0,
+    ) -> None:
         self._svc = svc
         self._concurrency = concurrency
         self._sweep_interval_s = sweep_interval_s
+        self._webhook_sender = webhook_sender
+        self._webhook_poll_s = webhook_poll_s
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self, *, recover: bool, recover_all_running: bool) -> None:
@@ -37,6 +49,8 @@ class WorkerPool:
         ]
         if recover:
             self._tasks.append(asyncio.create_task(self._sweep(), name="imagegate-sweeper"))
+            if self._webhook_sender is not None:
+                self._tasks.append(asyncio.create_task(self._webhooks(self._webhook_sender), name="imagegate-webhooks"))
 
     async def _work(self, number: int) -> None:
         while True:
@@ -54,6 +68,14 @@ class WorkerPool:
                 await delete_expired_files(self._svc)
             except Exception:
                 log.exception("sweeper run failed")
+
+    async def _webhooks(self, sender: WebhookSender) -> None:
+        while True:
+            try:
+                await deliver_due_webhooks(self._svc, sender)
+            except Exception:
+                log.exception("webhook delivery run failed")
+            await asyncio.sleep(self._webhook_poll_s)
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -72,13 +72,16 @@ async def parse_edit(request: Request) -> ImagesRequest:
     raise InvalidRequest("Send the edit as multipart/form-data (image files) or as JSON with image URLs.")
 
 
-async def submit_images_request(request: Request, principal: ApiKey, parsed: ImagesRequest) -> tuple[Job, ModelSpec]:
+async def submit_images_request(
+    request: Request, principal: ApiKey, parsed: ImagesRequest, *, webhook_url: str | None = None
+) -> tuple[Job, ModelSpec]:
     """Check, fetch the image URLs, and submit: the part the sync and async endpoints share."""
     svc = services_of(request)
     model = resolve_model(request, parsed.model)
     check_input_limits(parsed, model)  # before fetching anything
     fetched = await _fetch_all(request, parsed.image_urls)
-    job = await submit_job(svc, principal, to_job_spec(parsed, model, fetched), request_id=request.state.request_id)
+    spec = to_job_spec(parsed, model, fetched)
+    job = await submit_job(svc, principal, spec, request_id=request.state.request_id, webhook_url=webhook_url)
     return job, model
 
 

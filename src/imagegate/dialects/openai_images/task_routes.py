@@ -3,7 +3,8 @@ read, listed and cancelled under ``/v1/tasks``. A task is a job, so jobs from ev
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -17,10 +18,14 @@ from imagegate.dialects.openai_images.routes import (
     submit_images_request,
 )
 from imagegate.dialects.openai_images.tasks import render_task, render_task_list
+from imagegate.dialects.openai_images.translate import hosted_images
+from imagegate.errors import InvalidRequest
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import services_of
+from imagegate.services.context import Services
 from imagegate.services.queries import get_job
 from imagegate.services.tasks import MAX_PAGE, cancel_job, list_jobs
+from imagegate.services.webhooks import PayloadRenderer, webhook_secret_text
 
 
 def _mark_dialect(request: Request) -> None:
@@ -33,14 +38,22 @@ ResponseFormat = Literal["url", "b64_json"]
 
 @router.post("/v1/async/images/generations")
 async def async_generations(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
-    job, _ = await submit_images_request(request, principal, await parse_generation(request))
+    parsed = await parse_generation(request)
+    job, _ = await submit_images_request(request, principal, parsed, webhook_url=await _webhook_url(request))
     return JSONResponse(await _task(request, job))
 
 
 @router.post("/v1/async/images/edits")
 async def async_edits(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
-    job, _ = await submit_images_request(request, principal, await parse_edit(request))
+    parsed = await parse_edit(request)
+    job, _ = await submit_images_request(request, principal, parsed, webhook_url=await _webhook_url(request))
     return JSONResponse(await _task(request, job))
+
+
+@router.get("/v1/webhooks/secret")
+async def get_webhook_secret(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
+    """The key's Standard Webhooks secret, to verify the ``webhook-signature`` of its tasks' callbacks."""
+    return JSONResponse({"object": "webhook.secret", "secret": webhook_secret_text(services_of(request), principal.id)})
 
 
 @router.get("/v1/tasks/{task_id}")
@@ -70,6 +83,31 @@ async def list_tasks(
     jobs = await list_jobs(services_of(request), principal, limit=limit + 1, before=after)
     page = [await _task(request, job) for job in jobs[:limit]]
     return JSONResponse(render_task_list(page, has_more=len(jobs) > limit))
+
+
+async def _webhook_url(request: Request) -> str | None:
+    """``webhook_url`` from the JSON body or the form (the images parser ignores fields it does not know)."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        value: object = (await request.form()).get("webhook_url")
+    else:
+        body = json.loads(await request.body())
+        value = body.get("webhook_url") if isinstance(body, dict) else None
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest("webhook_url must be a string URL.", field="webhook_url")
+    return value
+
+
+def webhook_renderer(svc: Services, base_url: str) -> PayloadRenderer:
+    """How webhooks show a job: the task object, with image links signed at sending time."""
+
+    async def render(job: Job) -> dict[str, Any]:
+        now = svc.clock()
+        images = hosted_images(job, lambda img: base_url.rstrip("/") + svc.signer.path(img.file_id, now))
+        return render_task(job, svc.catalog.resolve(job.model), images)
+
+    return render
 
 
 async def _task(request: Request, job: Job, response_format: str = "url") -> dict[str, object]:

@@ -1,0 +1,109 @@
+"""Webhooks: when a job that asked for one ends, POST its task to the caller, signed per Standard Webhooks.
+
+Each key has its own signing secret (derived from the server's secret, so nothing extra is stored); the
+``webhook-id`` is the job id on every attempt, so a receiver can drop repeats. Failed deliveries are retried
+on a backoff schedule, from the database, so a restart loses none; a 410 Gone stops them at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from standardwebhooks.webhooks import Webhook
+
+from imagegate.core.jobs import Job
+from imagegate.core.ports import WebhookRecord, WebhookSender
+from imagegate.errors import InvalidRequest
+from imagegate.services.context import Services
+
+log = logging.getLogger(__name__)
+
+PayloadRenderer = Callable[[Job], Awaitable[dict[str, Any]]]
+
+#: While one process delivers, others leave the webhook alone for this long.
+_IN_FLIGHT = timedelta(seconds=60)
+
+
+def check_webhook_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname or len(url) > 2048:
+        raise InvalidRequest(
+            "webhook_url must be an absolute http(s) URL of at most 2048 characters.", field="webhook_url"
+        )
+    if parts.username or parts.password:
+        raise InvalidRequest("webhook_url must not carry credentials.", field="webhook_url")
+    return url
+
+
+def webhook_secret(svc: Services, key_id: str) -> bytes:
+    return hmac.new(svc.signer.secret, b"webhook-secret:" + key_id.encode(), hashlib.sha256).digest()
+
+
+def webhook_secret_text(svc: Services, key_id: str) -> str:
+    """The key's secret as receivers configure it (``whsec_`` + base64, the Standard Webhooks form)."""
+    return "whsec_" + base64.b64encode(webhook_secret(svc, key_id)).decode()
+
+
+async def minimal_payload(job: Job) -> dict[str, Any]:
+    return {"id": job.id, "status": job.status.value, "model": job.model}
+
+
+async def deliver_due_webhooks(svc: Services, sender: WebhookSender) -> int:
+    """Attempt every webhook that is due; returns how many were delivered."""
+    render = svc.webhook_payload or minimal_payload
+    async with svc.uow() as uow:
+        due = await uow.webhooks.due(svc.clock())
+    delivered = 0
+    for record in due:
+        delivered += await _attempt(svc, sender, render, record)
+    return delivered
+
+
+async def _attempt(svc: Services, sender: WebhookSender, render: PayloadRenderer, record: WebhookRecord) -> int:
+    now = svc.clock()
+    claimed = replace(record, attempts=record.attempts + 1, next_attempt_at=now + _IN_FLIGHT)
+    async with svc.uow() as uow:
+        if not await uow.webhooks.update(claimed, expected_attempts=record.attempts):
+            return 0  # another process took it
+        job = await uow.jobs.get(record.job_id)
+        await uow.commit()
+    if job is None:
+        return 0
+    body = json.dumps(
+        {"type": f"image.task.{job.status.value}", "timestamp": now.isoformat(), "data": await render(job)},
+        separators=(",", ":"),
+    )
+    headers = {
+        "webhook-id": job.id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(webhook_secret(svc, job.key_id)).sign(job.id, now, body),
+    }
+    status: int | None = None
+    try:
+        status = await sender.send(record.url, body.encode(), headers)
+        error = None if 200 <= status < 300 else f"the receiver answered HTTP {status}"
+    except Exception as exc:  # any failure to get an answer is one failed attempt
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    finished = svc.clock()
+    delays = svc.config.webhook_retry_delays_s
+    if error is None:
+        outcome = replace(claimed, state="delivered", next_attempt_at=None, last_error=None, finished_at=finished)
+    elif status == 410 or claimed.attempts > len(delays):
+        outcome = replace(claimed, state="failed", next_attempt_at=None, last_error=error, finished_at=finished)
+        log.warning("webhook of job %s given up after %d attempts: %s", job.id, claimed.attempts, error)
+    else:
+        retry_at = finished + timedelta(seconds=delays[claimed.attempts - 1])
+        outcome = replace(claimed, next_attempt_at=retry_at, last_error=error)
+    async with svc.uow() as uow:
+        await uow.webhooks.update(outcome, expected_attempts=claimed.attempts)
+        await uow.commit()
+    return 1 if error is None else 0
