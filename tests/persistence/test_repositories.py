@@ -321,3 +321,32 @@ async def test_naive_timestamps_are_refused(uow_factory: UnitOfWorkFactory) -> N
         with pytest.raises(StatementError, match="naive datetime") as caught:
             await uow.keys.add(make_key(created_at=T0.replace(tzinfo=None)))
     assert isinstance(caught.value.orig, ValueError)
+
+
+async def test_webhooks_are_due_only_for_ended_jobs(uow_factory: UnitOfWorkFactory) -> None:
+    from dataclasses import replace
+
+    from imagegate.core.ports import WebhookRecord
+
+    await _store(uow_factory, make_job("job_1"), make_job("job_2", created_at=T0 + timedelta(seconds=1)))
+    async with uow_factory() as uow:
+        for job_id in ("job_1", "job_2"):
+            await uow.webhooks.add(WebhookRecord(job_id, "key_1", f"https://h.example/{job_id}", created_at=T0))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.webhooks.due(T0) == []  # both jobs still queued
+        job = await uow.jobs.get("job_2")
+        assert job is not None
+        await uow.jobs.update(job.moved_to(JobStatus.CANCELLED), expected_status=JobStatus.QUEUED, expected_attempts=0)
+        await uow.commit()
+    async with uow_factory() as uow:
+        [due] = await uow.webhooks.due(T0)
+        assert due.job_id == "job_2" and due.url == "https://h.example/job_2"
+        later = replace(due, attempts=1, next_attempt_at=T0 + timedelta(minutes=1), last_error="HTTP 500")
+        assert await uow.webhooks.update(later, expected_attempts=0) is True
+        assert await uow.webhooks.update(later, expected_attempts=0) is False  # fenced
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.webhooks.due(T0) == []
+        assert [w.job_id for w in await uow.webhooks.due(T0 + timedelta(minutes=1))] == ["job_2"]
+        assert await uow.webhooks.get("job_2") == later
