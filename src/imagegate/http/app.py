@@ -12,6 +12,8 @@ from imagegate import __version__
 from imagegate.bootstrap import open_runtime
 from imagegate.dialects.gemini import errors as gemini_errors
 from imagegate.dialects.gemini.routes import router as gemini_router
+from imagegate.dialects.linkmodel import errors as linkmodel_errors
+from imagegate.dialects.linkmodel.routes import router as linkmodel_router
 from imagegate.dialects.openai_images import errors as openai_errors
 from imagegate.dialects.openai_images.routes import router as openai_router
 from imagegate.dialects.openai_images.task_routes import router as tasks_router
@@ -38,8 +40,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     max_bytes = settings.max_request_bytes if settings else Settings.model_fields["max_request_bytes"].default
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_bytes)
     app.add_middleware(RequestIdMiddleware)
-    install_error_handlers(app, {"gemini": gemini_errors.render_error, "openai": openai_errors.render_error})
+    install_error_handlers(
+        app,
+        {
+            "gemini": gemini_errors.render_error,
+            "openai": openai_errors.render_error,
+            "linkmodel": linkmodel_errors.render_error,
+        },
+    )
     app.include_router(openai_router)
+    app.include_router(linkmodel_router)
     app.include_router(tasks_router)
     app.include_router(gemini_router)
     app.include_router(files_router)

@@ -21,9 +21,23 @@ log = logging.getLogger(__name__)
 ErrorRenderer = Callable[[ImagegateError], tuple[int, dict[str, object], dict[str, str]]]
 
 
+_DIALECT_BY_PATH = (
+    ("/api/v1/", "linkmodel"),
+    ("/v1/images/", "openai"),
+    ("/v1/async/", "openai"),
+    ("/v1/tasks", "openai"),
+    ("/v1/files/", "openai"),
+    ("/v1/webhooks/", "openai"),
+)
+
+
 def dialect_of(request: Request) -> str:
+    """The dialect a route marked, else the one its path belongs to (unknown paths, 405s), else Gemini's."""
     dialect = getattr(request.state, "dialect", None)
-    return dialect if isinstance(dialect, str) else "gemini"
+    if isinstance(dialect, str):
+        return dialect
+    path = request.url.path
+    return next((name for prefix, name in _DIALECT_BY_PATH if path.startswith(prefix)), "gemini")
 
 
 def install_error_handlers(app: FastAPI, renderers: Mapping[str, ErrorRenderer]) -> None:
