@@ -44,6 +44,7 @@ def test_async_generation_runs_to_completion(server: Server) -> None:
     assert task["object"] == "image.task" and task["status"] in ("queued", "running", "succeeded")
     done = poll(server, task["id"])
     assert done["status"] == "succeeded" and done["finished_at"] >= done["created_at"]
+    assert done["cost"] == "0.078"  # two delivered images at the default 0.039
     urls = [item["url"] for item in done["result"]["data"]]
     assert len(urls) == 2
     assert all(open_bytes(httpx.get(url, timeout=30).content).size == (1248, 832) for url in urls)
@@ -64,6 +65,7 @@ def test_async_edit_and_refusal_shapes(server: Server) -> None:
     assert created.status_code == 200, created.text
     done = poll(server, created.json()["id"])
     assert done["status"] == "failed" and done["error"]["code"] == "moderation_blocked" and "result" not in done
+    assert done["cost"] == "0"
 
 
 def test_gemini_jobs_are_tasks_too_and_lists_page(server: Server, tmp_path: Path) -> None:

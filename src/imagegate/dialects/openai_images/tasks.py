@@ -12,6 +12,7 @@ from typing import Any
 
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.jobs import Job, JobStatus
+from imagegate.core.money import format_amount
 from imagegate.dialects.openai_images.errors import render_error
 from imagegate.dialects.openai_images.requests import OutputOptions
 from imagegate.dialects.openai_images.responses import RenderedImage, render_images_response
@@ -32,6 +33,8 @@ def render_task(
         "started_at": _unix(job.started_at),
         "finished_at": _unix(job.finished_at),
         "attempts": job.attempts,
+        # Delivered images at the model's list price; refusals and failures cost nothing.
+        "cost": format_amount(len(job.images) * model.price_per_image) if model is not None else "0",
     }
     if not job.status.terminal:
         return body
