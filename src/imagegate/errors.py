@@ -13,6 +13,7 @@ renderers map to a status code and body.
     ├── InvalidApiKey             malformed, unknown or revoked key
     ├── PermissionDenied          a valid key that may not do this
     ├── Conflict                  the resource is not in a state that allows this (e.g. cancel a finished job)
+    │   └── IdempotencyConflict   the first request with this Idempotency-Key is still running
     ├── NotFound                  unknown model, job or file
     │   └── ModelNotFound
     ├── RateLimited               a quota: try again after ``retry_after_s``
@@ -23,7 +24,8 @@ renderers map to a status code and body.
     │   ├── UpstreamRateLimited   the provider's own quota (a RateLimited for the caller)
     │   └── UpstreamRejected      the provider refused the request as invalid or unauthorised
     ├── JobCancelled
-    └── InternalError
+    ├── InternalError
+    └── IdempotencyMismatch       an Idempotency-Key reused for a different request
 """
 
 from __future__ import annotations
@@ -135,6 +137,15 @@ class JobCancelled(ImagegateError):
 class InternalError(ImagegateError):
     kind = "internal"
     code = "internal_error"
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_in_progress"
+
+
+class IdempotencyMismatch(ImagegateError):
+    kind = "unprocessable"
+    code = "idempotency_key_reused"
 
 
 _BY_CODE: dict[str, type[ImagegateError]] = {}

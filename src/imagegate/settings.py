@@ -34,6 +34,8 @@ class ModelSettings(BaseModel):
     max_input_images: int = 3
     output_tokens_per_image: int = 1290
     input_tokens_per_image: int = 258
+    price_per_million_input_tokens: str = "0.30"
+    price_per_million_output_tokens: str = "0"
     price_per_image: str = Field(
         default="0.039", description="price of one delivered image, in the operator's currency"
     )
@@ -49,6 +51,8 @@ class ModelSettings(BaseModel):
             output_tokens_per_image=self.output_tokens_per_image,
             input_tokens_per_image=self.input_tokens_per_image,
             price_per_image=parse_amount(self.price_per_image),
+            price_per_million_input_tokens=parse_amount(self.price_per_million_input_tokens),
+            price_per_million_output_tokens=parse_amount(self.price_per_million_output_tokens),
         )
         if self.aspect_ratios is not None:
             from dataclasses import replace

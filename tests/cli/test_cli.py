@@ -45,9 +45,20 @@ def test_keys_create_list_revoke(home: Path) -> None:
 def test_admin_flag_and_bad_credits(home: Path) -> None:
     admin = json.loads(invoke("keys", "create", "--name", "root", "--admin", "--json"))
     assert json.loads(invoke("keys", "list", "--json"))[0]["admin"] is True
-    assert admin["credits"] == "0"
+    assert admin["credits"] == "unlimited"  # no --credits: an unmetered key
     bad = runner.invoke(app, ["keys", "create", "--name", "x", "--credits", "-3"])
     assert bad.exit_code == 2 and "non-negative" in bad.output
+
+
+def test_credits_add_meters_a_key(home: Path) -> None:
+    created = json.loads(invoke("keys", "create", "--name", "bob", "--json"))
+    assert created["credits"] == "unlimited"
+    assert invoke("credits", "add", created["id"], "2.50").strip() == f"{created['id']}: balance 2.5"
+    assert json.loads(invoke("keys", "list", "--json"))[0]["credits"] == "2.5"
+    unknown = runner.invoke(app, ["credits", "add", "key_nope", "1"])
+    assert unknown.exit_code == 1 and "no key" in unknown.output
+    negative = runner.invoke(app, ["credits", "add", created["id"], "-1"])
+    assert negative.exit_code == 2
 
 
 def test_generate_in_process_writes_images(home: Path, tmp_path: Path) -> None:

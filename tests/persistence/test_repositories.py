@@ -350,3 +350,29 @@ async def test_webhooks_are_due_only_for_ended_jobs(uow_factory: UnitOfWorkFacto
         assert await uow.webhooks.due(T0) == []
         assert [w.job_id for w in await uow.webhooks.due(T0 + timedelta(minutes=1))] == ["job_2"]
         assert await uow.webhooks.get("job_2") == later
+
+
+async def test_concurrent_debits_never_overdraw(uow_factory: UnitOfWorkFactory) -> None:
+    """The hammer: 40 concurrent transactions spending on one key that can pay for 10."""
+    import asyncio
+
+    async with uow_factory() as uow:
+        await uow.keys.add(make_key("key_1", credits=10 * 7))
+        await uow.commit()
+
+    async def spend() -> bool:
+        async with uow_factory() as uow:
+            balance = await uow.keys.debit("key_1", 7)
+            await uow.commit()
+        assert balance is None or balance >= 0
+        return balance is not None
+
+    results = await asyncio.gather(*(spend() for _ in range(40)))
+    assert sum(results) == 10
+    async with uow_factory() as uow:
+        key = await uow.keys.get("key_1")
+        assert key is not None and key.credits == 0
+        assert await uow.keys.credit("key_1", 5, meter=True) == 5
+        assert await uow.keys.credit("key_missing", 5) is None
+        metered = await uow.keys.get("key_1")
+        assert metered is not None and metered.metered

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from imagegate.cli.common import ConfigOption, run_with_runtime, settings_from
 from imagegate.core.money import format_amount, parse_amount
+from imagegate.core.ports import ApiKey
 from imagegate.errors import NotFound
 from imagegate.services import accounts
 
@@ -21,14 +22,16 @@ console = Console()
 @app.command("create")
 def create(
     name: str = typer.Option(..., "--name", "-n", help="A name to recognise the key by."),
-    credits: str = typer.Option("0", "--credits", help="Starting credits, in the operator's currency (e.g. 10.50)."),
+    credits: str | None = typer.Option(
+        None, "--credits", help="Starting credits, in the operator's currency (e.g. 10.50); makes the key metered."
+    ),
     admin: bool = typer.Option(False, "--admin", help="May manage keys over the API."),
     as_json: bool = typer.Option(False, "--json", help='Print {"id","key","name","credits"} as JSON.'),
     config: Path | None = ConfigOption,
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
     try:
-        micros = parse_amount(credits)
+        micros = parse_amount(credits) if credits is not None else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--credits") from exc
     created = run_with_runtime(
@@ -40,7 +43,7 @@ def create(
             "id": created.record.id,
             "key": created.key,
             "name": name,
-            "credits": format_amount(micros),
+            "credits": _credits(created.record),
         }
         typer.echo(json.dumps(payload))
         return
@@ -60,7 +63,7 @@ def list_(
             "id": key.id,
             "name": key.name,
             "prefix": key.prefix,
-            "credits": format_amount(key.credits),
+            "credits": _credits(key),
             "admin": key.is_admin,
             "created": key.created_at.isoformat(timespec="seconds"),
             "revoked": key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else None,
@@ -76,7 +79,7 @@ def list_(
             key.id,
             key.name,
             f"{key.prefix}…",
-            format_amount(key.credits),
+            _credits(key),
             "yes" if key.is_admin else "",
             key.created_at.isoformat(timespec="seconds"),
             key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "",
@@ -97,3 +100,7 @@ def revoke(
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from exc
     console.print(f"Revoked {key_id}.")
+
+
+def _credits(key: ApiKey) -> str:
+    return format_amount(key.credits) if key.metered else "unlimited"

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import typer
 
+from imagegate.bootstrap import Runtime
 from imagegate.cli import keys
-from imagegate.cli.common import ConfigOption, settings_from
+from imagegate.cli.common import ConfigOption, run_with_runtime, settings_from
 from imagegate.cli.generate import generate
 from imagegate.cli.serve import serve
+from imagegate.services.usage import UsageRow
 
 app = typer.Typer(
     help="imagegate: one self-hosted endpoint for gemini-2.5-flash-image in every API dialect.",
@@ -22,7 +24,74 @@ app.command("generate")(generate)
 app.add_typer(keys.app, name="keys")
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+credits_app = typer.Typer(help="Key balances.", no_args_is_help=True)
+app.add_typer(credits_app, name="credits")
+
+
+@credits_app.command("add")
+def credits_add(
+    key_id: str = typer.Argument(..., help="The key's id (see keys list)."),
+    amount: str = typer.Argument(..., help="Credits to add, in the operator's currency (e.g. 25 or 9.99)."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Grant credits to a key; from then on its requests must be covered by its balance."""
+    from imagegate.core.money import format_amount, parse_amount
+    from imagegate.errors import ImagegateError
+    from imagegate.services.accounts import add_credits
+
+    try:
+        micros = parse_amount(amount)
+        balance = run_with_runtime(settings_from(config), lambda rt: add_credits(rt.services, key_id, micros))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="AMOUNT") from exc
+    except ImagegateError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{key_id}: balance {format_amount(balance)}")
+
+
 app.add_typer(db_app, name="db")
+
+
+@app.command("usage")
+def show_usage(
+    days: int = typer.Option(30, "--days", min=1, max=366, help="How many days back."),
+    key_id: str | None = typer.Option(None, "--key", help="One key only (default: every key)."),
+    as_json: bool = typer.Option(False, "--json"),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Requests, images, tokens and spend by day, model and key."""
+    from datetime import timedelta
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from imagegate.core.money import format_amount
+    from imagegate.core.ports import ApiKey
+    from imagegate.services.usage import usage
+
+    async def collect(runtime: Runtime) -> list[UsageRow]:
+        svc = runtime.services
+        operator = ApiKey("cli", "cli", "", "", 0, True, svc.clock())  # the operator sees every key
+        return await usage(svc, operator, since=svc.clock() - timedelta(days=days), key_id=key_id)
+
+    rows = run_with_runtime(settings_from(config), collect)
+    if as_json:
+        typer.echo(json.dumps([{**row.__dict__, "spend": format_amount(row.spend)} for row in rows]))
+        return
+    table = Table("date", "model", "key", "requests", "images", "input tokens", "output tokens", "spend", box=None)
+    for row in rows:
+        table.add_row(
+            row.day,
+            row.model,
+            row.key_id,
+            str(row.requests),
+            str(row.images),
+            str(row.input_tokens),
+            str(row.output_tokens),
+            format_amount(row.spend),
+        )
+    Console(width=160).print(table)
 
 
 @app.command("settings")

@@ -27,6 +27,8 @@ class ModelSpec:
     top_k: int = 64
     max_temperature: float = 1.0
     price_per_image: int = 39_000  # micro-units per delivered image (Google's list price: $0.039)
+    price_per_million_input_tokens: int = 300_000  # micro-units ($0.30 per million input tokens)
+    price_per_million_output_tokens: int = 0  # text output; images are priced per image above
 
 
 NANO_BANANA = ModelSpec(

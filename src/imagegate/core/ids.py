@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import uuid
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -23,3 +24,11 @@ def random_base62(length: int) -> str:
 def new_id(prefix: str) -> str:
     """``job_0h3kQ2x…``: sortable by time, 16 random characters (~95 bits) so unguessable."""
     return f"{prefix}_{base62(time.time_ns() // 1_000_000, 8)}{random_base62(16)}"
+
+
+_ORDER_NAMESPACE = uuid.UUID("5b0f6a4e-3c1d-4f0e-9a57-6c2b8e1d7f30")
+
+
+def order_id_of(job_id: str) -> str:
+    """A job's order id: a stable UUID derived from the job id, so it needs no table of its own."""
+    return str(uuid.uuid5(_ORDER_NAMESPACE, job_id))

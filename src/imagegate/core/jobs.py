@@ -235,6 +235,8 @@ class Job:
     n: int = 1
     dialect: str = "gemini"
     request_id: str | None = None
+    held: int = 0  # micro-units reserved at submission (metered keys)
+    charged: int | None = None  # the final price once settled; None until the job ends
 
     @property
     def images(self) -> tuple[StoredImage, ...]:

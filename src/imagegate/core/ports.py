@@ -24,10 +24,11 @@ class ApiKey:
     name: str
     prefix: str  # the first characters, for people to recognise a key in lists
     key_hash: str
-    credits: int  # micro-units; recorded here, enforced by billing
+    credits: int  # micro-units available to spend (metered keys)
     is_admin: bool
     created_at: datetime
     revoked_at: datetime | None = None
+    metered: bool = False  # False: no balance is enforced (usage is still recorded)
 
     @property
     def active(self) -> bool:
@@ -72,6 +73,44 @@ class KeyRepository(Protocol):
     async def list(self) -> list[ApiKey]: ...
     async def revoke(self, key_id: str, at: datetime) -> bool: ...
     async def count(self) -> int: ...
+
+    async def debit(self, key_id: str, amount: int) -> int | None:
+        """Take ``amount`` if the balance covers it, atomically; the new balance, or None when it does not."""
+        ...
+
+    async def credit(self, key_id: str, amount: int, *, meter: bool = False) -> int | None:
+        """Add ``amount`` (``meter``: and start enforcing a balance); the new balance, None for an unknown key."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One movement of a key's money: a grant, a hold at submission, a capture of delivered work, a release."""
+
+    id: str
+    key_id: str
+    kind: str  # grant | hold | capture | release
+    amount: int  # micro-units, never negative; the kind says which way it moves
+    balance_after: int | None  # the key's balance after it (None for unmetered keys)
+    created_at: datetime
+    job_id: str | None = None
+    images: int = 0  # captures: images delivered
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model: str | None = None
+
+
+class LedgerRepository(Protocol):
+    async def add(self, entry: LedgerEntry) -> None: ...
+    async def for_job(self, job_id: str) -> list[LedgerEntry]: ...
+
+    async def held(self, key_id: str) -> int:
+        """Money held for the key's jobs that have not settled yet."""
+        ...
+
+    async def captures(self, key_id: str | None, since: datetime | None = None) -> list[LedgerEntry]:
+        """Capture entries (what delivered work cost), of one key or (None) of all, oldest first."""
+        ...
 
 
 class JobRepository(Protocol):
@@ -124,6 +163,46 @@ class WebhookRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """One ``Idempotency-Key``: the request it first came with and, once that was answered, the answer."""
+
+    scope: str  # SHA-256 of the API key that sent it, so keys never share entries
+    key: str  # the Idempotency-Key header
+    fingerprint: str  # SHA-256 of the request (method, path, query, body): the same key must mean the same request
+    token: str  # the id of the attempt that holds the entry: only it may complete or abandon it
+    created_at: datetime  # when that attempt began
+    expires_at: datetime
+    status: int | None = None  # the answer's HTTP status; None while the first request is still running
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    completed_at: datetime | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.status is not None
+
+
+class IdempotencyRepository(Protocol):
+    async def get(self, scope: str, key: str) -> IdempotencyRecord | None: ...
+
+    async def add(self, record: IdempotencyRecord) -> bool:
+        """Insert unless ``(scope, key)`` has an entry already; False when it has (another request was first)."""
+        ...
+
+    async def replace(self, record: IdempotencyRecord, *, expected_token: str) -> bool:
+        """Overwrite the entry only while it still holds ``expected_token`` (fencing between attempts)."""
+        ...
+
+    async def delete(self, scope: str, key: str, *, expected_token: str) -> bool:
+        """Remove the entry only while it still holds ``expected_token``."""
+        ...
+
+    async def delete_expired(self, now: datetime) -> int:
+        """Remove the entries that expired before ``now``; how many went."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository: commit or nothing."""
 
@@ -131,6 +210,8 @@ class UnitOfWork(Protocol):
     jobs: JobRepository
     files: FileRepository
     webhooks: WebhookRepository
+    idempotency: IdempotencyRepository
+    ledger: LedgerRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -18,8 +18,10 @@ from imagegate.dialects.openai_images import errors as openai_errors
 from imagegate.dialects.openai_images.routes import router as openai_router
 from imagegate.dialects.openai_images.task_routes import router as tasks_router
 from imagegate.dialects.openai_images.task_routes import webhook_renderer
+from imagegate.http.account import router as account_router
 from imagegate.http.errors import install_error_handlers
 from imagegate.http.files import router as files_router
+from imagegate.http.idempotency import IdempotencyMiddleware
 from imagegate.http.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from imagegate.settings import Settings, load_settings
 
@@ -38,21 +40,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="imagegate", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
     max_bytes = settings.max_request_bytes if settings else Settings.model_fields["max_request_bytes"].default
+    renderers = {
+        "gemini": gemini_errors.render_error,
+        "openai": openai_errors.render_error,
+        "linkmodel": linkmodel_errors.render_error,
+    }
+    app.add_middleware(IdempotencyMiddleware, renderers=renderers)  # inside the body cap: bodies come capped
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_bytes)
     app.add_middleware(RequestIdMiddleware)
-    install_error_handlers(
-        app,
-        {
-            "gemini": gemini_errors.render_error,
-            "openai": openai_errors.render_error,
-            "linkmodel": linkmodel_errors.render_error,
-        },
-    )
+    install_error_handlers(app, renderers)
     app.include_router(openai_router)
     app.include_router(linkmodel_router)
     app.include_router(tasks_router)
     app.include_router(gemini_router)
     app.include_router(files_router)
+    app.include_router(account_router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

@@ -28,6 +28,9 @@ _DIALECT_BY_PATH = (
     ("/v1/tasks", "openai"),
     ("/v1/files/", "openai"),
     ("/v1/webhooks/", "openai"),
+    ("/v1/account", "openai"),
+    ("/v1/usage", "openai"),
+    ("/v1/admin/", "openai"),
 )
 
 

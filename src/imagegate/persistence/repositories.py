@@ -41,6 +41,7 @@ class SqlKeyRepository:
                 is_admin=key.is_admin,
                 created_at=key.created_at,
                 revoked_at=key.revoked_at,
+                metered=key.metered,
             )
         )
 
@@ -70,6 +71,26 @@ class SqlKeyRepository:
     async def count(self) -> int:
         total = (await self._session.execute(select(func.count()).select_from(api_keys))).scalar_one()
         return int(total)
+
+    async def debit(self, key_id: str, amount: int) -> int | None:
+        # One conditional UPDATE: the row lock (PostgreSQL) or the single writer (SQLite) makes check and take one
+        # step, so concurrent requests can never spend the same credits twice or push a balance below zero.
+        statement = (
+            update(api_keys)
+            .where(api_keys.c.id == key_id, api_keys.c.credits >= amount)
+            .values(credits=api_keys.c.credits - amount)
+            .returning(api_keys.c.credits)
+        )
+        balance = (await self._session.execute(statement)).scalar_one_or_none()
+        return None if balance is None else int(balance)
+
+    async def credit(self, key_id: str, amount: int, *, meter: bool = False) -> int | None:
+        values: dict[str, Any] = {"credits": api_keys.c.credits + amount}
+        if meter:
+            values["metered"] = True
+        statement = update(api_keys).where(api_keys.c.id == key_id).values(**values).returning(api_keys.c.credits)
+        balance = (await self._session.execute(statement)).scalar_one_or_none()
+        return None if balance is None else int(balance)
 
 
 class SqlJobRepository:
@@ -224,6 +245,8 @@ def _mutable_values(job: Job) -> dict[str, Any]:
         "deployment": job.deployment,
         "results": encode_results(job.results),
         "error": encode_error(job.error),
+        "held": job.held,
+        "charged": job.charged,
     }
 
 
@@ -237,6 +260,7 @@ def _api_key(row: Row[Any]) -> ApiKey:
         is_admin=row.is_admin,
         created_at=row.created_at,
         revoked_at=row.revoked_at,
+        metered=row.metered,
     )
 
 
@@ -257,4 +281,6 @@ def _job(row: Row[Any]) -> Job:
         n=row.n,
         dialect=row.dialect,
         request_id=row.request_id,
+        held=row.held,
+        charged=row.charged,
     )

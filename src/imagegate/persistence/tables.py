@@ -21,10 +21,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeEngine
@@ -86,6 +88,7 @@ api_keys = Table(
     Column("is_admin", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime, nullable=True),
+    Column("metered", Boolean, nullable=False, server_default=false()),
 )
 
 jobs = Table(
@@ -107,6 +110,8 @@ jobs = Table(
     Column("spec", json_document(), nullable=False),
     Column("results", json_document(), nullable=False),
     Column("error", json_document(), nullable=True),
+    Column("held", BigInteger, nullable=False, server_default="0"),  # micro-units reserved at submission
+    Column("charged", BigInteger, nullable=True),  # the final price, once settled
     CheckConstraint("status IN ({})".format(", ".join(f"'{s}'" for s in JOB_STATUSES)), name="status"),
     # Both start with status, so they also serve plain status lookups: the first for the oldest jobs of a
     # status (ids_with_status), the second for the lease sweeper (expired_leases).
@@ -147,4 +152,45 @@ webhooks = Table(
     Column("finished_at", UtcDateTime, nullable=True),
     CheckConstraint("state IN ({})".format(", ".join(f"'{s}'" for s in WEBHOOK_STATES)), name="state"),
     Index("ix_webhooks_state_next_attempt_at", "state", "next_attempt_at"),
+)
+
+LEDGER_KINDS = ("grant", "hold", "capture", "release")
+
+# Every movement of money, written in the same transaction as the change it belongs to. A job has at most one
+# hold, one capture and one release (the unique index), so nothing is ever charged or refunded twice.
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("key_id", String, ForeignKey("api_keys.id"), nullable=False),
+    Column("job_id", String, ForeignKey("jobs.id"), nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("balance_after", BigInteger, nullable=True),
+    Column("images", Integer, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("model", String, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("kind IN ({})".format(", ".join(f"'{k}'" for k in LEDGER_KINDS)), name="kind"),
+    CheckConstraint("amount >= 0", name="amount"),
+    Index("ix_ledger_job_id_kind", "job_id", "kind", unique=True),
+    Index("ix_ledger_key_id_kind_created_at", "key_id", "kind", "created_at"),
+)
+
+# One row per (API key, Idempotency-Key): while its first request runs, a claim (``status`` NULL); once answered,
+# the answer, replayed to retries until ``expires_at``. ``scope`` is a hash of the API key, never the key itself.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(64), primary_key=True),
+    Column("idempotency_key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("token", String, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+    Column("status", Integer, nullable=True),
+    Column("headers", json_document(), nullable=True),
+    Column("body", LargeBinary, nullable=True),
+    Column("completed_at", UtcDateTime, nullable=True),
 )

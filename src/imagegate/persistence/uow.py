@@ -11,8 +11,18 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from imagegate.core.ports import FileRepository, JobRepository, KeyRepository, UnitOfWorkFactory, WebhookRepository
+from imagegate.core.ports import (
+    FileRepository,
+    IdempotencyRepository,
+    JobRepository,
+    KeyRepository,
+    LedgerRepository,
+    UnitOfWorkFactory,
+    WebhookRepository,
+)
 from imagegate.persistence.db import session_factory
+from imagegate.persistence.idempotency_repository import SqlIdempotencyRepository
+from imagegate.persistence.ledger_repository import SqlLedgerRepository
 from imagegate.persistence.repositories import SqlFileRepository, SqlJobRepository, SqlKeyRepository
 from imagegate.persistence.webhook_repository import SqlWebhookRepository
 
@@ -24,6 +34,8 @@ class SqlUnitOfWork:
     jobs: JobRepository
     files: FileRepository
     webhooks: WebhookRepository
+    idempotency: IdempotencyRepository
+    ledger: LedgerRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -38,6 +50,8 @@ class SqlUnitOfWork:
         self.jobs = SqlJobRepository(session)
         self.files = SqlFileRepository(session)
         self.webhooks = SqlWebhookRepository(session)
+        self.idempotency = SqlIdempotencyRepository(session)
+        self.ledger = SqlLedgerRepository(session)
         return self
 
     async def __aexit__(

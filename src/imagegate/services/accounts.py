@@ -7,12 +7,13 @@ by its hash and compared in constant time.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from imagegate.core.ids import new_id
 from imagegate.core.keys import display_prefix, generate_key, hash_key, is_well_formed
 from imagegate.core.ports import ApiKey
-from imagegate.errors import InvalidApiKey, MissingApiKey, NotFound
+from imagegate.errors import InvalidApiKey, InvalidRequest, MissingApiKey, NotFound
+from imagegate.services.billing import grant_credits
 from imagegate.services.context import Services
 
 
@@ -22,21 +23,37 @@ class CreatedKey:
     key: str  # shown once, never stored
 
 
-async def create_key(svc: Services, *, name: str, credits: int = 0, is_admin: bool = False) -> CreatedKey:
+async def create_key(svc: Services, *, name: str, credits: int | None = None, is_admin: bool = False) -> CreatedKey:
+    """A new key. With ``credits`` (even 0) it is metered: requests must be covered by its balance."""
     raw = generate_key()
     record = ApiKey(
         id=new_id("key"),
         name=name,
         prefix=display_prefix(raw),
         key_hash=hash_key(raw),
-        credits=credits,
+        credits=0,
         is_admin=is_admin,
         created_at=svc.clock(),
+        metered=credits is not None,
     )
     async with svc.uow() as uow:
         await uow.keys.add(record)
+        if credits:
+            await grant_credits(uow, record.id, credits, record.created_at)
         await uow.commit()
-    return CreatedKey(record, raw)
+    return CreatedKey(replace(record, credits=credits or 0), raw)
+
+
+async def add_credits(svc: Services, key_id: str, amount: int) -> int:
+    """Grant ``amount`` to a key (which is metered from now on); its new balance."""
+    if amount <= 0:
+        raise InvalidRequest("the amount must be positive", field="amount")
+    async with svc.uow() as uow:
+        balance = await grant_credits(uow, key_id, amount, svc.clock())
+        if balance is None:
+            raise NotFound(f"no key with id {key_id}")
+        await uow.commit()
+    return balance
 
 
 async def list_keys(svc: Services) -> list[ApiKey]:

@@ -23,6 +23,7 @@ from imagegate.errors import (
     RateLimited,
     UpstreamError,
 )
+from imagegate.services.billing import record_settlement, with_charge
 from imagegate.services.context import Services
 from imagegate.services.spec_codec import load_spec
 
@@ -63,11 +64,14 @@ async def execute_job(svc: Services, job_id: str) -> Job | None:
         finished = job.moved_to(JobStatus.FAILED, finished_at=svc.clock(), error=_job_error(error))
         records = []
 
+    finished, settled = with_charge(finished, svc.catalog.resolve(job.model))
     async with svc.uow() as uow:
+        # One transaction: the job's end, its images and its money move together or not at all.
         written = await uow.jobs.update(finished, expected_status=JobStatus.RUNNING, expected_attempts=job.attempts)
         if written:
             for record in records:
                 await uow.files.add(record)
+            await record_settlement(uow, finished, settled, svc.clock())
             await uow.commit()
     if not written:  # another attempt owns the job now; our images are orphans
         log.warning("job %s attempt %d lost its lease; discarding its result", job_id, job.attempts)

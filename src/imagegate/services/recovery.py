@@ -10,6 +10,7 @@ import logging
 from datetime import datetime
 
 from imagegate.core.jobs import JobError, JobStatus
+from imagegate.services.billing import record_settlement, with_charge
 from imagegate.services.context import Services
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,10 @@ async def recover_jobs(svc: Services, *, stale_before: datetime | None = None) -
                     ),
                 )
                 failed += 1
-            await uow.jobs.update(moved, expected_status=JobStatus.RUNNING, expected_attempts=job.attempts)
+            moved, settled = with_charge(moved, None) if moved.status.terminal else (moved, None)
+            written = await uow.jobs.update(moved, expected_status=JobStatus.RUNNING, expected_attempts=job.attempts)
+            if written and settled is not None:
+                await record_settlement(uow, moved, settled, svc.clock())  # gave up: the hold comes back
         await uow.commit()
         queued = await uow.jobs.ids_with_status(JobStatus.QUEUED)
     for job in stale:

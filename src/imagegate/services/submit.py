@@ -7,6 +7,7 @@ from imagegate.core.ids import new_id
 from imagegate.core.jobs import Job, JobSpec, JobStatus
 from imagegate.core.ports import ApiKey, WebhookRecord
 from imagegate.errors import InvalidRequest, ModelNotFound
+from imagegate.services.billing import hold_for, place_hold
 from imagegate.services.context import Services
 from imagegate.services.spec_codec import save_spec
 from imagegate.services.webhooks import check_webhook_url
@@ -56,10 +57,12 @@ async def submit_job(
         n=spec.n,
         dialect=spec.dialect,
         request_id=request_id,
+        held=hold_for(principal, spec, model),
     )
     spec_doc = await save_spec(spec, svc.store)
     async with svc.uow() as uow:
         await uow.jobs.add(job, spec_doc)
+        await place_hold(uow, job, job.created_at)  # refused for money: the block rolls back, nothing is queued
         if webhook_url is not None:
             await uow.webhooks.add(WebhookRecord(job.id, principal.id, webhook_url, created_at=job.created_at))
         await uow.commit()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from imagegate.core.jobs import Job, JobStatus
 from imagegate.core.ports import ApiKey
 from imagegate.errors import Conflict, InvalidRequest
+from imagegate.services.billing import record_settlement, with_charge
 from imagegate.services.context import Services
 from imagegate.services.queries import get_job
 
@@ -27,9 +28,13 @@ async def cancel_job(svc: Services, principal: ApiKey, job_id: str) -> Job:
     job = await get_job(svc, principal, job_id)
     if job.status.terminal:
         raise Conflict(f"Job {job_id} has already finished ({job.status}); there is nothing to cancel.")
-    cancelled = job.moved_to(JobStatus.CANCELLED, finished_at=svc.clock(), lease_expires_at=None)
+    cancelled, settled = with_charge(
+        job.moved_to(JobStatus.CANCELLED, finished_at=svc.clock(), lease_expires_at=None), None
+    )
     async with svc.uow() as uow:
         moved = await uow.jobs.update(cancelled, expected_status=job.status, expected_attempts=job.attempts)
+        if moved:
+            await record_settlement(uow, cancelled, settled, svc.clock())  # the whole hold comes back
         await uow.commit()
     if not moved:  # it moved on meanwhile (started, or finished): look again
         return await cancel_job(svc, principal, job_id)

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from imagegate.core.capabilities import ModelSpec
-from imagegate.core.ids import new_id
+from imagegate.core.ids import new_id, order_id_of
 from imagegate.core.images import ASPECT_RATIOS, ImageInput
 from imagegate.core.jobs import FinishReason, Job, JobError, JobStatus, Role, SlotResult
 from imagegate.dialects.linkmodel.translate import (
@@ -19,7 +19,6 @@ from imagegate.dialects.linkmodel.translate import (
     check_input_limits,
     created_data,
     envelope,
-    order_id_of,
     price_micros,
     price_number,
     task_data,
@@ -120,21 +119,13 @@ def test_failed_and_cancelled_jobs_are_failed(make_job: MakeJob) -> None:
     assert task_status(make_job(JobStatus.CANCELLED)) == ("failed", "cancelled: the task was cancelled")
 
 
-def test_the_price_is_the_quote_then_what_was_delivered(make_job: MakeJob, model: ModelSpec) -> None:
+def test_the_price_is_the_quote_then_the_settled_charge(make_job: MakeJob, model: ModelSpec) -> None:
     per_image = model.price_per_image
-    assert price_micros(make_job(JobStatus.QUEUED, n=4), model) == 4 * per_image
-    assert price_micros(make_job(JobStatus.RUNNING, n=2), model) == 2 * per_image
-    partial = make_job(
-        JobStatus.SUCCEEDED,
-        SlotResult(0, images=(stored("file_a"),)),
-        SlotResult(1, finish_reason=FinishReason.IMAGE_SAFETY),
-        SlotResult(2, images=(stored("file_b"), stored("file_c"))),  # a slot pays for one image at most
-    )
-    assert price_micros(partial, model) == 2 * per_image
-    refused = make_job(JobStatus.SUCCEEDED, SlotResult(0, finish_reason=FinishReason.IMAGE_SAFETY))
-    assert price_micros(refused, model) == 0
-    assert price_micros(make_job(JobStatus.FAILED), model) == 0
-    assert price_micros(make_job(JobStatus.CANCELLED), model) == 0
+    assert price_micros(make_job(JobStatus.QUEUED, n=4), model) == 4 * per_image  # unmetered: the list price
+    assert price_micros(replace(make_job(JobStatus.RUNNING, n=2), held=80_000), model) == 80_000  # what is held
+    done = replace(make_job(JobStatus.SUCCEEDED, SlotResult(0, images=(stored("file_a"),))), charged=39_001)
+    assert price_micros(done, model) == 39_001  # what billing settled, tokens included
+    assert price_micros(replace(make_job(JobStatus.FAILED), charged=0), model) == 0
     assert price_micros(make_job(JobStatus.QUEUED), None) == 0
 
 
@@ -177,7 +168,7 @@ def test_the_seeds_own_example_answer_fits_its_schema(seed: Seed) -> None:
 
 def test_a_polled_task_lists_its_images_only_when_it_succeeded(make_job: MakeJob, model: ModelSpec, seed: Seed) -> None:
     urls = ["http://testserver/v1/files/file_1?expires=1&signature=x"]
-    done = make_job(JobStatus.SUCCEEDED, SlotResult(0, images=(stored(),)))
+    done = replace(make_job(JobStatus.SUCCEEDED, SlotResult(0, images=(stored(),))), charged=39_000)
     body = envelope(task_data(done, model, urls), new_id("req"))
     assert body["data"] == {
         "task_id": done.id,
@@ -194,7 +185,7 @@ def test_a_polled_task_lists_its_images_only_when_it_succeeded(make_job: MakeJob
     assert running["data"]["status"] == "processing" and running["data"]["output_images"] == []
     seed.validate_poll(running)
 
-    refused = make_job(JobStatus.SUCCEEDED, SlotResult(0, finish_reason=FinishReason.IMAGE_SAFETY))
+    refused = replace(make_job(JobStatus.SUCCEEDED, SlotResult(0, finish_reason=FinishReason.IMAGE_SAFETY)), charged=0)
     failed = envelope(task_data(refused, model, []), new_id("req"))
     assert failed["data"]["status"] == "failed" and failed["data"]["msg"].startswith("IMAGE_SAFETY")
     assert failed["data"]["price"] == 0

@@ -142,7 +142,7 @@ def error_body(message: str, type_: str, param: str | None, code: str | None) ->
         ),
         (
             InsufficientCredits("The key has 0 credits; 2 are needed."),
-            429,
+            402,
             error_body("The key has 0 credits; 2 are needed.", "insufficient_quota", None, "insufficient_quota"),
             {"x-should-retry": "false"},
         ),
@@ -221,7 +221,7 @@ def _client(status: int, body: dict[str, Any], headers: dict[str, str]) -> opena
         (PermissionDenied("no"), openai.PermissionDeniedError, "permission_denied", None),
         (ModelNotFound(model_not_found_message("dall-e-9")), openai.NotFoundError, "model_not_found", None),
         (RateLimited("slow down", retry_after_s=3), openai.RateLimitError, "rate_limit_exceeded", None),
-        (InsufficientCredits("no credits"), openai.RateLimitError, "insufficient_quota", None),
+        (InsufficientCredits("no credits"), openai.APIStatusError, "insufficient_quota", None),
         (UpstreamUnavailable("down"), openai.InternalServerError, "upstream_unavailable", None),
         (UpstreamTimeout("slow"), openai.InternalServerError, "timeout", None),
         (InternalError("boom"), openai.InternalServerError, None, None),

@@ -30,6 +30,8 @@ _BY_KIND: dict[str, tuple[int, str, str]] = {
     "permission_denied": (403, "PERMISSION_DENIED", "The caller does not have permission."),
     "not_found": (404, "NOT_FOUND", "Requested entity was not found."),
     "conflict": (409, "ABORTED", "The operation was aborted."),
+    # google.rpc has no 422: a reused Idempotency-Key is an invalid argument (a ClientError, never retried).
+    "unprocessable": (400, "INVALID_ARGUMENT", "Request contains an invalid argument."),
     "rate_limited": (429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."),
     "insufficient_credits": (429, "RESOURCE_EXHAUSTED", "Your prepayment credits are depleted."),
     "upstream_unavailable": (503, "UNAVAILABLE", "The service is currently unavailable."),

@@ -25,7 +25,8 @@ INSUFFICIENT_BALANCE_MESSAGE = "billing: insufficient balance"
 INTERNAL_MESSAGE = "internal error"
 
 #: Kinds that are the caller's to fix: the seed's 400.
-_BAD_REQUEST_KINDS = frozenset({"invalid_request", "not_found", "conflict", "cancelled"})
+#: (The seed has no 409 or 422, so an Idempotency-Key still running or reused is a 400 too; the message says which.)
+_BAD_REQUEST_KINDS = frozenset({"invalid_request", "not_found", "conflict", "cancelled", "unprocessable"})
 #: Kinds about the key: the seed's 401.
 _UNAUTHORIZED_KINDS = frozenset({"missing_key", "invalid_key", "permission_denied"})
 

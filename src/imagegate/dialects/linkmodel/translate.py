@@ -10,16 +10,17 @@ Billing proper comes later; this is the amount the rules of DESIGN.md would char
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from imagegate.core.capabilities import ModelSpec
+from imagegate.core.ids import order_id_of
 from imagegate.core.images import ImageInput
 from imagegate.core.jobs import Job, JobSpec, JobStatus, Role, SlotResult, Turn
 from imagegate.core.money import format_amount
 from imagegate.dialects.linkmodel.wire import ImageGenerationRequest
 from imagegate.errors import InvalidRequest
+from imagegate.services.billing import displayed_price
 
 DIALECT = "linkmodel"
 SUCCESS_CODE = 0
@@ -30,7 +31,6 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 
 #: Fixed forever: order ids must stay the same for a job across restarts and replicas.
-_ORDER_NAMESPACE = uuid.UUID("5b0f6a4e-3c1d-4f0e-9a57-6c2b8e1d7f30")
 
 
 def aspect_ratio_of(size: str | None) -> str | None:
@@ -64,11 +64,6 @@ def to_job_spec(request: ImageGenerationRequest, model: ModelSpec, images: Seque
     )
 
 
-def order_id_of(job_id: str) -> str:
-    """A stable UUID per job: the seed's ``order_id`` without a table of its own."""
-    return str(uuid.uuid5(_ORDER_NAMESPACE, job_id))
-
-
 def task_status(job: Job) -> tuple[str, str]:
     """The seed's status of ``job`` and, when it failed, why (``""`` otherwise)."""
     if not job.status.terminal:
@@ -83,13 +78,8 @@ def task_status(job: Job) -> tuple[str, str]:
 
 
 def price_micros(job: Job, model: ModelSpec | None) -> int:
-    """The quote while the job runs, what delivered images cost once it ended (a slot pays for at most one)."""
-    if model is None:  # the model left the catalog since: no price to quote
-        return 0
-    if not job.status.terminal:
-        return job.n * model.price_per_image
-    delivered = sum(1 for slot in job.results if slot.images) if job.status is JobStatus.SUCCEEDED else 0
-    return delivered * model.price_per_image
+    """The quote (or hold) while the job runs, its final charge once it has ended."""
+    return displayed_price(job, model)
 
 
 def price_number(micros: int) -> float:

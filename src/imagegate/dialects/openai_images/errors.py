@@ -42,9 +42,10 @@ _BY_KIND: dict[str, tuple[int, str, str | None]] = {
     "permission_denied": (403, INVALID_REQUEST_ERROR, "permission_denied"),
     "not_found": (404, INVALID_REQUEST_ERROR, None),
     "conflict": (409, INVALID_REQUEST_ERROR, "conflict"),
+    "unprocessable": (422, INVALID_REQUEST_ERROR, "idempotency_key_reused"),  # UnprocessableEntityError
     "rate_limited": (429, "requests", "rate_limit_exceeded"),
-    # Not a quota that frees up by waiting; 402 may suit better once clients are checked (see the report).
-    "insufficient_credits": (429, "insufficient_quota", "insufficient_quota"),
+    # Not a quota that frees up by waiting: 402, so clients do not retry it as a rate limit.
+    "insufficient_credits": (402, "insufficient_quota", "insufficient_quota"),
     "upstream_unavailable": (503, SERVER_ERROR, "upstream_unavailable"),
     "upstream_timeout": (504, SERVER_ERROR, "timeout"),
     "cancelled": (400, INVALID_REQUEST_ERROR, "cancelled"),

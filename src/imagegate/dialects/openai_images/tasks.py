@@ -11,12 +11,14 @@ from datetime import datetime
 from typing import Any
 
 from imagegate.core.capabilities import ModelSpec
+from imagegate.core.ids import order_id_of
 from imagegate.core.jobs import Job, JobStatus
 from imagegate.core.money import format_amount
 from imagegate.dialects.openai_images.errors import render_error
 from imagegate.dialects.openai_images.requests import OutputOptions
 from imagegate.dialects.openai_images.responses import RenderedImage, render_images_response
 from imagegate.errors import ImagegateError, JobCancelled, error_from_code
+from imagegate.services.billing import displayed_price
 
 
 def render_task(
@@ -33,8 +35,9 @@ def render_task(
         "started_at": _unix(job.started_at),
         "finished_at": _unix(job.finished_at),
         "attempts": job.attempts,
-        # Delivered images at the model's list price; refusals and failures cost nothing.
-        "cost": format_amount(len(job.images) * model.price_per_image) if model is not None else "0",
+        "order_id": order_id_of(job.id),
+        # The final charge once settled (refusals and failures cost nothing), before that the hold or quote.
+        "cost": format_amount(displayed_price(job, model)),
     }
     if not job.status.terminal:
         return body

@@ -1,0 +1,122 @@
+"""Billing: quote a request, hold that much at submission, and settle when the job ends.
+
+Settling captures what was delivered (images at the model's price, plus the input tokens of the calls that
+delivered) and releases the rest of the hold; a refusal, an upstream failure or a cancellation costs nothing.
+Every movement is a ledger row written in the same transaction as the job change it belongs to, and a job
+has at most one hold, one capture and one release, so nothing is charged or refunded twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from imagegate.core.capabilities import ModelSpec, estimate_usage
+from imagegate.core.ids import new_id
+from imagegate.core.jobs import Job, JobSpec, JobStatus
+from imagegate.core.money import format_amount
+from imagegate.core.ports import ApiKey, LedgerEntry, UnitOfWork
+from imagegate.errors import InsufficientCredits
+
+
+def token_cost(tokens: int, per_million: int) -> int:
+    """Micro-units for ``tokens`` at ``per_million`` micro-units per million, rounded up (never free by rounding)."""
+    return -(-tokens * per_million // 1_000_000)
+
+
+def quote(spec: JobSpec, model: ModelSpec) -> int:
+    """The most ``spec`` can cost: every slot delivering one image, with the whole conversation as input."""
+    usage = estimate_usage(spec, model)
+    per_slot = model.price_per_image + token_cost(usage.input_tokens, model.price_per_million_input_tokens)
+    return spec.n * per_slot
+
+
+@dataclass(frozen=True)
+class Settlement:
+    cost: int
+    images: int
+    input_tokens: int
+    output_tokens: int
+
+
+def settlement(job: Job, model: ModelSpec | None) -> Settlement:
+    """What a finished job costs: only the slots that delivered images count; never more than was held."""
+    if model is None or job.status is not JobStatus.SUCCEEDED:
+        return Settlement(0, 0, 0, 0)
+    cost = images = input_tokens = output_tokens = 0
+    for slot in job.results:
+        if not slot.images:
+            continue
+        images += len(slot.images)
+        input_tokens += slot.usage.input_tokens
+        output_tokens += slot.usage.output_tokens
+        cost += len(slot.images) * model.price_per_image
+        cost += token_cost(slot.usage.input_tokens, model.price_per_million_input_tokens)
+        cost += token_cost(slot.usage.output_text_tokens, model.price_per_million_output_tokens)
+    if job.held:  # a metered key pays at most what it agreed to at submission
+        cost = min(cost, job.held)
+    return Settlement(cost, images, input_tokens, output_tokens)
+
+
+def hold_for(principal: ApiKey, spec: JobSpec, model: ModelSpec) -> int:
+    """What to hold for ``spec``: its quote for a metered key, nothing for an unmetered one."""
+    return quote(spec, model) if principal.metered else 0
+
+
+async def place_hold(uow: UnitOfWork, job: Job, now: datetime) -> None:
+    """Take ``job.held`` from its key's balance (the job row is in this transaction); refuse if it is short."""
+    if job.held == 0:
+        return
+    balance = await uow.keys.debit(job.key_id, job.held)
+    if balance is None:
+        raise InsufficientCredits(
+            f"insufficient balance: this request can cost up to {format_amount(job.held)}; "
+            "add credits to this key or ask for fewer images."
+        )
+    await uow.ledger.add(LedgerEntry(new_id("led"), job.key_id, "hold", job.held, balance, now, job_id=job.id))
+
+
+def with_charge(job: Job, model: ModelSpec | None) -> tuple[Job, Settlement]:
+    """The terminal ``job`` with its final price set, and the settlement to record once it is written."""
+    settled = settlement(job, model)
+    return replace(job, charged=settled.cost), settled
+
+
+async def record_settlement(uow: UnitOfWork, job: Job, settled: Settlement, now: datetime) -> None:
+    """Capture and release in the transaction that wrote the job's end (call only after that write succeeded)."""
+    await uow.ledger.add(
+        LedgerEntry(
+            new_id("led"),
+            job.key_id,
+            "capture",
+            settled.cost,
+            None,
+            now,
+            job_id=job.id,
+            images=settled.images,
+            input_tokens=settled.input_tokens,
+            output_tokens=settled.output_tokens,
+            model=job.model,
+        )
+    )
+    refund = job.held - settled.cost
+    if refund > 0:
+        balance = await uow.keys.credit(job.key_id, refund)
+        await uow.ledger.add(LedgerEntry(new_id("led"), job.key_id, "release", refund, balance, now, job_id=job.id))
+
+
+async def grant_credits(uow: UnitOfWork, key_id: str, amount: int, now: datetime) -> int | None:
+    """Add credits to a key (and meter it from now on); the new balance, None for an unknown key."""
+    balance = await uow.keys.credit(key_id, amount, meter=True)
+    if balance is not None:
+        await uow.ledger.add(LedgerEntry(new_id("led"), key_id, "grant", amount, balance, now))
+    return balance
+
+
+def displayed_price(job: Job, model: ModelSpec | None) -> int:
+    """The price a task shows: the final charge once settled, else what is held, else the per-image quote."""
+    if job.charged is not None:
+        return job.charged
+    if job.held:
+        return job.held
+    return job.n * model.price_per_image if model is not None else 0
