@@ -62,3 +62,20 @@ def test_models_are_configurable(tmp_path: Path) -> None:
     )
     [model] = load_settings().model_specs()
     assert (model.max_input_images, model.input_tokens_per_image, model.output_tokens_per_image) == (5, 300, 1290)
+
+
+def test_deployment_prices_override_the_models(tmp_path: Path) -> None:
+    (tmp_path / "imagegate.toml").write_text(
+        '[[deployments]]\nname = "cheap"\nprovider = "emulator"\n'
+        '[deployments.prices."gemini-2.5-flash-image"]\nper_image = "0.02"\n'
+    )
+    settings = load_settings()
+    [model] = settings.model_specs()
+    prices = settings.effective_deployments[0].prices_for(model)
+    assert prices is not None and (prices.per_image, prices.per_million_input_tokens) == (20_000, 300_000)
+    (tmp_path / "imagegate.toml").write_text(
+        '[[deployments]]\nname = "x"\nprovider = "emulator"\n'
+        '[deployments.prices."gemini-2.5-flash-image"]\nper_img = "1"\n'
+    )
+    with pytest.raises(ValueError, match="per_img"):
+        load_settings().effective_deployments[0].prices_for(model)

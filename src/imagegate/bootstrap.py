@@ -53,15 +53,19 @@ def url_signing_secret(settings: Settings) -> bytes:
 
 
 def build_router(settings: Settings) -> Router:
-    deployments = [
-        Deployment(
-            name=dep.name,
-            provider_name=dep.provider,
-            provider=build_provider(dep.provider, dep.options),
-            models=dict(dep.models),
+    models = settings.model_specs()
+    deployments = []
+    for dep in settings.effective_deployments:
+        prices = {model.id: found for model in models if (found := dep.prices_for(model)) is not None}
+        deployments.append(
+            Deployment(
+                name=dep.name,
+                provider_name=dep.provider,
+                provider=build_provider(dep.provider, dep.options),
+                models=dict(dep.models),
+                prices=prices,
+            )
         )
-        for dep in settings.effective_deployments
-    ]
     return Router(deployments)
 
 

@@ -18,7 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from imagegate.core.capabilities import NANO_BANANA, ModelSpec
+from imagegate.core.capabilities import NANO_BANANA, ModelSpec, Prices
 from imagegate.core.money import parse_amount
 
 
@@ -80,6 +80,27 @@ class DeploymentSettings(BaseModel):
     provider: str
     models: dict[str, str] = Field(default_factory=dict)  # empty: every catalog model, same id
     options: dict[str, Any] = Field(default_factory=dict)
+    # What this upstream's work costs callers, by our model id, where it differs from the model's prices:
+    # {"gemini-2.5-flash-image": {"per_image": "0.02", "per_million_input_tokens": "0.15"}}
+    prices: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    def prices_for(self, model: ModelSpec) -> Prices | None:
+        given = self.prices.get(model.id)
+        if given is None:
+            return None
+        unknown = set(given) - {"per_image", "per_million_input_tokens", "per_million_output_tokens"}
+        if unknown:
+            raise ValueError(f"deployment {self.name}: unknown price fields {sorted(unknown)}")
+        base = model.prices
+        return Prices(
+            parse_amount(given["per_image"]) if "per_image" in given else base.per_image,
+            parse_amount(given.get("per_million_input_tokens", ""))
+            if "per_million_input_tokens" in given
+            else base.per_million_input_tokens,
+            parse_amount(given.get("per_million_output_tokens", ""))
+            if "per_million_output_tokens" in given
+            else base.per_million_output_tokens,
+        )
 
 
 class Settings(BaseSettings):

@@ -162,3 +162,26 @@ async def test_concurrent_spending_never_overdraws(make_services) -> None:  # ty
     refused = [o for o in outcomes if isinstance(o, InsufficientCredits)]
     assert len(accepted) == 5 and len(refused) == 15
     assert await _balance(svc, key.id) == per_request // 2
+
+
+async def test_each_slot_pays_the_prices_of_the_deployment_that_served_it(make_services) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from imagegate.core.capabilities import Prices
+
+    cheap_but_down = FakeProvider(default=UpstreamUnavailable("down"))
+    svc = make_services(cheap_but_down, FakeProvider())
+    dear = Prices(per_image=50_000, per_million_input_tokens=1_000_000, per_million_output_tokens=0)
+    cheap = Prices(per_image=20_000, per_million_input_tokens=0, per_million_output_tokens=0)
+    first, second = svc.router.deployments
+    svc.router.deployments = (
+        replace(first, prices={NANO_BANANA.id: cheap}),
+        replace(second, prices={NANO_BANANA.id: dear}),
+    )
+    key = await _metered(svc, 1_000_000)
+    job = await submit_job(svc, key, text_spec())
+    assert job.held == quote(text_spec(), NANO_BANANA, svc.router) >= 50_000  # the dearest deployment is held
+    finished = await execute_job(svc, job.id)
+    assert finished is not None and finished.results[0].deployment == "dep1"
+    input_tokens = finished.results[0].usage.input_tokens
+    assert finished.charged == 50_000 + token_cost(input_tokens, 1_000_000)  # the one that delivered set the price

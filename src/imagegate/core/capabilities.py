@@ -10,6 +10,15 @@ from imagegate.core.jobs import JobSpec, Usage
 
 
 @dataclass(frozen=True, slots=True)
+class Prices:
+    """What delivered work costs, in micro-units: per image, and per million input / output (text) tokens."""
+
+    per_image: int
+    per_million_input_tokens: int
+    per_million_output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
 class ModelSpec:
     id: str
     display_name: str
@@ -29,6 +38,10 @@ class ModelSpec:
     price_per_image: int = 39_000  # micro-units per delivered image (Google's list price: $0.039)
     price_per_million_input_tokens: int = 300_000  # micro-units ($0.30 per million input tokens)
     price_per_million_output_tokens: int = 0  # text output; images are priced per image above
+
+    @property
+    def prices(self) -> Prices:
+        return Prices(self.price_per_image, self.price_per_million_input_tokens, self.price_per_million_output_tokens)
 
 
 NANO_BANANA = ModelSpec(

@@ -211,6 +211,7 @@ class SlotResult:
     usage: Usage = field(default_factory=Usage)
     model_version: str | None = None
     error: JobError | None = None
+    deployment: str | None = None  # which deployment answered (its prices apply)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ def _encode_slot(slot: SlotResult) -> Document:
         "usage": _encode_usage(slot.usage),
         "model_version": slot.model_version,
         "error": encode_error(slot.error),
+        "deployment": slot.deployment,
     }
 
 
@@ -64,6 +65,7 @@ def _decode_slot(doc: Mapping[str, Any]) -> SlotResult:
         usage=_decode_usage(doc.get("usage") or {}),
         model_version=_optional_str(doc.get("model_version")),
         error=decode_error(doc.get("error")),
+        deployment=_optional_str(doc.get("deployment")),
     )
 
 

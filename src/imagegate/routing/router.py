@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from imagegate.core.capabilities import Prices
 from imagegate.core.ports import ImageProvider
 
 
@@ -18,6 +19,7 @@ class Deployment:
     provider_name: str
     provider: ImageProvider
     models: dict[str, str] = field(default_factory=dict)  # empty: serves every model under its own id
+    prices: dict[str, Prices] = field(default_factory=dict)  # by our model id; absent: the model's own prices
 
     def upstream_model(self, model_id: str) -> str | None:
         if not self.models:

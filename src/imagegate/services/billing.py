@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from imagegate.core.capabilities import ModelSpec, estimate_usage
+from imagegate.core.capabilities import ModelSpec, Prices, estimate_usage
 from imagegate.core.ids import new_id
 from imagegate.core.jobs import Job, JobSpec, JobStatus
 from imagegate.core.money import format_amount
 from imagegate.core.ports import ApiKey, LedgerEntry, UnitOfWork
 from imagegate.errors import InsufficientCredits
+from imagegate.routing.router import Router
 
 
 def token_cost(tokens: int, per_million: int) -> int:
@@ -24,11 +25,31 @@ def token_cost(tokens: int, per_million: int) -> int:
     return -(-tokens * per_million // 1_000_000)
 
 
-def quote(spec: JobSpec, model: ModelSpec) -> int:
-    """The most ``spec`` can cost: every slot delivering one image, with the whole conversation as input."""
+def prices_of(model: ModelSpec, router: Router | None, deployment: str | None) -> Prices:
+    """The prices of work ``deployment`` did: its own for this model when it has some, else the model's."""
+    for candidate in router.deployments if router is not None and deployment is not None else ():
+        if candidate.name == deployment and model.id in candidate.prices:
+            return candidate.prices[model.id]
+    return model.prices
+
+
+def dearest_prices(model: ModelSpec, router: Router | None) -> Prices:
+    """Each price at its highest over the deployments that may serve ``model``: what a hold must cover."""
+    options = [prices_of(model, router, c.deployment.name) for c in router.candidates(model.id)] if router else []
+    options = options or [model.prices]
+    return Prices(
+        max(p.per_image for p in options),
+        max(p.per_million_input_tokens for p in options),
+        max(p.per_million_output_tokens for p in options),
+    )
+
+
+def quote(spec: JobSpec, model: ModelSpec, router: Router | None = None) -> int:
+    """The most ``spec`` can cost: every slot delivering one image, with the whole conversation as input,
+    on the dearest deployment that may serve it."""
+    prices = dearest_prices(model, router)
     usage = estimate_usage(spec, model)
-    per_slot = model.price_per_image + token_cost(usage.input_tokens, model.price_per_million_input_tokens)
-    return spec.n * per_slot
+    return spec.n * (prices.per_image + token_cost(usage.input_tokens, prices.per_million_input_tokens))
 
 
 @dataclass(frozen=True)
@@ -39,28 +60,30 @@ class Settlement:
     output_tokens: int
 
 
-def settlement(job: Job, model: ModelSpec | None) -> Settlement:
-    """What a finished job costs: only the slots that delivered images count; never more than was held."""
+def settlement(job: Job, model: ModelSpec | None, router: Router | None = None) -> Settlement:
+    """What a finished job costs: only the slots that delivered images count, each at the prices of the
+    deployment that made it; never more than was held."""
     if model is None or job.status is not JobStatus.SUCCEEDED:
         return Settlement(0, 0, 0, 0)
     cost = images = input_tokens = output_tokens = 0
     for slot in job.results:
         if not slot.images:
             continue
+        prices = prices_of(model, router, slot.deployment)
         images += len(slot.images)
         input_tokens += slot.usage.input_tokens
         output_tokens += slot.usage.output_tokens
-        cost += len(slot.images) * model.price_per_image
-        cost += token_cost(slot.usage.input_tokens, model.price_per_million_input_tokens)
-        cost += token_cost(slot.usage.output_text_tokens, model.price_per_million_output_tokens)
+        cost += len(slot.images) * prices.per_image
+        cost += token_cost(slot.usage.input_tokens, prices.per_million_input_tokens)
+        cost += token_cost(slot.usage.output_text_tokens, prices.per_million_output_tokens)
     if job.held:  # a metered key pays at most what it agreed to at submission
         cost = min(cost, job.held)
     return Settlement(cost, images, input_tokens, output_tokens)
 
 
-def hold_for(principal: ApiKey, spec: JobSpec, model: ModelSpec) -> int:
+def hold_for(principal: ApiKey, spec: JobSpec, model: ModelSpec, router: Router | None = None) -> int:
     """What to hold for ``spec``: its quote for a metered key, nothing for an unmetered one."""
-    return quote(spec, model) if principal.metered else 0
+    return quote(spec, model, router) if principal.metered else 0
 
 
 async def place_hold(uow: UnitOfWork, job: Job, now: datetime) -> None:
@@ -76,9 +99,9 @@ async def place_hold(uow: UnitOfWork, job: Job, now: datetime) -> None:
     await uow.ledger.add(LedgerEntry(new_id("led"), job.key_id, "hold", job.held, balance, now, job_id=job.id))
 
 
-def with_charge(job: Job, model: ModelSpec | None) -> tuple[Job, Settlement]:
+def with_charge(job: Job, model: ModelSpec | None, router: Router | None = None) -> tuple[Job, Settlement]:
     """The terminal ``job`` with its final price set, and the settlement to record once it is written."""
-    settled = settlement(job, model)
+    settled = settlement(job, model, router)
     return replace(job, charged=settled.cost), settled
 
 

@@ -64,7 +64,7 @@ async def execute_job(svc: Services, job_id: str) -> Job | None:
         finished = job.moved_to(JobStatus.FAILED, finished_at=svc.clock(), error=_job_error(error))
         records = []
 
-    finished, settled = with_charge(finished, svc.catalog.resolve(job.model))
+    finished, settled = with_charge(finished, svc.catalog.resolve(job.model), svc.router)
     async with svc.uow() as uow:
         # One transaction: the job's end, its images and its money move together or not at all.
         written = await uow.jobs.update(finished, expected_status=JobStatus.RUNNING, expected_attempts=job.attempts)
@@ -119,7 +119,9 @@ async def _run_slot(
         except ImagegateError as exc:  # the request itself is wrong: another upstream will say the same
             return SlotResult(index, error=_job_error(exc)), candidate.deployment.name
         stored = await _store_images(svc, job, spec, generation, records)
-        return _slot_result(index, generation, stored), candidate.deployment.name
+        return replace(_slot_result(index, generation, stored), deployment=candidate.deployment.name), (
+            candidate.deployment.name
+        )
     assert last_error is not None
     return SlotResult(index, error=_job_error(last_error)), None
 

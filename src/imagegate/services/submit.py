@@ -57,7 +57,7 @@ async def submit_job(
         n=spec.n,
         dialect=spec.dialect,
         request_id=request_id,
-        held=hold_for(principal, spec, model),
+        held=hold_for(principal, spec, model, svc.router),
     )
     spec_doc = await save_spec(spec, svc.store)
     async with svc.uow() as uow:

@@ -11,6 +11,7 @@ from imagegate.core.ports import WebhookSender
 from imagegate.services.context import Services
 from imagegate.services.execute import execute_job
 from imagegate.services.files import delete_expired_files
+from imagegate.services.idempotency import purge_expired
 from imagegate.services.recovery import recover_jobs
 from imagegate.services.webhooks import deliver_due_webhooks
 
@@ -66,6 +67,7 @@ class WorkerPool:
             try:
                 await recover_jobs(self._svc)
                 await delete_expired_files(self._svc)
+                await purge_expired(self._svc)
             except Exception:
                 log.exception("sweeper run failed")
 
