@@ -7,6 +7,7 @@ by URL. With no deployment configured, ``GEMINI_API_KEY`` enables Google's API; 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,6 @@ class ModelSettings(BaseModel):
             price_per_million_output_tokens=parse_amount(self.price_per_million_output_tokens),
         )
         if self.aspect_ratios is not None:
-            from dataclasses import replace
-
             spec = replace(spec, aspect_ratios=tuple(self.aspect_ratios))
         return spec
 
@@ -91,16 +90,8 @@ class DeploymentSettings(BaseModel):
         unknown = set(given) - {"per_image", "per_million_input_tokens", "per_million_output_tokens"}
         if unknown:
             raise ValueError(f"deployment {self.name}: unknown price fields {sorted(unknown)}")
-        base = model.prices
-        return Prices(
-            parse_amount(given["per_image"]) if "per_image" in given else base.per_image,
-            parse_amount(given.get("per_million_input_tokens", ""))
-            if "per_million_input_tokens" in given
-            else base.per_million_input_tokens,
-            parse_amount(given.get("per_million_output_tokens", ""))
-            if "per_million_output_tokens" in given
-            else base.per_million_output_tokens,
-        )
+        overrides = {name: parse_amount(text) for name, text in given.items()}
+        return replace(model.prices, **overrides)
 
 
 class Settings(BaseSettings):

@@ -119,9 +119,8 @@ async def _run_slot(
         except ImagegateError as exc:  # the request itself is wrong: another upstream will say the same
             return SlotResult(index, error=_job_error(exc)), candidate.deployment.name
         stored = await _store_images(svc, job, spec, generation, records)
-        return replace(_slot_result(index, generation, stored), deployment=candidate.deployment.name), (
-            candidate.deployment.name
-        )
+        name = candidate.deployment.name
+        return replace(_slot_result(index, generation, stored), deployment=name), name
     assert last_error is not None
     return SlotResult(index, error=_job_error(last_error)), None
 
