@@ -29,7 +29,7 @@ from imagegate.dialects.gemini.translate import (
 )
 from imagegate.errors import ImagegateError, InternalError, InvalidRequest, UpstreamTimeout
 
-from .images import encode_image
+from ..images import encode_image
 
 MakeJob = Callable[[SlotResult], Job]
 IMAGE_USAGE = Usage(input_text_tokens=16, input_image_tokens=258, output_text_tokens=6, output_image_tokens=1290)

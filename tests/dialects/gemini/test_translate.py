@@ -24,7 +24,7 @@ from imagegate.dialects.gemini.translate import (
 )
 from imagegate.errors import InvalidImage, InvalidRequest, UnknownField
 
-from .images import encode_image
+from ..images import encode_image
 
 PROTO_ASPECT_MESSAGE = (
     "* GenerateContentRequest.generation_config.image_config.aspect_ratio: aspect_ratio must be one of "

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from imagegate.core.capabilities import NANO_BANANA, ModelSpec
+from imagegate.core.capabilities import NANO_BANANA
 from imagegate.core.jobs import Job, JobError, JobStatus, SlotResult, StoredImage
 
 from .harness import Harness, open_harness
@@ -25,11 +25,6 @@ def seed() -> Seed:
     if path is None or not path.is_file():
         pytest.skip(f"the linkmodel seed is not beside this checkout; set {SEED_ENV} to its path")
     return Seed(load_spec(path))
-
-
-@pytest.fixture
-def model() -> ModelSpec:
-    return NANO_BANANA
 
 
 def stored(file_id: str = "file_1") -> StoredImage:

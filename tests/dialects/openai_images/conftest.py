@@ -7,27 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from imagegate.core.capabilities import NANO_BANANA, ModelSpec
+from imagegate.core.capabilities import NANO_BANANA
 from imagegate.core.jobs import Job, JobStatus, SlotResult
 
-from .images import encode_image
+from ..images import encode_image
 
 FINISHED_AT = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
-
-
-@pytest.fixture
-def model() -> ModelSpec:
-    return NANO_BANANA
-
-
-@pytest.fixture
-def png() -> bytes:
-    return encode_image("PNG")
-
-
-@pytest.fixture
-def jpeg() -> bytes:
-    return encode_image("JPEG", color="blue")
 
 
 @pytest.fixture

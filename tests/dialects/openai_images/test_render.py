@@ -26,8 +26,8 @@ from imagegate.dialects.openai_images.translate import (
 )
 from imagegate.errors import InternalError, JobCancelled, ModerationBlocked, UpstreamTimeout, UpstreamUnavailable
 
+from ..images import encode_image
 from .conftest import FINISHED_AT
-from .images import encode_image
 from .sdk import sdk_client
 
 MakeJob = Callable[..., Job]
