@@ -17,11 +17,12 @@ from imagegate import imaging
 from imagegate.core.capabilities import ModelCatalog
 from imagegate.fetching import FetchPolicy, ImageFetcher
 from imagegate.fetching.webhook_sender import WebhookSender
+from imagegate.metrics import Metrics
 from imagegate.persistence.db import create_engine, session_factory, upgrade_database
 from imagegate.persistence.uow import SqlUnitOfWork
 from imagegate.providers.registry import build_provider
 from imagegate.queue import open_queue
-from imagegate.routing.router import Deployment, Router
+from imagegate.routing.router import Deployment, Router, RoutingPolicy
 from imagegate.services.context import ServiceConfig, Services
 from imagegate.services.ratelimit import KeyRateLimiter
 from imagegate.services.signing import FileUrlSigner
@@ -52,7 +53,8 @@ def url_signing_secret(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
-def build_router(settings: Settings) -> Router:
+def build_router(settings: Settings, metrics: Metrics | None = None) -> Router:
+    """Deployments with their providers built; a configuration mistake raises ``ValueError`` naming it."""
     models = settings.model_specs()
     deployments = []
     for dep in settings.effective_deployments:
@@ -61,12 +63,26 @@ def build_router(settings: Settings) -> Router:
             Deployment(
                 name=dep.name,
                 provider_name=dep.provider,
-                provider=build_provider(dep.provider, dep.options),
-                models=dict(dep.models),
+                provider=build_provider(dep.provider, dep.provider_options()),
+                models=dep.served_models,
                 prices=prices,
+                priority=dep.priority,
+                weight=dep.weight,
+                max_concurrency=dep.max_concurrency,
+                timeout_s=dep.timeout_s,
+                retries=dep.retries,
+                max_input_images=dep.max_input_images,
             )
         )
-    return Router(deployments)
+    r = settings.routing
+    policy = RoutingPolicy(
+        breaker_failures=r.breaker_failures,
+        breaker_cooldown_s=r.breaker_cooldown_s,
+        breaker_max_cooldown_s=max(r.breaker_max_cooldown_s, r.breaker_cooldown_s),
+        retry_base_delay_s=r.retry_base_delay_s,
+        retry_max_wait_s=r.retry_max_wait_s,
+    )
+    return Router(deployments, policy, metrics=metrics)
 
 
 @asynccontextmanager
@@ -79,8 +95,10 @@ async def open_runtime(
     """
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.effective_database_url)
-    router = build_router(settings)
+    metrics = Metrics()
+    router = build_router(settings, metrics)
     queue, events = open_queue(settings.queue_url)
+    metrics.watch_queue_depth(queue.qsize)
     policy = FetchPolicy(
         max_bytes=settings.fetch_max_bytes,
         timeout_s=settings.fetch_timeout_s,
@@ -108,6 +126,7 @@ async def open_runtime(
             signer=FileUrlSigner(url_signing_secret(settings), ttl_s=settings.file_url_ttl_s),
             transcode=imaging.transcode,
             limiter=KeyRateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None,
+            metrics=metrics,
         )
         runtime = Runtime(settings, services, engine, fetcher, webhook_sender)
         if start_workers:

@@ -20,6 +20,7 @@ renderers map to a status code and body.
     ├── InsufficientCredits       the key cannot pay; retrying will not help
     ├── UpstreamError             the provider failed; nothing was delivered or charged
     │   ├── UpstreamUnavailable   5xx / overloaded / unreachable
+    │   │   └── NoDeploymentAvailable  every deployment's circuit breaker is open: try after ``retry_after_s``
     │   ├── UpstreamTimeout       no answer in time
     │   ├── UpstreamRateLimited   the provider's own quota (a RateLimited for the caller)
     │   └── UpstreamRejected      the provider refused the request as invalid or unauthorised
@@ -36,6 +37,7 @@ class ImagegateError(Exception):
 
     kind = "internal"
     code = "internal_error"
+    retry_after_s: float | None = None  # when trying again makes sense, if known
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -112,6 +114,14 @@ class UpstreamUnavailable(UpstreamError):
     code = "upstream_unavailable"
 
 
+class NoDeploymentAvailable(UpstreamUnavailable):
+    code = "no_deployment_available"
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class UpstreamTimeout(UpstreamError):
     kind = "upstream_timeout"
     code = "upstream_timeout"
@@ -163,6 +173,6 @@ _collect(ImagegateError)
 def error_from_code(code: str, message: str, *, retry_after_s: float | None = None) -> ImagegateError:
     """Rebuild a domain error from what a job row recorded (``code`` + ``message``)."""
     cls = _BY_CODE.get(code, InternalError)
-    if issubclass(cls, RateLimited):
+    if issubclass(cls, RateLimited | NoDeploymentAvailable):
         return cls(message, retry_after_s=retry_after_s)
     return cls(message)

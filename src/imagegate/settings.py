@@ -7,11 +7,12 @@ by URL. With no deployment configured, ``GEMINI_API_KEY`` enables Google's API; 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -73,25 +74,100 @@ def _default_models() -> list[ModelSettings]:
 
 
 class DeploymentSettings(BaseModel):
-    """One provider instance serving some models. ``models`` maps our model id to the provider's own."""
+    """One provider instance serving some models (``[[deployments]]``).
 
-    name: str
+    ``model`` (+ ``upstream_model``) is the short form for one model; ``models`` maps several of our model ids to
+    the provider's own names; with neither, every catalog model is served under its own id. ``base_url`` and
+    ``api_key`` go to the provider's options; any option string written ``env:NAME`` is read from the
+    environment when the server starts, so keys need not sit in the file.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(min_length=1)
     provider: str
-    models: dict[str, str] = Field(default_factory=dict)  # empty: every catalog model, same id
+    model: str | None = None
+    upstream_model: str | None = None
+    models: dict[str, str] = Field(default_factory=dict)
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    priority: int = Field(default=1, description="lower is tried first")
+    weight: float = Field(default=1.0, gt=0, description="share of traffic among deployments of one priority")
+    max_concurrency: int | None = Field(default=None, ge=1, description="calls at once; none: unlimited")
+    timeout_s: float | None = Field(default=None, gt=0, description="deadline of one call, retries included")
+    retries: int = Field(default=1, ge=0, description="tries again on this deployment before failing over")
+    max_input_images: int | None = Field(default=None, ge=0, description="when the upstream takes fewer")
     options: dict[str, Any] = Field(default_factory=dict)
     # What this upstream's work costs callers, by our model id, where it differs from the model's prices:
     # {"gemini-2.5-flash-image": {"per_image": "0.02", "per_million_input_tokens": "0.15"}}
     prices: dict[str, dict[str, str]] = Field(default_factory=dict)
+    price_per_image: str | None = Field(default=None, description="short form of prices[model].per_image")
+
+    @model_validator(mode="after")
+    def _one_way_to_name_models(self) -> DeploymentSettings:
+        if self.model is not None and self.models:
+            raise ValueError(f"deployment {self.name}: give either 'model' or 'models', not both")
+        if self.upstream_model is not None and self.model is None:
+            raise ValueError(f"deployment {self.name}: 'upstream_model' needs 'model'")
+        if self.price_per_image is not None and self.model is None:
+            raise ValueError(f"deployment {self.name}: 'price_per_image' needs 'model' (or use 'prices')")
+        return self
+
+    @property
+    def served_models(self) -> dict[str, str]:
+        if self.model is not None:
+            return {self.model: self.upstream_model or self.model}
+        return dict(self.models)
+
+    def provider_options(self, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+        """The options handed to the provider: ``options`` plus ``base_url``/``api_key``, ``env:`` resolved."""
+        options = dict(self.options)
+        if self.base_url is not None:
+            options["base_url"] = self.base_url
+        if self.api_key is not None:
+            options["api_key"] = self.api_key.get_secret_value()
+        return {
+            name: _resolve_env(value, f"deployment {self.name}: {name}", environ) for name, value in options.items()
+        }
 
     def prices_for(self, model: ModelSpec) -> Prices | None:
-        given = self.prices.get(model.id)
-        if given is None:
+        given = dict(self.prices.get(model.id, {}))
+        if self.price_per_image is not None and model.id == self.model:
+            given.setdefault("per_image", self.price_per_image)
+        if not given:
             return None
         unknown = set(given) - {"per_image", "per_million_input_tokens", "per_million_output_tokens"}
         if unknown:
             raise ValueError(f"deployment {self.name}: unknown price fields {sorted(unknown)}")
         overrides = {name: parse_amount(text) for name, text in given.items()}
         return replace(model.prices, **overrides)
+
+
+def _resolve_env(value: Any, where: str, environ: Mapping[str, str]) -> Any:
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value[4:]
+        if not name:
+            raise ValueError(f"{where}: 'env:' must be followed by an environment variable's name")
+        if name not in environ:
+            raise ValueError(f"{where} names the environment variable {name}, which is not set")
+        return environ[name]
+    if isinstance(value, dict):
+        return {k: _resolve_env(v, f"{where}.{k}", environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, where, environ) for v in value]
+    return value
+
+
+class RoutingSettings(BaseModel):
+    """How deployments are failed over and paused (``[routing]``); see ``routing.router.RoutingPolicy``."""
+
+    model_config = {"extra": "forbid"}
+
+    breaker_failures: int = Field(default=5, ge=1, description="failures in a row that pause a deployment")
+    breaker_cooldown_s: float = Field(default=30.0, gt=0, description="pause before one probe call is let through")
+    breaker_max_cooldown_s: float = Field(default=300.0, gt=0, description="failed probes double the pause to this")
+    retry_base_delay_s: float = Field(default=0.5, ge=0, description="first backoff before retrying a deployment")
+    retry_max_wait_s: float = Field(default=10.0, ge=0, description="longer Retry-After: fail over at once")
 
 
 class Settings(BaseSettings):
@@ -133,6 +209,8 @@ class Settings(BaseSettings):
 
     models: list[ModelSettings] = Field(default_factory=_default_models)
     deployments: list[DeploymentSettings] = Field(default_factory=list)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    metrics_public: bool = Field(default=False, description="serve /metrics without an admin key")
     emulator: dict[str, Any] = Field(default_factory=dict, description="options of the default emulator")
     gemini_api_key: SecretStr | None = Field(
         default_factory=lambda: SecretStr(os.environ["GEMINI_API_KEY"]) if os.environ.get("GEMINI_API_KEY") else None
@@ -191,6 +269,8 @@ class Settings(BaseSettings):
         data["url_signing_key"] = "***" if self.url_signing_key else None
         for dep in data.get("deployments", []):
             dep["options"] = _mask_options(dep.get("options", {}))
+            if dep.get("api_key"):
+                dep["api_key"] = "***"
         return data
 
 

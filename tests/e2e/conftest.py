@@ -13,10 +13,10 @@ from .server import Server, start_server
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    # Loopback is allowed explicitly, so edits may use image URLs served by this same server.
-    running = start_server(
-        tmp_path_factory.mktemp("imagegate-e2e"), env={"IMAGEGATE_FETCH_ALLOW_NETWORKS": '["127.0.0.1/32"]'}
-    )
+    # Loopback is allowed explicitly, so edits may use image URLs served by this same server. Many tests ask
+    # the emulator to fail on purpose; the breaker would pause the one deployment for everyone after them.
+    env = {"IMAGEGATE_FETCH_ALLOW_NETWORKS": '["127.0.0.1/32"]', "IMAGEGATE_ROUTING__BREAKER_FAILURES": "1000000"}
+    running = start_server(tmp_path_factory.mktemp("imagegate-e2e"), env=env)
     yield running
     running.stop()
 

@@ -73,7 +73,9 @@ async def make_services(tmp_path: Path) -> AsyncIterator[Callable[..., Services]
 
     def make(*providers: FakeProvider, config: ServiceConfig | None = None) -> Services:
         queue, events = open_queue("inprocess://")
-        deployments = [Deployment(f"dep{i}", "fake", p) for i, p in enumerate(providers or (FakeProvider(),))]
+        # Tried in the order given, without retries: these tests script each call; routing has its own tests.
+        fakes = providers or (FakeProvider(),)
+        deployments = [Deployment(f"dep{i}", "fake", p, priority=i, retries=0) for i, p in enumerate(fakes)]
         return Services(
             uow=lambda: SqlUnitOfWork(sessions),
             store=open_object_store("memory://"),

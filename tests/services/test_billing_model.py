@@ -50,7 +50,7 @@ class LedgerMachine(RuleBasedStateMachine):
             store=open_object_store("memory://"),
             queue=queue,
             events=events,
-            router=Router([Deployment("fake", "fake", self.provider)]),
+            router=Router([Deployment("fake", "fake", self.provider, retries=0)]),
             catalog=ModelCatalog.of([NANO_BANANA]),
             config=ServiceConfig(),
         )

@@ -215,6 +215,18 @@ class SlotResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a running job is: steps done of all its calls' steps (known only for providers that report)."""
+
+    done: int
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """A request's life: who asked, where it stands, and what it produced.
 
@@ -238,6 +250,7 @@ class Job:
     request_id: str | None = None
     held: int = 0  # micro-units reserved at submission (metered keys)
     charged: int | None = None  # the final price once settled; None until the job ends
+    progress: Progress | None = None  # while running, when the provider reports steps
 
     @property
     def images(self) -> tuple[StoredImage, ...]:

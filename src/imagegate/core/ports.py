@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
 from imagegate.core.capabilities import ModelSpec
-from imagegate.core.jobs import Generation, Job, JobSpec, JobStatus
+from imagegate.core.jobs import Generation, Job, JobSpec, JobStatus, Progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +124,10 @@ class JobRepository(Protocol):
 
     async def update(self, job: Job, *, expected_status: JobStatus, expected_attempts: int) -> bool:
         """Write ``job`` only if the row is still in ``expected_status`` at ``expected_attempts`` (fencing)."""
+        ...
+
+    async def set_progress(self, job_id: str, progress: Progress, *, expected_attempts: int) -> bool:
+        """Record a RUNNING job's progress at ``expected_attempts``; False when the job moved on."""
         ...
 
     async def ids_with_status(self, status: JobStatus, *, limit: int = 1000) -> list[str]:

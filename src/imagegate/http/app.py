@@ -23,6 +23,7 @@ from imagegate.http.errors import install_error_handlers
 from imagegate.http.files import router as files_router
 from imagegate.http.idempotency import IdempotencyMiddleware
 from imagegate.http.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from imagegate.http.observability import router as observability_router
 from imagegate.settings import Settings, load_settings
 
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(gemini_router)
     app.include_router(files_router)
     app.include_router(account_router)
+    app.include_router(observability_router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imagegate.core.jobs import Job, JobStatus
+from imagegate.core.jobs import Job, JobStatus, Progress
 from imagegate.core.ports import ApiKey, FileRecord
 from imagegate.persistence.codec import decode_error, decode_results, encode_error, encode_results
 from imagegate.persistence.tables import api_keys, files, jobs
@@ -132,6 +132,8 @@ class SqlJobRepository:
                 attempts=jobs.c.attempts + 1,
                 started_at=now,
                 lease_expires_at=lease_until,
+                progress_done=None,  # an earlier attempt's steps say nothing about this one
+                progress_total=None,
             )
             .returning(*_JOB_COLUMNS)
         )
@@ -148,6 +150,20 @@ class SqlJobRepository:
                 jobs.c.attempts == expected_attempts,
             )
             .values(**_mutable_values(job))
+            .returning(jobs.c.id)
+        )
+        return (await self._session.execute(statement)).first() is not None
+
+    async def set_progress(self, job_id: str, progress: Progress, *, expected_attempts: int) -> bool:
+        """Record how far a RUNNING job is; fenced like ``update`` so a replaced worker cannot write."""
+        statement = (
+            update(jobs)
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.status == JobStatus.RUNNING.value,
+                jobs.c.attempts == expected_attempts,
+            )
+            .values(progress_done=progress.done, progress_total=progress.total)
             .returning(jobs.c.id)
         )
         return (await self._session.execute(statement)).first() is not None
@@ -247,6 +263,8 @@ def _mutable_values(job: Job) -> dict[str, Any]:
         "error": encode_error(job.error),
         "held": job.held,
         "charged": job.charged,
+        "progress_done": job.progress.done if job.progress else None,
+        "progress_total": job.progress.total if job.progress else None,
     }
 
 
@@ -283,4 +301,5 @@ def _job(row: Row[Any]) -> Job:
         request_id=row.request_id,
         held=row.held,
         charged=row.charged,
+        progress=None if row.progress_total is None else Progress(row.progress_done or 0, row.progress_total),
     )

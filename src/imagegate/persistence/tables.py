@@ -112,6 +112,8 @@ jobs = Table(
     Column("error", json_document(), nullable=True),
     Column("held", BigInteger, nullable=False, server_default="0"),  # micro-units reserved at submission
     Column("charged", BigInteger, nullable=True),  # the final price, once settled
+    Column("progress_done", Integer, nullable=True),  # steps finished, while a provider reports them
+    Column("progress_total", Integer, nullable=True),
     CheckConstraint("status IN ({})".format(", ".join(f"'{s}'" for s in JOB_STATUSES)), name="status"),
     # Both start with status, so they also serve plain status lookups: the first for the oldest jobs of a
     # status (ids_with_status), the second for the lease sweeper (expired_leases).

@@ -22,6 +22,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from imagegate import __version__
+from imagegate.core.timing import mark_first_byte
 from imagegate.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
@@ -131,8 +132,14 @@ def build_client(
         timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
         headers={"user-agent": USER_AGENT, **(headers or {})},
         transport=transport,
+        event_hooks={"response": [_first_byte]},
         follow_redirects=False,  # an API that redirects a POST is misconfigured; say so rather than re-POST
     )
+
+
+async def _first_byte(response: httpx.Response) -> None:
+    # httpx runs response hooks once the status line and headers are in, before the body is read
+    mark_first_byte()
 
 
 def transport_error(exc: httpx.HTTPError, upstream: str) -> UpstreamError:

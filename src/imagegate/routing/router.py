@@ -1,16 +1,46 @@
-"""Deployments and the order they are tried in for a model.
+"""Which deployment serves each image call, and what happens when one fails.
 
-A deployment is one provider instance plus the models it serves (our id -> the provider's own name).
-This first router keeps the configured order; health-aware ordering arrives with the provider-fleet work.
+For every call the router keeps the deployments that serve the model and can take the request (capability
+filter), drops those whose circuit breaker is open, and orders the rest by priority (lower first), then by a
+weighted random draw within a priority, the weights scaled by recent success so a deployment that refuses or
+fails a lot gets less work. Deployments at their concurrency limit go last. A retryable failure (timeout, 429,
+5xx, connection loss) is retried on the same deployment after a backoff that honours the upstream's
+Retry-After/RetryInfo, then the next deployment is tried. When every breaker is open the call fails at once
+with ``NoDeploymentAvailable`` carrying the time until one half-opens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from imagegate.core.capabilities import Prices
+from imagegate.core.capabilities import ModelSpec, Prices
+from imagegate.core.jobs import FinishReason, Generation, JobSpec
 from imagegate.core.ports import ImageProvider
+from imagegate.core.timing import first_byte_marker
+from imagegate.errors import (
+    ImagegateError,
+    InvalidRequest,
+    NoDeploymentAvailable,
+    RateLimited,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from imagegate.metrics import Metrics
+from imagegate.routing.breaker import BreakerState, CircuitBreaker
+from imagegate.routing.stats import Outcome, RollingStats
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Any]
 
 
 @dataclass(frozen=True)
@@ -18,13 +48,27 @@ class Deployment:
     name: str
     provider_name: str
     provider: ImageProvider
-    models: dict[str, str] = field(default_factory=dict)  # empty: serves every model under its own id
+    models: dict[str, str] = field(default_factory=dict)  # our model id -> the provider's; empty: all, same id
     prices: dict[str, Prices] = field(default_factory=dict)  # by our model id; absent: the model's own prices
+    priority: int = 1  # lower is tried first
+    weight: float = 1.0  # share of the traffic among deployments of the same priority
+    max_concurrency: int | None = None  # calls at once; None: no limit
+    timeout_s: float | None = None  # deadline of one call, the provider's own retries included
+    retries: int = 1  # further tries on this deployment after a retryable failure, before failing over
+    max_input_images: int | None = None  # what this upstream can take, when less than the model allows
 
     def upstream_model(self, model_id: str) -> str | None:
         if not self.models:
             return model_id
         return self.models.get(model_id)
+
+    def refusal_for(self, spec: JobSpec) -> str | None:
+        """Why this deployment cannot take ``spec``, or None when it can."""
+        inputs = len(spec.input_images)
+        if self.max_input_images is not None and inputs > self.max_input_images:
+            limit = self.max_input_images
+            return f"at most {limit} input image{'s' if limit != 1 else ''}" if limit else "no input images"
+        return None
 
 
 @dataclass(frozen=True)
@@ -33,12 +77,79 @@ class Candidate:
     upstream_model: str
 
 
+@dataclass(frozen=True)
+class Routed:
+    generation: Generation
+    deployment: str
+
+
+@dataclass(frozen=True)
+class RoutingPolicy:
+    breaker_failures: int = 5  # failures in a row that open a deployment's breaker
+    breaker_cooldown_s: float = 30.0  # how long it stays open before one probe is let through
+    breaker_max_cooldown_s: float = 300.0  # failed probes double the cooldown up to this
+    retry_base_delay_s: float = 0.5  # first backoff on the same deployment; doubles per retry
+    retry_max_wait_s: float = 10.0  # an upstream asking for a longer wait is failed over at once
+    health_window_s: int = 300  # recent success rate that scales a deployment's weight
+
+
+class DeploymentHealth:
+    """A deployment's live state: its breaker, rolling stats, calls in flight and concurrency gate."""
+
+    def __init__(self, deployment: Deployment, policy: RoutingPolicy, clock: Callable[[], float]) -> None:
+        self.breaker = CircuitBreaker(
+            failure_threshold=policy.breaker_failures,
+            cooldown_s=policy.breaker_cooldown_s,
+            max_cooldown_s=policy.breaker_max_cooldown_s,
+            clock=clock,
+        )
+        self.stats = RollingStats()
+        self.in_flight = 0
+        limit = deployment.max_concurrency
+        self.gate: asyncio.Semaphore | None = asyncio.Semaphore(limit) if limit else None
+
+    def saturated(self, deployment: Deployment) -> bool:
+        return deployment.max_concurrency is not None and self.in_flight >= deployment.max_concurrency
+
+
+_NOT_REFUSALS = {None, FinishReason.STOP, FinishReason.MAX_TOKENS}
+
+
+def classify(generation: Generation) -> Outcome:
+    if generation.images:
+        return Outcome.SUCCESS
+    if generation.block_reason or generation.finish_reason not in _NOT_REFUSALS:
+        return Outcome.REFUSAL
+    return Outcome.EMPTY  # "finished normally" yet no image: the upstream is not doing its job
+
+
 class Router:
-    def __init__(self, deployments: Sequence[Deployment]) -> None:
+    def __init__(
+        self,
+        deployments: Sequence[Deployment],
+        policy: RoutingPolicy | None = None,
+        *,
+        metrics: Metrics | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        names = [d.name for d in deployments]
+        if len(set(names)) != len(names):
+            raise ValueError(f"deployment names must be unique; got {names}")
         self.deployments = tuple(deployments)
+        self.policy = policy or RoutingPolicy()
+        self.metrics = metrics
+        self._sleep = sleep
+        self._clock = clock
+        self._rand = rand
+        self._health = {d.name: DeploymentHealth(d, self.policy, clock) for d in self.deployments}
+
+    def health(self, name: str) -> DeploymentHealth:
+        return self._health[name]
 
     def candidates(self, model_id: str) -> list[Candidate]:
-        """Deployments able to serve ``model_id``, in the order to try them."""
+        """Deployments able to serve ``model_id``, in configured order (health and load aside)."""
         found = []
         for dep in self.deployments:
             upstream = dep.upstream_model(model_id)
@@ -46,6 +157,189 @@ class Router:
                 found.append(Candidate(dep, upstream))
         return found
 
+    def plan(self, candidates: Sequence[Candidate]) -> list[Candidate]:
+        """The order to try ``candidates`` in now; deployments whose breaker is open are left out."""
+        policy = self.policy
+
+        def draw(c: Candidate) -> float:
+            # Efraimidis-Spirakis: sorting by u ** (1 / w) is a weighted shuffle without replacement
+            rate = self._health[c.deployment.name].stats.recent_success_rate(seconds=policy.health_window_s)
+            weight = c.deployment.weight * (1.0 if rate is None else max(0.05, rate))
+            return float(self._rand() ** (1.0 / weight))
+
+        usable = [c for c in candidates if self._health[c.deployment.name].breaker.available()]
+        keyed = [(c, self._health[c.deployment.name].saturated(c.deployment), draw(c)) for c in usable]
+        keyed.sort(key=lambda item: (item[1], item[0].deployment.priority, -item[2]))
+        return [c for c, _, _ in keyed]
+
+    async def generate(self, spec: JobSpec, model: ModelSpec) -> Routed:
+        """One image call for ``spec``, served by the best deployment that will answer; raises domain errors."""
+        serving = self.candidates(model.id)
+        if not serving:
+            raise UpstreamUnavailable(f"No deployment serves {model.id}.")
+        able = [c for c in serving if c.deployment.refusal_for(spec) is None]
+        if not able:
+            why = serving[0].deployment.refusal_for(spec)
+            raise InvalidRequest(f"{model.id} is served here only by upstreams that take {why}.", field="contents")
+        tried: set[str] = set()
+        last_error: UpstreamError | None = None
+        empty: Routed | None = None  # an imageless answer, kept in case no other deployment does better
+        while order := [c for c in self.plan(able) if c.deployment.name not in tried]:
+            candidate = order[0]
+            tried.add(candidate.deployment.name)
+            try:
+                routed = await self._on_deployment(candidate, spec, model)
+            except UpstreamError as exc:
+                last_error = exc
+                continue
+            if routed is None:  # breaker opened while we waited
+                continue
+            if classify(routed.generation) is Outcome.EMPTY:
+                empty = empty or routed
+                continue
+            return routed
+        if empty is not None:
+            return empty
+        if last_error is not None:
+            raise last_error
+        wait = min(self._health[c.deployment.name].breaker.retry_after_s() for c in able)
+        raise NoDeploymentAvailable(
+            f"Every deployment of {model.id} is failing and paused; try again in {max(1, round(wait))} s.",
+            retry_after_s=max(1.0, wait),
+        )
+
+    async def _on_deployment(self, candidate: Candidate, spec: JobSpec, model: ModelSpec) -> Routed | None:
+        """Call one deployment, retrying retryable failures with backoff; None if its breaker is open."""
+        dep = candidate.deployment
+        health = self._health[dep.name]
+        retry = 0
+        while True:
+            if not health.breaker.try_acquire():
+                return None
+            try:
+                return Routed(await self._call(candidate, health, spec, model), dep.name)
+            except UpstreamError as exc:
+                retry += 1
+                delay = self._backoff(retry, exc) if retry <= dep.retries else None
+                if delay is None:
+                    raise
+                log.warning("deployment %s: %s; retry %d in %.2fs", dep.name, exc.code, retry, delay)
+                await self._sleep(delay)
+
+    def _backoff(self, retry: int, exc: UpstreamError) -> float | None:
+        if isinstance(exc, UpstreamRejected):
+            return None  # a key or configuration problem does not fix itself in a second
+        asked = exc.retry_after_s if isinstance(exc, RateLimited) else None
+        if asked is not None:
+            return asked if asked <= self.policy.retry_max_wait_s else None
+        backoff = self.policy.retry_base_delay_s * 2.0 ** (retry - 1)
+        return min(self.policy.retry_max_wait_s, backoff * (1 + 0.2 * self._rand()))
+
+    async def _call(
+        self, candidate: Candidate, health: DeploymentHealth, spec: JobSpec, model: ModelSpec
+    ) -> Generation:
+        dep = candidate.deployment
+        async with health.gate if health.gate is not None else contextlib.nullcontext():
+            health.in_flight += 1
+            self._gauge_in_flight(dep, health)
+            started = self._clock()
+            first_byte: list[float] = []
+
+            def mark() -> None:
+                if not first_byte:
+                    first_byte.append(self._clock() - started)
+
+            try:
+                with first_byte_marker(mark):
+                    async with asyncio.timeout(dep.timeout_s):
+                        generation = await dep.provider.generate(spec, model, candidate.upstream_model)
+            except TimeoutError as exc:
+                self._finish(dep, health, Outcome.ERROR, started, first_byte)
+                raise UpstreamTimeout(f"Deployment {dep.name} did not answer within {dep.timeout_s:g} s.") from exc
+            except UpstreamError:
+                self._finish(dep, health, Outcome.ERROR, started, first_byte)
+                raise
+            except ImagegateError:  # the request is wrong: another deployment would say the same
+                self._finish(dep, health, Outcome.REJECTED, started, first_byte)
+                raise
+            except asyncio.CancelledError:
+                health.breaker.release()
+                raise
+            except Exception as exc:  # a provider bug must not take the job down with it: fail over
+                log.exception("deployment %s: provider %s failed unexpectedly", dep.name, dep.provider_name)
+                self._finish(dep, health, Outcome.ERROR, started, first_byte)
+                raise UpstreamUnavailable(f"Deployment {dep.name} failed unexpectedly.") from exc
+            finally:
+                health.in_flight -= 1
+                self._gauge_in_flight(dep, health)
+            self._finish(dep, health, classify(generation), started, first_byte)
+            return generation
+
+    def _finish(
+        self, dep: Deployment, health: DeploymentHealth, outcome: Outcome, started: float, first_byte: list[float]
+    ) -> None:
+        latency = self._clock() - started
+        ttfb = first_byte[0] if first_byte else None
+        health.stats.record(outcome, latency, ttfb)
+        if outcome in (Outcome.SUCCESS, Outcome.REFUSAL):  # a refusal still proves the upstream is up
+            health.breaker.record_success()
+        elif outcome is Outcome.REJECTED:
+            health.breaker.release()
+        else:
+            was = health.breaker.state
+            health.breaker.record_failure()
+            if was is not BreakerState.OPEN and health.breaker.state is BreakerState.OPEN:
+                log.warning("deployment %s: circuit breaker opened", dep.name)
+        if self.metrics is not None:
+            labels = {"deployment": dep.name, "provider": dep.provider_name}
+            self.metrics.provider_requests.labels(outcome=outcome.value, **labels).inc()
+            self.metrics.provider_latency.labels(**labels).observe(latency)
+            if ttfb is not None:
+                self.metrics.provider_ttfb.labels(**labels).observe(ttfb)
+            self.metrics.breaker_open.labels(deployment=dep.name).set(
+                0 if health.breaker.state is BreakerState.CLOSED else 1
+            )
+
+    def _gauge_in_flight(self, dep: Deployment, health: DeploymentHealth) -> None:
+        if self.metrics is not None:
+            self.metrics.provider_in_flight.labels(deployment=dep.name).set(health.in_flight)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Every deployment's configuration, breaker state, load and rolling stats, for ``GET /v1/providers``."""
+        out = []
+        for dep in self.deployments:
+            health = self._health[dep.name]
+            windows = health.stats.all_windows()
+            out.append(
+                {
+                    "name": dep.name,
+                    "provider": dep.provider_name,
+                    "models": sorted(dep.models) or ["*"],
+                    "priority": dep.priority,
+                    "weight": dep.weight,
+                    "state": health.breaker.state.value,
+                    "health": _health_word(health.breaker.state, windows["5m"]),
+                    "retry_after_s": round(health.breaker.retry_after_s(), 1) or None,
+                    "in_flight": health.in_flight,
+                    "concurrency_limit": dep.max_concurrency,
+                    "timeout_s": dep.timeout_s,
+                    "stats": windows,
+                }
+            )
+        return out
+
     async def aclose(self) -> None:
         for dep in self.deployments:
             await dep.provider.aclose()
+
+
+def _health_word(state: BreakerState, recent: dict[str, Any]) -> str:
+    """healthy / degraded / unhealthy / unknown, from the breaker and the last five minutes."""
+    if state is not BreakerState.CLOSED:
+        return "unhealthy"
+    rate = recent["success_rate"]
+    if rate is None:
+        return "unknown"
+    if rate >= 0.95:
+        return "healthy"
+    return "degraded" if rate >= 0.5 else "unhealthy"

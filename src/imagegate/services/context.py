@@ -10,6 +10,7 @@ from typing import Any
 from imagegate.core.capabilities import ModelCatalog
 from imagegate.core.jobs import Job
 from imagegate.core.ports import JobEvents, JobQueue, ObjectStore, Transcoder, UnitOfWorkFactory
+from imagegate.metrics import Metrics
 from imagegate.routing.router import Router
 from imagegate.services.ratelimit import KeyRateLimiter
 from imagegate.services.signing import FileUrlSigner
@@ -44,5 +45,6 @@ class Services:
     limiter: KeyRateLimiter | None = None  # None: no per-key quota
     signer: FileUrlSigner = field(default_factory=FileUrlSigner)
     transcode: Transcoder | None = None  # needed only when a job asks for another format than the provider's
+    metrics: Metrics | None = None  # None: nothing counted (tests, one-off CLI runs)
     # How a webhook shows its job (set by the web app, which knows the dialects); None: id and status only.
     webhook_payload: Callable[[Job], Awaitable[dict[str, Any]]] | None = None

@@ -1,27 +1,31 @@
-"""Run one job: claim it, call the provider once per slot (in parallel), store the images, finish it.
+"""Run one job: claim it, route one provider call per slot (in parallel), store the images, finish it.
 
 Execution is at-least-once: the claim counts an attempt, and the final write is fenced on that attempt, so a
-worker that lost its lease (and was replaced) cannot overwrite the replacement's result.
+worker that lost its lease (and was replaced) cannot overwrite the replacement's result. A job cancelled while
+it runs has its provider calls stopped at once; steps reported by providers are kept on the job row.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.ids import new_id
 from imagegate.core.images import ImageOutput
-from imagegate.core.jobs import Generation, Job, JobError, JobSpec, JobStatus, SlotResult, StoredImage
+from imagegate.core.jobs import Generation, Job, JobError, JobSpec, JobStatus, Progress, SlotResult, StoredImage
 from imagegate.core.ports import FileRecord
+from imagegate.core.progress import progress_reporter
 from imagegate.errors import (
     ImagegateError,
     InternalError,
     ModelNotFound,
-    RateLimited,
-    UpstreamError,
 )
 from imagegate.services.billing import record_settlement, with_charge
 from imagegate.services.context import Services
@@ -33,8 +37,7 @@ _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 def _job_error(exc: ImagegateError) -> JobError:
-    retry = exc.retry_after_s if isinstance(exc, RateLimited) else None
-    return JobError(code=exc.code, message=exc.message, retry_after_s=retry)
+    return JobError(code=exc.code, message=exc.message, retry_after_s=exc.retry_after_s)
 
 
 async def execute_job(svc: Services, job_id: str) -> Job | None:
@@ -47,22 +50,46 @@ async def execute_job(svc: Services, job_id: str) -> Job | None:
     if job is None or spec_doc is None:
         return None
     svc.events.publish(job_id)
+    metrics = svc.metrics
+    if metrics is not None:
+        metrics.jobs_in_flight.inc()
+    try:
+        return await _run(svc, job, spec_doc)
+    finally:
+        if metrics is not None:
+            metrics.jobs_in_flight.dec()
 
+
+async def _run(svc: Services, job: Job, spec_doc: dict[str, Any]) -> Job | None:
     records: list[FileRecord] = []
+    progress = _ProgressRecorder(svc, job)
+    slots: asyncio.Future[list[tuple[SlotResult, str | None]]] | None = None
     try:
         spec = await load_spec(spec_doc, svc.store)
         model = svc.catalog.resolve(job.model)
         if model is None:
             raise ModelNotFound(f"model {job.model} is no longer offered")
-        outcomes = await asyncio.gather(*(_run_slot(svc, job, spec, model, i, records) for i in range(job.n)))
+        slots = work = asyncio.gather(*(_run_slot(svc, job, spec, model, i, records, progress) for i in range(job.n)))
+        async with _cancel_when_cancelled(svc, job, work):
+            outcomes = await work
         finished = _finish(svc, job, tuple(result for result, _ in outcomes))
         served_by = [name for _, name in outcomes if name]
         finished = replace(finished, deployment=served_by[0] if served_by else None)
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if slots is None or not slots.cancelled() or (current is not None and current.cancelling()):
+            raise  # we ourselves are being stopped (shutdown), not the job
+        log.info("job %s was cancelled while running; its provider calls were stopped", job.id)
+        await _discard(svc, records)
+        return None
     except Exception as exc:  # a bug or lost storage: the job must still end, never hang as running
-        log.exception("job %s failed unexpectedly", job_id)
+        log.exception("job %s failed unexpectedly", job.id)
         error = exc if isinstance(exc, ImagegateError) else InternalError("The job failed unexpectedly.")
         finished = job.moved_to(JobStatus.FAILED, finished_at=svc.clock(), error=_job_error(error))
+        await _discard(svc, records)
         records = []
+    finally:
+        progress.close()
 
     finished, settled = with_charge(finished, svc.catalog.resolve(job.model), svc.router)
     async with svc.uow() as uow:
@@ -73,21 +100,112 @@ async def execute_job(svc: Services, job_id: str) -> Job | None:
                 await uow.files.add(record)
             await record_settlement(uow, finished, settled, svc.clock())
             await uow.commit()
-    if not written:  # another attempt owns the job now; our images are orphans
-        log.warning("job %s attempt %d lost its lease; discarding its result", job_id, job.attempts)
-        for record in records:
-            await svc.store.delete(record.storage_key)
+    if not written:  # another attempt owns the job now, or it was cancelled: our images are orphans
+        log.warning("job %s attempt %d lost its lease or was cancelled; discarding its result", job.id, job.attempts)
+        await _discard(svc, records)
         return None
-    svc.events.publish(job_id)
+    svc.events.publish(job.id)
+    _count(svc, finished, settled.cost)
     log.info(
         "job %s %s: %d image(s) via %s, attempt %d",
-        job_id,
+        job.id,
         finished.status,
         len(finished.images),
         finished.deployment or "no deployment",
         finished.attempts,
     )
     return finished
+
+
+def _count(svc: Services, job: Job, captured: int) -> None:
+    if svc.metrics is None:
+        return
+    svc.metrics.jobs_finished.labels(model=job.model, status=job.status.value).inc()
+    if job.images:
+        svc.metrics.images_delivered.labels(model=job.model).inc(len(job.images))
+    if captured:
+        svc.metrics.credits_captured.labels(model=job.model).inc(captured)
+
+
+async def _discard(svc: Services, records: list[FileRecord]) -> None:
+    for record in records:
+        await svc.store.delete(record.storage_key)
+
+
+@asynccontextmanager
+async def _cancel_when_cancelled(svc: Services, job: Job, work: asyncio.Future[Any]) -> AsyncIterator[None]:
+    """Stop ``work`` as soon as the job is cancelled (or taken over) while it runs.
+
+    The watcher wakes on the job's events (a cancel publishes one) and only then reads the row, so a running
+    job costs no polling; a cancel made in another process is caught by the fenced final write instead.
+    """
+
+    async def watch() -> None:
+        subscription = svc.events.subscribe(job.id)
+        try:
+            while not work.done():
+                if not await subscription.wait(svc.config.job_lease_s):
+                    continue
+                async with svc.uow() as uow:
+                    current = await uow.jobs.get(job.id)
+                if current is None or current.status is not JobStatus.RUNNING or current.attempts != job.attempts:
+                    work.cancel()
+                    return
+        finally:
+            subscription.close()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+class _ProgressRecorder:
+    """Sums the steps reported by a job's slots and writes them to the job row, at most every half second."""
+
+    INTERVAL_S = 0.5
+
+    def __init__(self, svc: Services, job: Job) -> None:
+        self._svc = svc
+        self._job = job
+        self._slots: dict[int, tuple[int, int]] = {}
+        self._flush: asyncio.Task[None] | None = None
+        self._written: Progress | None = None
+
+    def reporter(self, index: int) -> Callable[[int, int], None]:
+        def report(done: int, total: int) -> None:
+            self._slots[index] = (done, total)
+            if self._flush is None or self._flush.done():
+                self._flush = asyncio.get_running_loop().create_task(self._write_soon())
+
+        return report
+
+    def current(self) -> Progress:
+        # slots that have not reported yet count as the same number of steps as those that have
+        per_slot = max((total for _, total in self._slots.values()), default=0)
+        done = sum(d for d, _ in self._slots.values())
+        return Progress(done, per_slot * self._job.n)
+
+    async def _write_soon(self) -> None:
+        await asyncio.sleep(self.INTERVAL_S if self._written is not None else 0)
+        progress = self.current()
+        if progress == self._written:
+            return
+        try:
+            async with self._svc.uow() as uow:
+                await uow.jobs.set_progress(self._job.id, progress, expected_attempts=self._job.attempts)
+                await uow.commit()
+        except Exception:  # progress is a courtesy; never let it fail the job
+            log.warning("job %s: could not record progress", self._job.id, exc_info=True)
+            return
+        self._written = progress
+
+    def close(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
 
 
 def _finish(svc: Services, job: Job, results: tuple[SlotResult, ...]) -> Job:
@@ -98,31 +216,27 @@ def _finish(svc: Services, job: Job, results: tuple[SlotResult, ...]) -> Job:
 
 
 async def _run_slot(
-    svc: Services, job: Job, spec: JobSpec, model: ModelSpec, index: int, records: list[FileRecord]
+    svc: Services,
+    job: Job,
+    spec: JobSpec,
+    model: ModelSpec,
+    index: int,
+    records: list[FileRecord],
+    progress: _ProgressRecorder,
 ) -> tuple[SlotResult, str | None]:
-    """One image request, failing over to the next deployment when an upstream is down or busy.
+    """One image request, routed (with failover) by the router.
 
     Returns the slot's result and the deployment that answered (None when none did).
     """
     if job.n > 1:  # n calls of one request must not be n identical pictures from a seeded engine
         spec = replace(spec, seed=(spec.seed or 0) + index)
-    candidates = svc.router.candidates(model.id)
-    if not candidates:
-        return SlotResult(index, error=JobError("upstream_unavailable", f"No deployment serves {model.id}.")), None
-    last_error: ImagegateError | None = None
-    for candidate in candidates:
-        try:
-            generation = await candidate.deployment.provider.generate(spec, model, candidate.upstream_model)
-        except UpstreamError as exc:  # down, busy or misconfigured: the next deployment may serve
-            last_error = exc
-            continue
-        except ImagegateError as exc:  # the request itself is wrong: another upstream will say the same
-            return SlotResult(index, error=_job_error(exc)), candidate.deployment.name
-        stored = await _store_images(svc, job, spec, generation, records)
-        name = candidate.deployment.name
-        return replace(_slot_result(index, generation, stored), deployment=name), name
-    assert last_error is not None
-    return SlotResult(index, error=_job_error(last_error)), None
+    try:
+        with progress_reporter(progress.reporter(index)):
+            routed = await svc.router.generate(spec, model)
+    except ImagegateError as exc:
+        return SlotResult(index, error=_job_error(exc)), None
+    stored = await _store_images(svc, job, spec, routed.generation, records)
+    return replace(_slot_result(index, routed.generation, stored), deployment=routed.deployment), routed.deployment
 
 
 async def _store_images(

@@ -69,6 +69,8 @@ def render_error(exc: ImagegateError) -> tuple[int, dict[str, Any], dict[str, st
             # Retryable quota: RetryInfo is what tells a client when; credits (no RetryInfo) are not retryable.
             details = [{"@type": _RPC + "RetryInfo", "retryDelay": f"{delay}s"}]
             headers["Retry-After"] = str(delay)
+    elif (delay := _whole_seconds(exc.retry_after_s)) is not None:  # e.g. every deployment paused: 503
+        headers["Retry-After"] = str(delay)
     error: dict[str, Any] = {"code": code, "message": message, "status": status}
     if details:
         error["details"] = details

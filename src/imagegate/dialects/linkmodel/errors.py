@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from imagegate.errors import ImagegateError, RateLimited
+from imagegate.errors import ImagegateError
 
 INVALID_API_KEY_MESSAGE = "invalid api key"
 MISSING_API_KEY_MESSAGE = "missing api key"
@@ -66,7 +66,7 @@ def error_response(
     if kind in _BAD_REQUEST_KINDS:
         return 400, {"code": 400, "msg": exc.message, "request_id": request_id}, {}
     headers: dict[str, str] = {}
-    if isinstance(exc, RateLimited) and exc.retry_after_s is not None and math.isfinite(exc.retry_after_s):
+    if exc.retry_after_s is not None and math.isfinite(exc.retry_after_s):
         headers["Retry-After"] = str(max(0, math.ceil(exc.retry_after_s)))
     msg = f"{operation} failed: {_server_detail(exc, kind)}"
     return 500, {"code": 500, "msg": msg, "request_id": request_id}, headers

@@ -75,6 +75,8 @@ def render_error(exc: ImagegateError) -> tuple[int, dict[str, Any], dict[str, st
     elif kind == "upstream_unavailable":
         # A provider that rejected the request will reject it again; an unavailable one may recover.
         headers["x-should-retry"] = "false" if isinstance(exc, UpstreamRejected) else "true"
+        if exc.retry_after_s is not None:
+            headers.update(_retry_headers(exc.retry_after_s))
     body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
     return status, body, headers
 

@@ -1,0 +1,41 @@
+"""Fleet health and metrics: ``GET /v1/providers`` (any key) and ``GET /metrics`` (Prometheus; admin key).
+
+``/v1/providers`` shows each deployment's breaker state, load and rolling p50/p95/mean latency, time to first
+byte and success rate, the way public gateways publish per-provider performance. ``/metrics`` is for
+Prometheus scrapers (``authorization: Bearer <admin key>``), or open when ``metrics_public`` is set.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from imagegate.core.ports import ApiKey
+from imagegate.errors import PermissionDenied
+from imagegate.http.auth import require_principal
+from imagegate.http.deps import runtime_of, services_of
+from imagegate.metrics import CONTENT_TYPE
+
+
+def _mark_dialect(request: Request) -> None:
+    request.state.dialect = "openai"
+
+
+router = APIRouter(dependencies=[Depends(_mark_dialect)], tags=["observability"])
+
+
+@router.get("/v1/providers")
+async def list_providers(request: Request, _: ApiKey = Depends(require_principal)) -> JSONResponse:
+    return JSONResponse({"object": "list", "data": services_of(request).router.snapshot()})
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    runtime = runtime_of(request)
+    if not runtime.settings.metrics_public:
+        principal = await require_principal(request)
+        if not principal.is_admin:
+            raise PermissionDenied("/metrics needs an admin key (or set metrics_public = true).")
+    registry = runtime.services.metrics
+    body = registry.render() if registry is not None else b""
+    return Response(body, media_type=CONTENT_TYPE)

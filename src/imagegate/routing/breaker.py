@@ -1,0 +1,94 @@
+"""A circuit breaker per deployment: stop sending work to an upstream that keeps failing, then probe it.
+
+closed ──(``failure_threshold`` failures in a row)──▶ open ──(cooldown over)──▶ half-open
+half-open ──(the one probe succeeds)──▶ closed;  half-open ──(the probe fails)──▶ open, cooldown doubled
+
+Only one probe runs while half-open, so a recovering upstream is not flooded the moment it answers again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from enum import StrEnum
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        *,
+        failure_threshold: int = 5,
+        cooldown_s: float = 30.0,
+        max_cooldown_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if failure_threshold < 1 or cooldown_s <= 0 or max_cooldown_s < cooldown_s:
+            raise ValueError("breaker needs failure_threshold >= 1 and 0 < cooldown_s <= max_cooldown_s")
+        self.failure_threshold = failure_threshold
+        self.base_cooldown_s = cooldown_s
+        self.max_cooldown_s = max_cooldown_s
+        self._clock = clock
+        self._failures = 0  # in a row
+        self._opened_at: float | None = None
+        self._cooldown_s = cooldown_s
+        self._probing = False
+        self.opened_count = 0  # how often it tripped, for the stats page
+
+    @property
+    def state(self) -> BreakerState:
+        if self._opened_at is None:
+            return BreakerState.CLOSED
+        if self._clock() - self._opened_at < self._cooldown_s:
+            return BreakerState.OPEN
+        return BreakerState.HALF_OPEN
+
+    def available(self) -> bool:
+        """Whether a call could be let through now (without claiming the half-open probe)."""
+        state = self.state
+        return state is BreakerState.CLOSED or (state is BreakerState.HALF_OPEN and not self._probing)
+
+    def try_acquire(self) -> bool:
+        """Claim the right to call: always when closed, once (the probe) when half-open, never when open."""
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return True
+        if state is BreakerState.HALF_OPEN and not self._probing:
+            self._probing = True
+            return True
+        return False
+
+    def retry_after_s(self) -> float:
+        """Seconds until an open breaker lets a probe through (0 when it would now)."""
+        if self._opened_at is None:
+            return 0.0
+        return max(0.0, self._cooldown_s - (self._clock() - self._opened_at))
+
+    def record_success(self) -> None:
+        self._failures = 0
+        self._opened_at = None
+        self._cooldown_s = self.base_cooldown_s
+        self._probing = False
+
+    def record_failure(self) -> None:
+        if self._probing:  # the probe failed: back to open, waiting longer this time
+            self._probing = False
+            self._cooldown_s = min(self.max_cooldown_s, self._cooldown_s * 2)
+            self._trip()
+            return
+        self._failures += 1
+        if self._opened_at is None and self._failures >= self.failure_threshold:
+            self._trip()
+
+    def release(self) -> None:
+        """A call ended saying nothing about the upstream's health (cancelled, or the caller's mistake)."""
+        self._probing = False
+
+    def _trip(self) -> None:
+        self._opened_at = self._clock()
+        self.opened_count += 1
