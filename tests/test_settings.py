@@ -79,3 +79,104 @@ def test_deployment_prices_override_the_models(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="per_img"):
         load_settings().effective_deployments[0].prices_for(model)
+
+
+DEPLOYMENTS_TOML = """
+[routing]
+breaker_failures = 2
+breaker_cooldown_s = 5
+
+[[deployments]]
+name = "up-a"
+model = "gemini-2.5-flash-image"
+provider = "gemini"
+base_url = "http://127.0.0.1:9001"
+api_key = "env:UPSTREAM_A_KEY"
+priority = 1
+
+[[deployments]]
+name = "up-b"
+model = "gemini-2.5-flash-image"
+upstream_model = "gemini-2.5-flash-image-preview"
+provider = "gemini"
+base_url = "http://127.0.0.1:9002"
+api_key = "literal-key-b"
+priority = 2
+weight = 3
+max_concurrency = 8
+timeout_s = 90
+retries = 0
+price_per_image = "0.05"
+options = { api_version = "v1", max_retries = 0 }
+"""
+
+
+def test_the_flat_deployment_form_from_the_issue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imagegate.bootstrap import build_router
+
+    (tmp_path / "imagegate.toml").write_text(DEPLOYMENTS_TOML)
+    monkeypatch.setenv("UPSTREAM_A_KEY", "key-from-env")
+    settings = load_settings()
+    a, b = settings.effective_deployments
+    assert a.served_models == {"gemini-2.5-flash-image": "gemini-2.5-flash-image"}
+    assert a.provider_options() == {"base_url": "http://127.0.0.1:9001", "api_key": "key-from-env"}
+    assert b.served_models == {"gemini-2.5-flash-image": "gemini-2.5-flash-image-preview"}
+    assert b.provider_options()["api_version"] == "v1"
+    router = build_router(settings)
+    up_a, up_b = router.deployments
+    assert (up_a.priority, up_b.priority, up_b.weight, up_b.max_concurrency, up_b.timeout_s) == (1, 2, 3, 8, 90)
+    assert up_b.retries == 0 and up_b.prices["gemini-2.5-flash-image"].per_image == 50_000
+    assert "gemini-2.5-flash-image" not in up_a.prices
+    assert router.policy.breaker_failures == 2 and router.policy.breaker_cooldown_s == 5
+    masked = settings.masked()
+    assert masked["deployments"][1]["api_key"] == "***" and "literal-key-b" not in str(masked)
+
+
+def test_a_missing_environment_variable_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("UPSTREAM_A_KEY", raising=False)
+    (tmp_path / "imagegate.toml").write_text(DEPLOYMENTS_TOML)
+    a = load_settings().effective_deployments[0]
+    with pytest.raises(ValueError, match="deployment up-a: api_key names the environment variable UPSTREAM_A_KEY"):
+        a.provider_options()
+
+
+def test_env_references_inside_nested_options_are_resolved() -> None:
+    from imagegate.settings import DeploymentSettings
+
+    dep = DeploymentSettings(
+        name="v", provider="vertex", options={"credentials": {"json": "env:SA_JSON"}, "scopes": ["env:SCOPE"]}
+    )
+    resolved = dep.provider_options({"SA_JSON": "{}", "SCOPE": "cloud"})
+    assert resolved == {"credentials": {"json": "{}"}, "scopes": ["cloud"]}
+    with pytest.raises(ValueError, match="followed by"):
+        DeploymentSettings(name="v", provider="x", options={"k": "env:"}).provider_options({})
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"model": "m", "models": {"m": "m"}}, "either 'model' or 'models'"),
+        ({"upstream_model": "x"}, "'upstream_model' needs 'model'"),
+        ({"price_per_image": "0.1"}, "'price_per_image' needs 'model'"),
+        ({"weight": 0}, "greater than 0"),
+        ({"max_concurrency": 0}, "greater than or equal to 1"),
+        ({"priorty": 1}, "Extra inputs are not permitted"),
+    ],
+)
+def test_deployment_mistakes_are_explained(fields: dict[str, object], message: str) -> None:
+    from pydantic import ValidationError
+
+    from imagegate.settings import DeploymentSettings
+
+    with pytest.raises(ValidationError, match=message):
+        DeploymentSettings(name="d", provider="gemini", **fields)  # type: ignore[arg-type]
+
+
+def test_duplicate_deployment_names_fail_at_start(tmp_path: Path) -> None:
+    from imagegate.bootstrap import build_router
+
+    (tmp_path / "imagegate.toml").write_text(
+        '[[deployments]]\nname = "x"\nprovider = "emulator"\n[[deployments]]\nname = "x"\nprovider = "emulator"\n'
+    )
+    with pytest.raises(ValueError, match="unique"):
+        build_router(load_settings())

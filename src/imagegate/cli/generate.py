@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from imagegate.bootstrap import Runtime
 from imagegate.cli.common import ConfigOption, run_with_runtime, settings_from
@@ -23,7 +24,7 @@ from imagegate.core.jobs import Job, JobSpec, JobStatus, Role, Turn
 from imagegate.core.ports import ApiKey
 from imagegate.errors import ImagegateError, InvalidImage
 from imagegate.services import accounts
-from imagegate.services.queries import load_job_images, wait_for_job
+from imagegate.services.queries import get_job, load_job_images, wait_for_job
 from imagegate.services.submit import submit_job
 
 console = Console(stderr=True)
@@ -46,8 +47,13 @@ def generate(
 ) -> None:
     """Make images and write them to files."""
     inputs = [_read_image(path) for path in images]
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
         task = bar.add_task(f"generating {n} image{'s' if n > 1 else ''}…", total=None)
+
+        def show_steps(done: int, total: int) -> None:
+            bar.update(task, total=total, completed=done, description=f"step {done}/{total}")
+
         try:
             if server:
                 if not key:
@@ -55,7 +61,9 @@ def generate(
                 made = asyncio.run(_remote(server, key, model, prompt, inputs, aspect_ratio, n))
             else:
                 spec = JobSpec(model=model, turns=(Turn(Role.USER, (prompt, *inputs)),), aspect_ratio=aspect_ratio, n=n)
-                made = run_with_runtime(settings_from(config), lambda rt: _in_process(rt, spec), workers=True)
+                made = run_with_runtime(
+                    settings_from(config), lambda rt: _in_process(rt, spec, show_steps), workers=True
+                )
         except ImagegateError as exc:
             bar.stop()
             console.print(f"[red]error:[/red] {exc.message}")
@@ -88,11 +96,27 @@ async def _local_principal(runtime: Runtime) -> ApiKey:
     return (await accounts.create_key(runtime.services, name=LOCAL_KEY_NAME)).record
 
 
-async def _in_process(runtime: Runtime, spec: JobSpec) -> list[tuple[bytes, str, str]]:
+async def _in_process(
+    runtime: Runtime, spec: JobSpec, on_steps: Callable[[int, int], None]
+) -> list[tuple[bytes, str, str]]:
     svc = runtime.services
-    job = await submit_job(svc, await _local_principal(runtime), spec)
-    finished = await wait_for_job(svc, job.id)
+    principal = await _local_principal(runtime)
+    job = await submit_job(svc, principal, spec)
+    follower = asyncio.create_task(_follow_steps(runtime, principal, job.id, on_steps))
+    try:
+        finished = await wait_for_job(svc, job.id)
+    finally:
+        follower.cancel()
     return await _collect(runtime, finished)
+
+
+async def _follow_steps(runtime: Runtime, principal: ApiKey, job_id: str, on_steps: Callable[[int, int], None]) -> None:
+    """Show the steps a provider reports (local models do; cloud APIs don't, and the spinner stays)."""
+    while True:
+        await asyncio.sleep(0.25)
+        job = await get_job(runtime.services, principal, job_id)
+        if job.progress is not None:
+            on_steps(job.progress.done, job.progress.total)
 
 
 async def _collect(runtime: Runtime, job: Job) -> list[tuple[bytes, str, str]]:

@@ -318,7 +318,7 @@ class Router:
                     "priority": dep.priority,
                     "weight": dep.weight,
                     "state": health.breaker.state.value,
-                    "health": _health_word(health.breaker.state, windows["5m"]),
+                    "health": _health_word(health.breaker.state, health.stats.recent_success_rate()),
                     "retry_after_s": round(health.breaker.retry_after_s(), 1) or None,
                     "in_flight": health.in_flight,
                     "concurrency_limit": dep.max_concurrency,
@@ -333,11 +333,10 @@ class Router:
             await dep.provider.aclose()
 
 
-def _health_word(state: BreakerState, recent: dict[str, Any]) -> str:
-    """healthy / degraded / unhealthy / unknown, from the breaker and the last five minutes."""
+def _health_word(state: BreakerState, rate: float | None) -> str:
+    """healthy / degraded / unhealthy / unknown, from the breaker and the last five minutes' success rate."""
     if state is not BreakerState.CLOSED:
         return "unhealthy"
-    rate = recent["success_rate"]
     if rate is None:
         return "unknown"
     if rate >= 0.95:

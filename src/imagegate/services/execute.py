@@ -63,21 +63,21 @@ async def execute_job(svc: Services, job_id: str) -> Job | None:
 async def _run(svc: Services, job: Job, spec_doc: dict[str, Any]) -> Job | None:
     records: list[FileRecord] = []
     progress = _ProgressRecorder(svc, job)
-    slots: asyncio.Future[list[tuple[SlotResult, str | None]]] | None = None
+    stopped = _Stop()
     try:
         spec = await load_spec(spec_doc, svc.store)
         model = svc.catalog.resolve(job.model)
         if model is None:
             raise ModelNotFound(f"model {job.model} is no longer offered")
-        slots = work = asyncio.gather(*(_run_slot(svc, job, spec, model, i, records, progress) for i in range(job.n)))
-        async with _cancel_when_cancelled(svc, job, work):
+        work = asyncio.gather(*(_run_slot(svc, job, spec, model, i, records, progress) for i in range(job.n)))
+        async with _cancel_when_cancelled(svc, job, work, stopped):
             outcomes = await work
         finished = _finish(svc, job, tuple(result for result, _ in outcomes))
         served_by = [name for _, name in outcomes if name]
         finished = replace(finished, deployment=served_by[0] if served_by else None)
     except asyncio.CancelledError:
         current = asyncio.current_task()
-        if slots is None or not slots.cancelled() or (current is not None and current.cancelling()):
+        if not stopped.by_job or (current is not None and current.cancelling()):
             raise  # we ourselves are being stopped (shutdown), not the job
         log.info("job %s was cancelled while running; its provider calls were stopped", job.id)
         await _discard(svc, records)
@@ -132,8 +132,14 @@ async def _discard(svc: Services, records: list[FileRecord]) -> None:
         await svc.store.delete(record.storage_key)
 
 
+class _Stop:
+    by_job = False  # set when the job's cancellation (not a shutdown) stopped the work
+
+
 @asynccontextmanager
-async def _cancel_when_cancelled(svc: Services, job: Job, work: asyncio.Future[Any]) -> AsyncIterator[None]:
+async def _cancel_when_cancelled(
+    svc: Services, job: Job, work: asyncio.Future[Any], stopped: _Stop
+) -> AsyncIterator[None]:
     """Stop ``work`` as soon as the job is cancelled (or taken over) while it runs.
 
     The watcher wakes on the job's events (a cancel publishes one) and only then reads the row, so a running
@@ -149,6 +155,7 @@ async def _cancel_when_cancelled(svc: Services, job: Job, work: asyncio.Future[A
                 async with svc.uow() as uow:
                     current = await uow.jobs.get(job.id)
                 if current is None or current.status is not JobStatus.RUNNING or current.attempts != job.attempts:
+                    stopped.by_job = True
                     work.cancel()
                     return
         finally:

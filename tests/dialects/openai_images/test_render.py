@@ -260,3 +260,19 @@ def test_the_sdk_raises_on_a_refusal(make_job: MakeJob, model: ModelSpec) -> Non
         "image_generation_user_error",
         None,
     )
+
+
+def test_running_task_shows_steps_and_paused_fleet_its_retry_delay(make_job: MakeJob, model: ModelSpec) -> None:
+    from dataclasses import replace
+
+    from imagegate.core.jobs import Progress
+    from imagegate.dialects.openai_images.tasks import render_task
+    from imagegate.errors import NoDeploymentAvailable
+
+    running = replace(make_job(status=JobStatus.RUNNING), n=2, progress=Progress(6, 16), finished_at=None)
+    body = render_task(running, model, [])
+    assert body["status"] == "running" and body["progress"] == {"done": 6, "total": 16, "percent": 37.5}
+    assert "progress" not in render_task(replace(running, progress=None), model, [])
+    status, error, headers = render_error(NoDeploymentAvailable("every deployment is paused", retry_after_s=12.2))
+    assert status == 503 and headers["retry-after"] == "13" and headers["x-should-retry"] == "true"
+    assert (error["error"]["code"], error["error"]["type"]) == ("upstream_unavailable", "server_error")

@@ -38,8 +38,12 @@ def render_task(
         "order_id": order_id_of(job.id),
         # The final charge once settled (refusals and failures cost nothing), before that the hold or quote.
         "cost": format_amount(displayed_price(job, model)),
+        "deployment": job.deployment,  # which upstream served it, once one did
     }
     if not job.status.terminal:
+        if job.progress is not None:  # providers that know their steps (local models) report them
+            done, total = job.progress.done, job.progress.total
+            body["progress"] = {"done": done, "total": total, "percent": round(100 * job.progress.fraction, 1)}
         return body
     try:
         if job.status is JobStatus.CANCELLED:
