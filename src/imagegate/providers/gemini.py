@@ -85,13 +85,13 @@ class GeminiProvider:
     async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
         body = build_request_body(spec)
         response = await self._post(upstream_model, "generateContent", body)
-        return parse_generation(_json_object(response))
+        return parse_generation(json_object(response))
 
     async def count_tokens(self, spec: JobSpec, upstream_model: str) -> int:
         """Google's own token count of ``spec``'s conversation (free, unmetered)."""
         response = await self._post(upstream_model, "countTokens", {"contents": _contents(spec.turns)})
         # proto3 JSON leaves out zero values, so a missing count means 0
-        return _count(_json_object(response).get("totalTokens"))
+        return _count(json_object(response).get("totalTokens"))
 
     async def _post(self, upstream_model: str, method: str, body: dict[str, Any]) -> httpx.Response:
         name = upstream_model.removeprefix("models/")
@@ -106,7 +106,7 @@ class GeminiProvider:
             upstream=UPSTREAM,
             sleep=self._sleep,
             retryable=_retryable,
-            retry_after=_retry_delay,
+            retry_after=rpc_retry_delay,
         )
         if response.status_code != 200:
             raise _error_for(response, name, self._options)
@@ -148,39 +148,47 @@ def _part(part: str | ImageInput) -> dict[str, Any]:
 # -- response --------------------------------------------------------------------------------------------
 
 
-def parse_generation(body: Mapping[str, Any]) -> Generation:
-    """A ``Generation`` from a 200 ``GenerateContentResponse``; a body that is none raises UpstreamUnavailable."""
+def parse_generation(body: Mapping[str, Any], *, upstream: str = UPSTREAM) -> Generation:
+    """A ``Generation`` from a 200 ``GenerateContentResponse``; a body that is none raises UpstreamUnavailable.
+
+    ``upstream`` names the service in error messages (Vertex AI answers in the same format).
+    """
     candidates = body.get("candidates") or []
     feedback = body.get("promptFeedback") or {}
     if not isinstance(candidates, list) or not isinstance(feedback, dict):
-        raise _malformed("'candidates' or 'promptFeedback' has the wrong type")
+        raise _malformed("'candidates' or 'promptFeedback' has the wrong type", upstream)
     block_reason = feedback.get("blockReason")
     usage = parse_usage(body.get("usageMetadata") or {})
     model_version = body.get("modelVersion")
     if not candidates:
         if not block_reason:
-            raise _malformed("it has neither candidates nor a promptFeedback.blockReason")
+            raise _malformed("it has neither candidates nor a promptFeedback.blockReason", upstream)
         return Generation(
-            images=(), finish_reason=None, block_reason=block_reason, usage=usage, model_version=model_version
+            images=(),
+            finish_reason=None,
+            finish_message=_text(feedback.get("blockReasonMessage")),  # Vertex AI says why; AI Studio does not
+            block_reason=block_reason,
+            usage=usage,
+            model_version=model_version,
         )
     candidate = candidates[0]  # Google refuses candidateCount > 1 for image models: n is fanned out instead
     if not isinstance(candidate, dict):
-        raise _malformed("a candidate is not an object")
+        raise _malformed("a candidate is not an object", upstream)
     content = candidate.get("content") or {}  # refusals come back with content {} or none at all
     parts = (content.get("parts") or []) if isinstance(content, dict) else None
     if not isinstance(parts, list):
-        raise _malformed("'content.parts' is not a list")
+        raise _malformed("'content.parts' is not a list", upstream)
     images: list[ImageOutput] = []
     texts: list[str] = []
     for part in parts:
         if not isinstance(part, dict):
-            raise _malformed("a part is not an object")
+            raise _malformed("a part is not an object", upstream)
         if part.get("thought") is True:  # the model's reasoning (and interim images), not its answer
             continue
         if isinstance(part.get("text"), str):
             texts.append(part["text"])
         blob = part.get("inlineData", part.get("inline_data"))
-        if isinstance(blob, dict) and (image := _image(blob)) is not None:
+        if isinstance(blob, dict) and (image := _image(blob, upstream)) is not None:
             images.append(image)
     return Generation(
         images=tuple(images),
@@ -193,12 +201,12 @@ def parse_generation(body: Mapping[str, Any]) -> Generation:
     )
 
 
-def _image(blob: Mapping[str, Any]) -> ImageOutput | None:
+def _image(blob: Mapping[str, Any], upstream: str) -> ImageOutput | None:
     declared = blob.get("mimeType", blob.get("mime_type"))
     try:
         data = decode_base64(blob.get("data") or "")
     except (TypeError, ValueError) as exc:
-        raise _malformed("an image's data is not base64") from exc
+        raise _malformed("an image's data is not base64", upstream) from exc
     mime = sniff_mime_type(data)
     if mime is None:
         if not (isinstance(declared, str) and declared.startswith("image/")):
@@ -207,7 +215,7 @@ def _image(blob: Mapping[str, Any]) -> ImageOutput | None:
     try:
         width, height = probe(data)
     except InvalidImage as exc:
-        raise UpstreamUnavailable(f"{UPSTREAM} returned an image ({mime}) that cannot be read.") from exc
+        raise UpstreamUnavailable(f"{upstream} returned an image ({mime}) that cannot be read.") from exc
     return ImageOutput(data=data, mime_type=mime, width=width, height=height)
 
 
@@ -236,6 +244,10 @@ def _by_modality(details: object) -> dict[str, int]:
     return totals
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _count(value: object) -> int:
     if isinstance(value, bool):
         return 0
@@ -246,24 +258,25 @@ def _count(value: object) -> int:
     return 0
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any]:
+def json_object(response: httpx.Response, *, upstream: str = UPSTREAM) -> dict[str, Any]:
+    """The JSON object of a 200 answer; anything else raises UpstreamUnavailable naming ``upstream``."""
     try:
         body = json.loads(response.content)
     except ValueError as exc:
-        raise _malformed("it is not JSON") from exc
+        raise _malformed("it is not JSON", upstream) from exc
     if not isinstance(body, dict):
-        raise _malformed("it is not a JSON object")
+        raise _malformed("it is not a JSON object", upstream)
     return body
 
 
-def _malformed(why: str) -> UpstreamUnavailable:
-    return UpstreamUnavailable(f"{UPSTREAM} answered 200 with a body imagegate cannot read: {why}.")
+def _malformed(why: str, upstream: str = UPSTREAM) -> UpstreamUnavailable:
+    return UpstreamUnavailable(f"{upstream} answered 200 with a body imagegate cannot read: {why}.")
 
 
 # -- errors ----------------------------------------------------------------------------------------------
 
 
-def _status(response: httpx.Response) -> dict[str, Any]:
+def rpc_status(response: httpx.Response) -> dict[str, Any]:
     """The ``google.rpc.Status`` of an error response, or {} when the body is not one (an HTML proxy page)."""
     try:
         body = json.loads(response.content)
@@ -287,11 +300,11 @@ def _details(status: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
-def _retry_delay(response: httpx.Response) -> float | None:
+def rpc_retry_delay(response: httpx.Response) -> float | None:
     """``RetryInfo.retryDelay`` ("34s", "1.5s": a protobuf Duration) of a 429, in seconds."""
     if response.status_code != 429:
         return None
-    for info in _details(_status(response), "RetryInfo"):
+    for info in _details(rpc_status(response), "RetryInfo"):
         delay = info.get("retryDelay")
         if isinstance(delay, str) and (match := _DURATION.match(delay)):
             return float(match.group(1))
@@ -301,42 +314,67 @@ def _retry_delay(response: httpx.Response) -> float | None:
 def _retryable(response: httpx.Response) -> bool:
     # a 429 without RetryInfo is not a rate but a wall (e.g. "prepayment credits are depleted"): waiting won't help
     if response.status_code == 429:
-        return _retry_delay(response) is not None
+        return rpc_retry_delay(response) is not None
     return response.status_code in (500, 502, 503, 504)
 
 
 def _error_for(response: httpx.Response, model: str, options: GeminiOptions) -> ImagegateError:
+    return rpc_error(
+        response,
+        upstream=UPSTREAM,
+        model=model,
+        where=options.api_version,
+        secrets=(options.api_key.get_secret_value(),),
+        credentials="the gemini deployment's API key",
+        check="check the upstream key configured for this deployment",
+    )
+
+
+def rpc_error(
+    response: httpx.Response,
+    *,
+    upstream: str,
+    model: str,
+    where: str,
+    secrets: tuple[str, ...],
+    credentials: str,
+    check: str,
+) -> ImagegateError:
+    """The domain error for a non-200 ``google.rpc.Status`` answer of a Google generative API.
+
+    ``credentials`` names what was presented (for 401/403/API_KEY_INVALID) and ``check`` where to look; every
+    string in ``secrets`` is masked should Google ever quote it. Shared by the ``gemini`` and ``vertex`` providers.
+    """
     code = response.status_code
-    status = _status(response)
-    rpc_status = str(status.get("status") or "")
-    message = _redact(str(status.get("message") or "").strip(), options.api_key.get_secret_value())
-    said = " ".join(filter(None, (f"HTTP {code}", rpc_status))) + (
+    status = rpc_status(response)
+    rpc_code = str(status.get("status") or "")
+    message = str(status.get("message") or "").strip()
+    for secret in secrets:
+        message = _redact(message, secret)
+    said = " ".join(filter(None, (f"HTTP {code}", rpc_code))) + (
         f": {message}" if message else "" if status else " (no Google error body)"
     )
     reasons = {d.get("reason") for d in _details(status, "ErrorInfo")}
     if code == 429:
-        delay = _retry_delay(response)
+        delay = rpc_retry_delay(response)
         if delay is not None:
-            return UpstreamRateLimited(f"{UPSTREAM} rate limit reached ({said}).", retry_after_s=delay)
-        return UpstreamRejected(f"{UPSTREAM} refused the request and gave no time to retry ({said}).")
+            return UpstreamRateLimited(f"{upstream} rate limit reached ({said}).", retry_after_s=delay)
+        return UpstreamRejected(f"{upstream} refused the request and gave no time to retry ({said}).")
     if "API_KEY_INVALID" in reasons or code in (401, 403):
         # Google's message is safe to repeat, but the operator needs to know where to look, not what the key was
-        return UpstreamRejected(
-            f"{UPSTREAM} did not accept the gemini deployment's API key ({said}); "
-            "check the upstream key configured for this deployment."
-        )
-    if code == 400 and rpc_status == "FAILED_PRECONDITION":
+        return UpstreamRejected(f"{upstream} did not accept {credentials} ({said}); {check}.")
+    if code == 400 and rpc_code == "FAILED_PRECONDITION":
         # e.g. "User location is not supported": the deployment's problem, nothing the caller can fix
-        return UpstreamRejected(f"{UPSTREAM} cannot serve this deployment ({said}).")
+        return UpstreamRejected(f"{upstream} cannot serve this deployment ({said}).")
     if code == 400:
-        return InvalidRequest(message or f"{UPSTREAM} rejected the request as invalid.", field=_field(status))
+        return InvalidRequest(message or f"{upstream} rejected the request as invalid.", field=_field(status))
     if code == 404:
-        return UpstreamRejected(f"model {model!r} not found upstream at {UPSTREAM} ({options.api_version}) ({said}).")
+        return UpstreamRejected(f"model {model!r} not found upstream at {upstream} ({where}) ({said}).")
     if code in (408, 504):
-        return UpstreamTimeout(f"{UPSTREAM} timed out ({said}).")
+        return UpstreamTimeout(f"{upstream} timed out ({said}).")
     if code >= 500 or code == 499:
-        return UpstreamUnavailable(f"{UPSTREAM} is unavailable ({said}).")
-    return UpstreamRejected(f"{UPSTREAM} refused the request ({said}).")
+        return UpstreamUnavailable(f"{upstream} is unavailable ({said}).")
+    return UpstreamRejected(f"{upstream} refused the request ({said}).")
 
 
 def _field(status: Mapping[str, Any]) -> str | None:

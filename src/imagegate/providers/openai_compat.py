@@ -1,0 +1,573 @@
+"""The ``openai`` provider: any upstream that speaks OpenAI Images (OpenAI, Lumenfall, Pixapi, AIML...) over ``httpx``.
+
+A job without input images is ``POST {base_url}/images/generations`` (JSON); a job with images is
+``POST {base_url}/images/edits`` (multipart, one ``image[]`` file part per image). ``base_url`` is the API root
+with its version (``https://api.openai.com/v1``, ``https://api.lumenfall.ai/openai/v1``,
+``https://api.aimlapi.com/v1``); the key goes in ``Authorization: Bearer``. The answer's ``data[].b64_json``
+or ``data[].url`` (downloaded with the same client, size-bounded, never with the key), or AIML's
+``images[].url`` plus ``description``, become the ``Generation``; ``usage`` (OpenAI's token counts, or AIML's
+``meta.usage.tokens_used``) becomes ``Usage``.
+
+A conversation has to be flattened, because OpenAI Images takes one prompt and a set of images:
+
+* the prompt is the text of the caller's last user turn, with the system instruction (if any) put before it
+  as a paragraph of its own; the text of earlier turns is dropped, since the images carry what they made;
+* the images are the last user turn's own images plus, as far as the upstream can take more
+  (``max_edit_images``, else the model's limit), the images of earlier turns, newest first, sent in
+  conversation order: the oldest earlier images are left out when they do not all fit. A request whose own
+  images do not fit, or a conversation with images for an upstream that takes none, is refused with
+  ``InvalidRequest`` saying why;
+* a text-only answer (no IMAGE modality) and a request without any prompt text cannot be expressed and are
+  refused the same way; seed and temperature have no OpenAI Images field and are not sent;
+* GIF inputs are converted to PNG (OpenAI Images takes PNG, JPEG and WEBP); HEIC/HEIF inputs are refused.
+
+Errors: ``{"error": {"message", "type", "param", "code"}}`` (other shapes tolerated). A moderation refusal
+(``moderation_blocked``, ``content_policy_violation``) is a ``Generation`` without images and with block
+reason ``SAFETY``, like a Gemini refusal; 429 is retried after ``retry-after-ms``/``retry-after``
+(``x-ratelimit-reset-*`` when those are absent) unless its code is ``insufficient_quota``, which is a wall;
+a 400 about a parameter the deployment chose (model, size, response_format, its ``extra_body``...) is the
+deployment's configuration, not the caller's mistake. ``x-should-retry`` is honoured as openai-python does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Self
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from imagegate.core.capabilities import ModelSpec
+from imagegate.core.images import (
+    ASPECT_RATIOS,
+    GIF,
+    JPEG,
+    PNG,
+    WEBP,
+    ImageInput,
+    ImageOutput,
+    decode_base64,
+    sniff_mime_type,
+)
+from imagegate.core.jobs import FinishReason, Generation, JobSpec, Modality, Role, Usage
+from imagegate.errors import (
+    ImagegateError,
+    InvalidImage,
+    InvalidRequest,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from imagegate.imaging import probe, transcode
+from imagegate.providers.base import (
+    RETRYABLE_STATUSES,
+    RetryPolicy,
+    Sleep,
+    build_client,
+    parse_options,
+    retry_after_header,
+    send_with_retries,
+    transport_error,
+)
+
+#: The block reason of a moderation refusal (Gemini's vocabulary, which the dialects render).
+MODERATION_BLOCK_REASON = "SAFETY"
+
+_MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
+_QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"})
+_EXTENSIONS = {PNG: "png", JPEG: "jpg", WEBP: "webp"}
+#: Fields this provider writes itself; ``extra_body`` may not set them.
+_OWN_FIELDS = frozenset({"model", "prompt", "n", "size", "aspect_ratio", "response_format", "image", "image[]", "mask"})
+#: Request fields whose value comes from the deployment's configuration rather than from the caller.
+_CONFIG_PARAMS = frozenset({"model", "n", "size", "aspect_ratio", "response_format"})
+
+
+class OpenAIOptions(BaseModel):
+    """An ``openai`` deployment's options (``[[deployments]] options`` in ``imagegate.toml``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_key: SecretStr = Field(min_length=1)
+    base_url: str = Field(default="https://api.openai.com/v1", pattern=r"^https?://[^/\s]+")
+    timeout_s: float = Field(default=180, gt=0)  # GPT Image answers can take a minute or two
+    connect_timeout_s: float = Field(default=10, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+    #: ``omit``: send none (GPT Image models refuse the field and always answer ``b64_json``)
+    response_format: Literal["b64_json", "url", "omit"] = "b64_json"
+    #: ``pixels``: ``size: "WxH"`` for the job's aspect ratio; ``aspect_ratio``: ``aspect_ratio: "16:9"`` (AIML,
+    #: Lumenfall); ``omit``: neither. Nothing is sent when the job leaves the ratio to the input image.
+    size_style: Literal["pixels", "aspect_ratio", "omit"] = "pixels"
+    #: ``pixels`` overrides per ratio, e.g. ``{"16:9" = "1536x1024"}`` for models with few sizes; else the table
+    sizes: dict[str, str] = Field(default_factory=dict)
+    #: the multipart name of each input image: ``image[]`` (openai-python's) or a repeated ``image``
+    image_field: Literal["image[]", "image"] = "image[]"
+    #: images one edit may carry (0: this upstream does no edits); None: the model's own limit
+    max_edit_images: int | None = Field(default=None, ge=0)
+    #: fixed fields added to every request, e.g. ``{quality = "high"}``
+    extra_body: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    #: the most bytes one image URL may deliver
+    max_download_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+
+    @field_validator("sizes")
+    @classmethod
+    def _check_sizes(cls, sizes: dict[str, str]) -> dict[str, str]:
+        for ratio, size in sizes.items():
+            if not re.fullmatch(r"\d+:\d+", ratio):
+                raise ValueError(f"{ratio!r} is not an aspect ratio like '16:9'")
+            if not re.fullmatch(r"\d+x\d+|auto", size):
+                raise ValueError(f"the size for {ratio} must be like '1536x1024' or 'auto'")
+        return sizes
+
+    @field_validator("extra_body")
+    @classmethod
+    def _check_extra_body(cls, extra: dict[str, Any]) -> dict[str, Any]:
+        if clash := sorted(_OWN_FIELDS & set(extra)):
+            raise ValueError(f"{', '.join(clash)} cannot be set here; the provider writes these itself")
+        return extra
+
+
+class OpenAICompatProvider:
+    """Generates through an OpenAI-Images-compatible API; one instance per deployment."""
+
+    def __init__(
+        self,
+        options: OpenAIOptions,
+        *,
+        client: httpx.AsyncClient | None = None,
+        sleep: Sleep = asyncio.sleep,
+        retry_policy: RetryPolicy | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._options = options
+        self._owns_client = client is None
+        self._client = client or build_client(timeout_s=options.timeout_s, connect_timeout_s=options.connect_timeout_s)
+        self._sleep = sleep
+        self._rand = rand
+        self._policy = retry_policy or RetryPolicy(max_retries=options.max_retries)
+        self._base = options.base_url.rstrip("/")
+        self.upstream = httpx.URL(self._base).host or self._base  # how messages name it
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Self:
+        return cls(parse_options(OpenAIOptions, options, provider="openai"))
+
+    async def aclose(self) -> None:
+        if self._owns_client:  # an injected client belongs to whoever made it
+            await self._client.aclose()
+
+    async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
+        prompt, images = flatten(spec, self._options.max_edit_images, model.max_input_images)
+        images = tuple([await _sendable(image) for image in images])
+        fields = self._fields(spec, upstream_model)
+        headers = {"authorization": f"Bearer {self._options.api_key.get_secret_value()}"}
+        if images:
+            form = {name: _form_value(value) for name, value in fields.items()} | {"prompt": prompt}
+            files = [
+                (self._options.image_field, (f"image-{i}.{_EXTENSIONS[img.mime_type]}", img.data, img.mime_type))
+                for i, img in enumerate(images, start=1)
+            ]
+            request = self._client.build_request(
+                "POST", f"{self._base}/images/edits", data=form, files=files, headers=headers
+            )
+        else:
+            body = {"model": fields.pop("model"), "prompt": prompt, **fields}
+            request = self._client.build_request("POST", f"{self._base}/images/generations", json=body, headers=headers)
+        response = await send_with_retries(
+            self._client,
+            request,
+            policy=self._policy,
+            upstream=self.upstream,
+            sleep=self._sleep,
+            retryable=_retryable,
+            retry_after=_retry_after,
+            rand=self._rand,
+        )
+        if response.status_code != 200:
+            error = _error_body(response)
+            if _is_moderation(error):
+                return Generation(
+                    images=(),
+                    finish_reason=None,
+                    finish_message=self._redact(error.message) or None,
+                    block_reason=MODERATION_BLOCK_REASON,
+                )
+            raise self._error_for(response, error, upstream_model)
+        return await self._generation(_json_object(response, self.upstream))
+
+    # -- request ---------------------------------------------------------------------------------------
+
+    def _fields(self, spec: JobSpec, upstream_model: str) -> dict[str, Any]:
+        options = self._options
+        fields: dict[str, Any] = {"model": upstream_model, "n": 1}
+        ratio = spec.aspect_ratio
+        if ratio is not None and options.size_style == "pixels":
+            if ratio in options.sizes:
+                fields["size"] = options.sizes[ratio]
+            elif ratio in ASPECT_RATIOS:
+                fields["size"] = f"{ASPECT_RATIOS[ratio].width}x{ASPECT_RATIOS[ratio].height}"
+            else:
+                raise InvalidRequest(
+                    f"The aspect ratio {ratio} has no pixel size this upstream ({self.upstream}) knows; "
+                    f"it takes {', '.join(sorted({*ASPECT_RATIOS, *options.sizes}))}.",
+                    field="aspect_ratio",
+                )
+        elif ratio is not None and options.size_style == "aspect_ratio":
+            fields["aspect_ratio"] = ratio
+        if options.response_format != "omit":
+            fields["response_format"] = options.response_format
+        return fields | options.extra_body
+
+    # -- response --------------------------------------------------------------------------------------
+
+    async def _generation(self, body: Mapping[str, Any]) -> Generation:
+        data = body.get("data")
+        aiml_images = body.get("images")  # AIML's other answer shape: images[] of {url, content_type} + description
+        if data is None and aiml_images is None:
+            raise self._malformed("it has neither 'data' nor 'images'")
+        items = data if data is not None else aiml_images
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise self._malformed("its image list is not a list of objects")
+        images = [await self._image(item) for item in items]
+        description = body.get("description")
+        model = body.get("model")
+        return Generation(
+            images=tuple(images),
+            text=description if isinstance(description, str) else "",
+            # no images and no reason given: the router treats it as an answer that did not do its job
+            finish_reason=FinishReason.STOP if images else None,
+            usage=parse_usage(body),
+            model_version=model if isinstance(model, str) else None,
+        )
+
+    async def _image(self, item: Mapping[str, Any]) -> ImageOutput:
+        encoded, url = item.get("b64_json"), item.get("url")
+        if isinstance(encoded, str) and encoded:
+            data = self._decode(encoded, "its b64_json")
+        elif isinstance(url, str) and url:
+            data = await self._download(url)
+        else:
+            raise self._malformed("an image has neither 'b64_json' nor 'url'")
+        mime = sniff_mime_type(data)
+        if mime is None:
+            raise UpstreamUnavailable(f"{self.upstream} returned something that is not an image.")
+        try:
+            width, height = probe(data)
+        except InvalidImage as exc:
+            raise UpstreamUnavailable(f"{self.upstream} returned an image ({mime}) that cannot be read.") from exc
+        return ImageOutput(data=data, mime_type=mime, width=width, height=height)
+
+    def _decode(self, text: str, what: str) -> bytes:
+        if 3 * (len(text) // 4) > self._options.max_download_bytes + 3:
+            raise UpstreamUnavailable(
+                f"{self.upstream} returned an image over {self._options.max_download_bytes} bytes."
+            )
+        try:
+            return decode_base64(text)
+        except (TypeError, ValueError) as exc:
+            raise self._malformed(f"{what} is not base64") from exc
+
+    async def _download(self, url: str) -> bytes:
+        """The image behind a URL of the answer: GET, redirects followed, no key sent, at most the byte limit."""
+        if url.startswith("data:"):  # some proxies put a data URL where the URL goes
+            header, _, payload = url[5:].partition(",")
+            if "base64" not in header.split(";"):
+                raise self._malformed("an image URL is a data URL without base64")
+            return self._decode(payload, "a data URL")
+        try:
+            target = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise self._malformed("an image URL is not a URL") from exc
+        allowed = ("https", "http") if self._base.startswith("http://") else ("https",)
+        if target.scheme not in allowed or not target.host:
+            raise UpstreamUnavailable(
+                f"{self.upstream} returned an image URL imagegate will not fetch ({target.scheme})."
+            )
+        retry = 0
+        while True:
+            try:
+                return await self._fetch(target)
+            except _RetryableDownload as exc:
+                retry += 1
+                delay = self._policy.delay_s(retry, rand=self._rand)
+                if delay is None:
+                    raise exc.error from exc.__cause__
+                await self._sleep(delay)  # a GET of a finished image: asking again costs the upstream nothing
+
+    async def _fetch(self, url: httpx.URL) -> bytes:
+        limit = self._options.max_download_bytes
+        where = f"the image URL {self.upstream} returned (host {url.host})"
+        try:
+            async with self._client.stream("GET", url, follow_redirects=True) as response:
+                if response.status_code != 200:
+                    error = UpstreamUnavailable(f"Downloading {where} failed with HTTP {response.status_code}.")
+                    if response.status_code in RETRYABLE_STATUSES:
+                        raise _RetryableDownload(error)
+                    raise error
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    raise UpstreamUnavailable(f"{where} is {declared} bytes, over the {limit}-byte limit.")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise UpstreamUnavailable(f"{where} is over the {limit}-byte limit.")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx.HTTPError as exc:
+            raise _RetryableDownload(transport_error(exc, where)) from exc
+
+    def _malformed(self, why: str) -> UpstreamUnavailable:
+        return UpstreamUnavailable(f"{self.upstream} answered 200 with a body imagegate cannot read: {why}.")
+
+    # -- errors ----------------------------------------------------------------------------------------
+
+    def _error_for(self, response: httpx.Response, error: _ErrorBody, model: str) -> ImagegateError:
+        status = response.status_code
+        message = self._redact(error.message)
+        labels = " ".join(dict.fromkeys(filter(None, (error.code, error.type))))
+        said = f"HTTP {status}" + (f" {labels}" if labels else "")
+        said += f": {message}" if message else "" if error.parsed else " (no error body)"
+        upstream = self.upstream
+        if error.code in _QUOTA_CODES or error.type == "insufficient_quota":
+            return UpstreamRejected(f"{upstream} says the deployment's account has no quota left ({said}).")
+        if status == 429:
+            return UpstreamRateLimited(f"{upstream} rate limit reached ({said}).", retry_after_s=_retry_after(response))
+        if status == 401 or error.code == "invalid_api_key":
+            return UpstreamRejected(
+                f"{upstream} did not accept the openai deployment's API key ({said}); "
+                "check the upstream key configured for this deployment."
+            )
+        if status in (402, 403):
+            return UpstreamRejected(f"{upstream} refused to serve this deployment ({said}).")
+        if status == 404 or error.code == "model_not_found":
+            return UpstreamRejected(
+                f"model {model!r} or its endpoint was not found at {upstream} ({said}); "
+                "check the deployment's base_url and model name."
+            )
+        if status in (400, 413, 415, 422):
+            param = error.param
+            if error.code == "unknown_parameter" or param in _CONFIG_PARAMS or param in self._options.extra_body:
+                return UpstreamRejected(
+                    f"{upstream} rejected a parameter this deployment sends ({said}); check its options."
+                )
+            return InvalidRequest(message or f"{upstream} rejected the request as invalid.", field=param)
+        if status in (408, 504):
+            return UpstreamTimeout(f"{upstream} timed out ({said}).")
+        if status >= 500:
+            return UpstreamUnavailable(f"{upstream} is unavailable ({said}).")
+        return UpstreamRejected(f"{upstream} refused the request ({said}).")
+
+    def _redact(self, text: str) -> str:
+        secret = self._options.api_key.get_secret_value()
+        text = text.replace(secret, "***") if secret else text
+        return _MASKED_KEY.sub("***", text)  # "Incorrect API key provided: sk-ab****wxyz": not even a part
+
+
+class _RetryableDownload(Exception):
+    def __init__(self, error: ImagegateError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+# -- flattening ------------------------------------------------------------------------------------------
+
+
+def flatten(spec: JobSpec, max_edit_images: int | None, model_limit: int) -> tuple[str, tuple[ImageInput, ...]]:
+    """The one prompt and the images that stand for ``spec``'s conversation (see the module's docstring)."""
+    if Modality.IMAGE not in spec.modalities:
+        raise InvalidRequest(
+            "This model is served here through an OpenAI Images upstream, which answers with images only; "
+            "a text-only answer cannot be asked of it."
+        )
+    last_user = max((i for i, turn in enumerate(spec.turns) if turn.role is Role.USER), default=None)
+    if last_user is None:
+        raise InvalidRequest("The request has no user turn to take the prompt from.")
+    request = spec.turns[last_user]
+    text = request.text.strip()
+    if not text:
+        raise InvalidRequest("An OpenAI Images upstream needs a text prompt in the last user turn.")
+    prompt = f"{spec.system_instruction.strip()}\n\n{text}" if spec.system_instruction else text
+    own = request.images
+    earlier = [image for i, turn in enumerate(spec.turns) if i != last_user for image in turn.images]
+    limit = model_limit if max_edit_images is None else max_edit_images
+    if len(own) > limit:
+        raise InvalidRequest(
+            f"The upstream serving this model takes at most {limit} input image{'s' if limit != 1 else ''} "
+            f"in one request; this one has {len(own)}."
+        )
+    if earlier and not limit:
+        raise InvalidRequest(
+            "The upstream serving this model takes no images, and has no conversation: the images of the "
+            "earlier turns, which stand for them, cannot be sent."
+        )
+    room = limit - len(own)
+    kept = earlier[-room:] if room else []
+    return prompt, (*kept, *own)
+
+
+async def _sendable(image: ImageInput) -> ImageInput:
+    """``image`` in a format OpenAI Images takes: PNG, JPEG and WEBP as they are, GIF as PNG."""
+    if image.mime_type in _EXTENSIONS:
+        return image
+    if image.mime_type == GIF:
+        return ImageInput(await asyncio.to_thread(transcode, image.data, PNG, None), PNG)
+    raise InvalidImage(
+        f"The upstream serving this model takes PNG, JPEG and WEBP images; this one is {image.mime_type}."
+    )
+
+
+def _form_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# -- usage -----------------------------------------------------------------------------------------------
+
+
+def parse_usage(body: Mapping[str, Any]) -> Usage:
+    """Tokens as the upstream reports them: OpenAI's ``usage`` split by modality, or AIML's one total.
+
+    Without a breakdown, output tokens are image tokens (these models answer with images); AIML's
+    ``meta.usage.tokens_used`` is counted the same way, nearly all of it being the image's own tokens.
+    """
+    usage = body.get("usage")
+    if isinstance(usage, dict):
+        in_total = _count(usage.get("input_tokens", usage.get("prompt_tokens")))
+        in_details = usage.get("input_tokens_details")
+        in_image = _count(in_details.get("image_tokens")) if isinstance(in_details, dict) else 0
+        in_text = _count(in_details.get("text_tokens")) if isinstance(in_details, dict) else 0
+        out_total = _count(usage.get("output_tokens", usage.get("completion_tokens")))
+        out_details = usage.get("output_tokens_details")
+        if isinstance(out_details, dict):
+            out_image = _count(out_details.get("image_tokens"))
+            out_text = max(_count(out_details.get("text_tokens")), out_total - out_image)
+        else:
+            out_image, out_text = out_total, 0
+        return Usage(
+            input_text_tokens=max(in_text, in_total - in_image),
+            input_image_tokens=in_image,
+            output_text_tokens=out_text,
+            output_image_tokens=out_image,
+        )
+    meta = body.get("meta")
+    meta_usage = meta.get("usage") if isinstance(meta, dict) else None
+    if isinstance(meta_usage, dict):
+        return Usage(output_image_tokens=_count(meta_usage.get("tokens_used")))
+    return Usage()
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(0, value)
+    if isinstance(value, float) and value.is_integer():
+        return max(0, int(value))
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return 0
+
+
+# -- errors ----------------------------------------------------------------------------------------------
+
+_MASKED_KEY = re.compile(r"\S*\*{4,}\S*")
+
+
+class _ErrorBody:
+    """What an error answer says, whichever of the usual shapes it has."""
+
+    __slots__ = ("code", "message", "param", "parsed", "type")
+
+    def __init__(self, message: str, type_: str, code: str, param: str | None, *, parsed: bool) -> None:
+        self.message, self.type, self.code, self.param, self.parsed = message, type_, code, param, parsed
+
+
+def _error_body(response: httpx.Response) -> _ErrorBody:
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return _ErrorBody("", "", "", None, parsed=False)
+    if not isinstance(body, dict):
+        return _ErrorBody("", "", "", None, parsed=False)
+    error = body.get("error")
+    if isinstance(error, dict):  # OpenAI's {"error": {"message", "type", "param", "code"}}
+        param = error.get("param")
+        return _ErrorBody(
+            _text(error.get("message")),
+            _text(error.get("type")),
+            _text(error.get("code")),
+            param if isinstance(param, str) and param else None,
+            parsed=True,
+        )
+    detail = body.get("detail")  # FastAPI's {"detail": "..."} or {"detail": [{"loc", "msg"}]}
+    if isinstance(detail, list):
+        detail = "; ".join(_text(item.get("msg")) for item in detail if isinstance(item, dict))
+    message = _text(error) or _text(body.get("message")) or _text(detail)
+    return _ErrorBody(message, "", _text(body.get("code")), None, parsed=bool(message))
+
+
+def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _is_moderation(error: _ErrorBody) -> bool:
+    return error.code in _MODERATION_CODES
+
+
+def _json_object(response: httpx.Response, upstream: str) -> dict[str, Any]:
+    try:
+        body = json.loads(response.content)
+    except ValueError as exc:
+        raise UpstreamUnavailable(
+            f"{upstream} answered 200 with a body imagegate cannot read: it is not JSON."
+        ) from exc
+    if not isinstance(body, dict):
+        raise UpstreamUnavailable(f"{upstream} answered 200 with a body imagegate cannot read: not a JSON object.")
+    return body
+
+
+def _retryable(response: httpx.Response) -> bool:
+    should = str(response.headers.get("x-should-retry", "")).strip().lower()
+    if should in ("true", "false"):  # the upstream knows best (imagegate itself says so for a rejected deployment)
+        return should == "true"
+    if response.status_code == 429:
+        error = _error_body(response)
+        return not (error.code in _QUOTA_CODES or error.type == "insufficient_quota")  # a wall, not a rate
+    return response.status_code in RETRYABLE_STATUSES
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """``retry-after-ms`` / ``retry-after``; else, for a 429, the later of OpenAI's ``x-ratelimit-reset-*``."""
+    if (delay := retry_after_header(response)) is not None:
+        return delay
+    if response.status_code != 429:
+        return None
+    resets = [
+        _duration(response.headers.get(name, "")) for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+    ]
+    known = [r for r in resets if r is not None]
+    return max(known) if known else None
+
+
+def _duration(text: str) -> float | None:
+    """A Go-style duration as OpenAI writes it ("1s", "6m0s", "250ms", "1h2m3.5s"); None if it is not one."""
+    text = text.strip()
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(number) * _UNIT_S[unit] for number, unit in parts)
