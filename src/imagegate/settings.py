@@ -95,7 +95,9 @@ class DeploymentSettings(BaseModel):
     weight: float = Field(default=1.0, gt=0, description="share of traffic among deployments of one priority")
     max_concurrency: int | None = Field(default=None, ge=1, description="calls at once; none: unlimited")
     timeout_s: float | None = Field(default=None, gt=0, description="deadline of one call, retries included")
-    retries: int = Field(default=1, ge=0, description="tries again on this deployment before failing over")
+    retries: int = Field(
+        default=0, ge=0, description="router retries on this deployment before failing over (timeouts too)"
+    )
     max_input_images: int | None = Field(default=None, ge=0, description="when the upstream takes fewer")
     options: dict[str, Any] = Field(default_factory=dict)
     # What this upstream's work costs callers, by our model id, where it differs from the model's prices:
@@ -309,5 +311,5 @@ def _mask_url(url: str) -> str:
 
 
 def _mask_options(options: dict[str, Any]) -> dict[str, Any]:
-    secret_words = ("key", "token", "secret", "password")
+    secret_words = ("key", "token", "secret", "password", "credentials")
     return {k: ("***" if any(w in k.lower() for w in secret_words) and v else v) for k, v in options.items()}

@@ -110,3 +110,26 @@ def test_db_upgrade_creates_the_database(home: Path) -> None:
 def test_missing_config_file_is_a_clear_error(home: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["settings", "--config", str(tmp_path / "absent.toml")])
     assert result.exit_code == 2 and "config file not found" in result.output
+
+
+def test_providers_lists_the_configured_deployments(home: Path) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "imagegate.toml").write_text(
+        '[[deployments]]\nname = "main"\nprovider = "emulator"\nmodel = "gemini-2.5-flash-image"\n'
+        "priority = 1\nmax_concurrency = 4\n"
+        '[[deployments]]\nname = "spare"\nprovider = "emulator"\npriority = 2\nweight = 0.5\n'
+    )
+    rows = json.loads(invoke("providers", "--json"))
+    assert [(r["name"], r["models"], r["priority"], r["weight"], r["concurrency_limit"]) for r in rows] == [
+        ("main", ["gemini-2.5-flash-image"], 1, 1.0, 4),
+        ("spare", ["*"], 2, 0.5, None),
+    ]
+    table = invoke("providers")
+    assert "main" in table and "spare" in table and "installed providers: " in table and "gemini" in table
+
+
+def test_providers_live_needs_a_key_and_explains_an_unreachable_server(home: Path) -> None:
+    result = runner.invoke(app, ["providers", "--server", "http://127.0.0.1:9"], env={"IMAGEGATE_API_KEY": ""})
+    assert result.exit_code == 2 and "--key" in result.output
+    result = runner.invoke(app, ["providers", "--server", "http://127.0.0.1:9", "--key", "ig_x"])
+    assert result.exit_code == 1 and "cannot reach http://127.0.0.1:9" in result.output

@@ -187,5 +187,9 @@ def test_metrics_need_an_admin_key_and_count_the_fleet(tmp_path: Path, upstreams
         assert 'imagegate_images_delivered_total{model="gemini-2.5-flash-image"} 1.0' in text
         assert "imagegate_queue_depth 0.0" in text and "imagegate_jobs_in_flight 0.0" in text
         assert "imagegate_provider_latency_seconds_bucket" in text and "imagegate_credits_captured_micro_total" in text
+        live = json.loads(cli(server.home, "providers", "--server", server.url, "--key", server.key, "--json"))
+        assert {d["name"] for d in live} == {"up-a", "up-b"} and sum(d["stats"]["5m"]["successes"] for d in live) == 1
+        table = cli(server.home, "providers", "--server", server.url, "--key", server.key, "--window", "1h")
+        assert "closed" in table and "p95 ms" in table
     finally:
         server.stop()

@@ -11,6 +11,7 @@ from imagegate.bootstrap import Runtime
 from imagegate.cli import keys
 from imagegate.cli.common import ConfigOption, run_with_runtime, settings_from
 from imagegate.cli.generate import generate
+from imagegate.cli.providers import providers
 from imagegate.cli.serve import serve
 from imagegate.services.usage import UsageRow
 
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve)
 app.command("generate")(generate)
+app.command("providers")(providers)
 app.add_typer(keys.app, name="keys")
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)

@@ -54,7 +54,9 @@ class Deployment:
     weight: float = 1.0  # share of the traffic among deployments of the same priority
     max_concurrency: int | None = None  # calls at once; None: no limit
     timeout_s: float | None = None  # deadline of one call, the provider's own retries included
-    retries: int = 1  # further tries on this deployment after a retryable failure, before failing over
+    # Further tries on this deployment after a retryable failure (timeouts included), before failing over. HTTP
+    # providers already retry what cannot bill twice, honouring Retry-After (their own ``max_retries``).
+    retries: int = 0
     max_input_images: int | None = None  # what this upstream can take, when less than the model allows
 
     def upstream_model(self, model_id: str) -> str | None:
