@@ -338,7 +338,7 @@ async def openai() -> AsyncIterator[Factory]:
 
 
 def spec(prompt: str = "A nano banana dish in a fancy restaurant", *images: bytes, **changes: Any) -> JobSpec:
-    parts_ = (*(ImageInput.from_bytes(i) for i in images), prompt)
+    parts_: tuple[str | ImageInput, ...] = (*(ImageInput.from_bytes(i) for i in images), prompt)
     return JobSpec(model=MODEL, turns=(Turn(Role.USER, parts_),), **changes)
 
 

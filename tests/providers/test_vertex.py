@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -32,6 +33,7 @@ from fakes.loopback import serve
 from fakes.vertex_server import UNAUTHENTICATED, FakeGoogle
 from google.auth import _exponential_backoff
 from google.auth import credentials as google_credentials
+from google.oauth2 import _client as oauth2_client
 from PIL import Image
 
 from imagegate.core.capabilities import NANO_BANANA
@@ -184,11 +186,11 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)  # google-auth's naive UTC
 
 
-class CountingCredentials(google_credentials.Credentials):  # type: ignore[misc]
+class CountingCredentials(google_credentials.Credentials):
     """Credentials whose refresh hands out tok-1, tok-2...: counts refreshes and the threads they ran on."""
 
     def __init__(self, *, token: str | None = None, lifetime_s: float = 3600, slow_s: float = 0.0) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.token = token
         self.expiry = utcnow() + datetime.timedelta(seconds=lifetime_s) if token else None
         self.lifetime_s = lifetime_s
@@ -680,15 +682,27 @@ async def test_loopback_a_key_google_does_not_know(google: Google, rsa_key: rsa.
     assert google.fake.seen == []  # Vertex was never called without a token
 
 
+class NoWaitBackoff(_exponential_backoff.ExponentialBackoff):
+    """google-auth's backoff with its attempts kept and its waits dropped."""
+
+    def __init__(self, total_attempts: int = 3) -> None:
+        super().__init__(  # type: ignore[no-untyped-call]
+            total_attempts=total_attempts, initial_wait_seconds=0.0, randomization_factor=0.0
+        )
+
+
 async def test_loopback_token_endpoint_down(google: Google, monkeypatch: pytest.MonkeyPatch) -> None:
     google.fake.token_failures = [(503, {"error": "temporarily_unavailable"})] * 3
-    monkeypatch.setattr(_exponential_backoff.time, "sleep", lambda seconds: None)  # google-auth's own retries
+    # google-auth retries the token endpoint itself; keep its attempts, drop its waits
+    monkeypatch.setattr(oauth2_client, "_exponential_backoff", SimpleNamespace(ExponentialBackoff=NoWaitBackoff))
     provider = google.provider()
     try:
         with pytest.raises(UpstreamUnavailable, match="token endpoint failed"):
             await generate(provider)
     finally:
         await provider.aclose()
+    assert google.fake.token_failures == []  # google-auth asked three times before giving up
+    assert google.fake.seen == []
     unreachable = service_account(
         rsa.generate_private_key(public_exponent=65537, key_size=2048), "http://127.0.0.1:9/token"
     )
