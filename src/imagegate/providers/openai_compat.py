@@ -53,7 +53,7 @@ from imagegate.core.images import (
     decode_base64,
     sniff_mime_type,
 )
-from imagegate.core.jobs import FinishReason, Generation, JobSpec, Modality, Role, Usage
+from imagegate.core.jobs import FinishReason, Generation, JobSpec, Usage
 from imagegate.errors import (
     ImagegateError,
     InvalidImage,
@@ -74,6 +74,7 @@ from imagegate.providers.base import (
     send_with_retries,
     transport_error,
 )
+from imagegate.providers.flatten import flatten
 
 #: The block reason of a moderation refusal (Gemini's vocabulary, which the dialects render).
 MODERATION_BLOCK_REASON = "SAFETY"
@@ -161,7 +162,9 @@ class OpenAICompatProvider:
             await self._client.aclose()
 
     async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
-        prompt, images = flatten(spec, self._options.max_edit_images, model.max_input_images)
+        prompt, images = flatten(
+            spec, self._options.max_edit_images, model.max_input_images, upstream="an OpenAI Images upstream"
+        )
         images = tuple([await _sendable(image) for image in images])
         fields = self._fields(spec, upstream_model)
         headers = {"authorization": f"Bearer {self._options.api_key.get_secret_value()}"}
@@ -373,42 +376,6 @@ class _RetryableDownload(Exception):
     def __init__(self, error: ImagegateError) -> None:
         super().__init__(error.message)
         self.error = error
-
-
-# -- flattening ------------------------------------------------------------------------------------------
-
-
-def flatten(spec: JobSpec, max_edit_images: int | None, model_limit: int) -> tuple[str, tuple[ImageInput, ...]]:
-    """The one prompt and the images that stand for ``spec``'s conversation (see the module's docstring)."""
-    if Modality.IMAGE not in spec.modalities:
-        raise InvalidRequest(
-            "This model is served here through an OpenAI Images upstream, which answers with images only; "
-            "a text-only answer cannot be asked of it."
-        )
-    last_user = max((i for i, turn in enumerate(spec.turns) if turn.role is Role.USER), default=None)
-    if last_user is None:
-        raise InvalidRequest("The request has no user turn to take the prompt from.")
-    request = spec.turns[last_user]
-    text = request.text.strip()
-    if not text:
-        raise InvalidRequest("An OpenAI Images upstream needs a text prompt in the last user turn.")
-    prompt = f"{spec.system_instruction.strip()}\n\n{text}" if spec.system_instruction else text
-    own = request.images
-    earlier = [image for i, turn in enumerate(spec.turns) if i != last_user for image in turn.images]
-    limit = model_limit if max_edit_images is None else max_edit_images
-    if len(own) > limit:
-        raise InvalidRequest(
-            f"The upstream serving this model takes at most {limit} input image{'s' if limit != 1 else ''} "
-            f"in one request; this one has {len(own)}."
-        )
-    if earlier and not limit:
-        raise InvalidRequest(
-            "The upstream serving this model takes no images, and has no conversation: the images of the "
-            "earlier turns, which stand for them, cannot be sent."
-        )
-    room = limit - len(own)
-    kept = earlier[-room:] if room else []
-    return prompt, (*kept, *own)
 
 
 async def _sendable(image: ImageInput) -> ImageInput:

@@ -1,0 +1,240 @@
+"""The ``fal`` provider: fal.ai's hosted models (``fal-ai/nano-banana`` and its ``/edit`` app) over ``httpx``.
+
+Queue mode (the default) submits to ``POST {queue_base_url}/{app}``, which answers ``request_id``,
+``status_url``, ``response_url`` and ``cancel_url``; the status is polled (``IN_QUEUE`` with a
+``queue_position``, ``IN_PROGRESS``, ``COMPLETED``) and the result read from ``response_url``. Sync mode posts
+to ``{base_url}/{app}`` and waits for the answer in one call. A job with input images goes to the edit app
+(``{upstream_model}/edit`` unless ``edit_app`` names another) with the images as data URIs in ``image_urls``.
+Output images (CDN URLs, or data URIs) are downloaded without the key. The key travels as
+``Authorization: Key <key>``. When our call is cancelled the queued request is cancelled upstream too.
+
+fal reports no token usage, so usage is estimated the way Google counts it (the model's tokens per image).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Self
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from imagegate.core.capabilities import ModelSpec, estimate_usage
+from imagegate.core.jobs import Generation, JobSpec
+from imagegate.errors import (
+    ImagegateError,
+    InvalidRequest,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from imagegate.providers.base import (
+    RetryPolicy,
+    Sleep,
+    build_client,
+    parse_options,
+    retry_after_header,
+    send_with_retries,
+)
+from imagegate.providers.downloads import DEFAULT_MAX_BYTES, download_image
+from imagegate.providers.flatten import flatten
+
+UPSTREAM = "fal.ai"
+_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp"}
+
+
+class FalOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_key: SecretStr = Field(min_length=1)
+    mode: Literal["queue", "sync"] = "queue"
+    base_url: str = Field(default="https://fal.run", pattern=r"^https?://")
+    queue_base_url: str = Field(default="https://queue.fal.run", pattern=r"^https?://")
+    edit_app: str | None = None  # the app for jobs with input images; default: "<upstream_model>/edit"
+    timeout_s: float = Field(default=300, gt=0, description="longest wait for one request, queue included")
+    connect_timeout_s: float = Field(default=10, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+    poll_interval_s: float = Field(default=0.5, gt=0)
+    max_download_bytes: int = Field(default=DEFAULT_MAX_BYTES, gt=0)
+
+
+class FalProvider:
+    def __init__(
+        self,
+        options: FalOptions,
+        *,
+        client: httpx.AsyncClient | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._options = options
+        self._owns_client = client is None
+        self._client = client or build_client(timeout_s=options.timeout_s, connect_timeout_s=options.connect_timeout_s)
+        self._sleep = sleep
+        self._clock = clock
+        self._policy = RetryPolicy(max_retries=options.max_retries)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Self:
+        return cls(parse_options(FalOptions, options, provider="fal"))
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
+        prompt, images = flatten(spec, None, model.max_input_images, upstream=UPSTREAM)
+        app = upstream_model.strip("/")
+        body: dict[str, Any] = {
+            "prompt": prompt,
+            "num_images": 1,
+            "output_format": _FORMATS.get(spec.output_mime_type, "png"),
+        }
+        if images:
+            app = self._options.edit_app or f"{app}/edit"
+            body["image_urls"] = [f"data:{i.mime_type};base64,{base64.b64encode(i.data).decode()}" for i in images]
+        if spec.aspect_ratio:
+            body["aspect_ratio"] = spec.aspect_ratio
+        if self._options.mode == "sync":
+            body["sync_mode"] = True  # images come back inline as data URIs, not via the CDN
+            output = await self._call("POST", f"{self._options.base_url.rstrip('/')}/{app}", app, json_body=body)
+        else:
+            output = await self._queued(app, body)
+        if isinstance(output, Generation):
+            return output
+        return await self._generation(output, spec, model)
+
+    async def _queued(self, app: str, body: dict[str, Any]) -> dict[str, Any] | Generation:
+        submitted = await self._call("POST", f"{self._options.queue_base_url.rstrip('/')}/{app}", app, json_body=body)
+        if isinstance(submitted, Generation):
+            return submitted
+        status_url, response_url = submitted.get("status_url"), submitted.get("response_url")
+        if not isinstance(status_url, str) or not isinstance(response_url, str):
+            raise _malformed("the queue answer has no status_url/response_url")
+        cancel_url = submitted.get("cancel_url")
+        deadline = self._clock() + self._options.timeout_s
+        try:
+            while True:
+                status = await self._call("GET", status_url, app)
+                if isinstance(status, Generation):
+                    return status
+                state = status.get("status")
+                if state == "COMPLETED":
+                    return await self._call("GET", response_url, app)
+                if state not in ("IN_QUEUE", "IN_PROGRESS"):
+                    raise _malformed(f"unknown request status {state!r}")
+                if self._clock() >= deadline:
+                    await self._cancel(cancel_url)
+                    raise UpstreamTimeout(
+                        f"{UPSTREAM} did not finish the request within {self._options.timeout_s:g} s "
+                        f"(last status {state}); it was cancelled."
+                    )
+                await self._sleep(self._options.poll_interval_s)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._cancel(cancel_url))
+            raise
+
+    async def _cancel(self, cancel_url: object) -> None:
+        """Best effort: a request we no longer want should not keep a GPU (and the bill) busy upstream."""
+        if isinstance(cancel_url, str):
+            with contextlib.suppress(httpx.HTTPError):
+                await self._client.put(cancel_url, headers=self._auth)
+
+    @property
+    def _auth(self) -> dict[str, str]:
+        return {"authorization": f"Key {self._options.api_key.get_secret_value()}"}
+
+    async def _call(
+        self, method: str, url: str, app: str, *, json_body: dict[str, Any] | None = None
+    ) -> dict[str, Any] | Generation:
+        request = self._client.build_request(method, url, json=json_body, headers=self._auth)
+        response = await send_with_retries(
+            self._client, request, policy=self._policy, upstream=UPSTREAM, sleep=self._sleep
+        )
+        if response.status_code in (200, 201, 202):
+            return _json_object(response)
+        return _error_for(response, app, self._options.api_key.get_secret_value())
+
+    async def _generation(self, output: Mapping[str, Any], spec: JobSpec, model: ModelSpec) -> Generation:
+        items = output.get("images")
+        if not isinstance(items, list):
+            raise _malformed("the result has no 'images' list")
+        allow_http = self._options.queue_base_url.startswith("http://") or self._options.base_url.startswith("http://")
+        images = []
+        for item in items:
+            url = item.get("url") if isinstance(item, dict) else None
+            if not isinstance(url, str):
+                raise _malformed("an image has no url")
+            images.append(
+                await download_image(
+                    self._client,
+                    url,
+                    upstream=UPSTREAM,
+                    allow_http=allow_http,
+                    max_bytes=self._options.max_download_bytes,
+                    sleep=self._sleep,
+                )
+            )
+        description = output.get("description")
+        text = description if isinstance(description, str) else ""
+        return Generation(
+            images=tuple(images),
+            text=text,
+            finish_reason="STOP" if images else None,
+            usage=estimate_usage(spec, model, output_images=len(images), output_text=text),
+        )
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = json.loads(response.content)
+    except ValueError as exc:
+        raise _malformed("it is not JSON") from exc
+    if not isinstance(body, dict):
+        raise _malformed("it is not a JSON object")
+    return body
+
+
+def _malformed(why: str) -> UpstreamUnavailable:
+    return UpstreamUnavailable(f"{UPSTREAM} answered with a body imagegate cannot read: {why}.")
+
+
+def _error_for(response: httpx.Response, app: str, secret: str) -> Generation:
+    """A content-policy refusal as a Generation; every other failure raised as its domain error."""
+    code = response.status_code
+    detail: object = None
+    with contextlib.suppress(ValueError):
+        body = json.loads(response.content)
+        detail = body.get("detail") if isinstance(body, dict) else None
+    items = [d for d in detail if isinstance(d, dict)] if isinstance(detail, list) else []
+    message = "; ".join(str(d.get("msg", "")) for d in items) if items else str(detail or "").strip()
+    message = message.replace(secret, "***") if secret else message
+    said = f"HTTP {code}" + (f": {message}" if message else "")
+    if any(d.get("type") == "content_policy_violation" for d in items):
+        return Generation(images=(), finish_reason=None, block_reason="SAFETY", finish_message=message or None)
+    error: ImagegateError
+    if code in (401, 403):
+        error = UpstreamRejected(f"{UPSTREAM} did not accept the fal deployment's key ({said}).")
+    elif code == 404:
+        error = UpstreamRejected(f"{UPSTREAM} has no app {app!r} ({said}).")
+    elif code == 422:
+        loc = items[0].get("loc") if items else None
+        field = str(loc[-1]) if isinstance(loc, list) and loc else None
+        error = InvalidRequest(message or f"{UPSTREAM} rejected the request as invalid.", field=field)
+    elif code == 429:
+        error = UpstreamRateLimited(
+            f"{UPSTREAM} is rate limiting ({said}).", retry_after_s=retry_after_header(response)
+        )
+    elif code in (408, 504):
+        error = UpstreamTimeout(f"{UPSTREAM} timed out ({said}).")
+    elif code >= 500:
+        error = UpstreamUnavailable(f"{UPSTREAM} is unavailable ({said}).")
+    else:
+        error = UpstreamRejected(f"{UPSTREAM} refused the request ({said}).")
+    raise error

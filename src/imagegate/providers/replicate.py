@@ -1,0 +1,240 @@
+"""The ``replicate`` provider: Replicate's predictions API (``google/nano-banana`` and similar) over ``httpx``.
+
+``upstream_model`` ``owner/name`` creates ``POST {base_url}/v1/models/{owner}/{name}/predictions``;
+``owner/name:version`` pins a version through ``POST {base_url}/v1/predictions``. The request asks to wait
+(``Prefer: wait=N``); a prediction still ``starting``/``processing`` after that is polled at ``urls.get``
+until it ends or ``timeout_s`` passes (then it is cancelled). The input is ``prompt``, ``image_input`` (data
+URIs), ``aspect_ratio`` and ``output_format``; the output (a URL or a list of them) is downloaded without the
+key. A failed prediction whose error says the content was flagged is a refusal; cancelling our call cancels
+the prediction. Errors come as problem JSON (``title``, ``detail``, ``status``).
+
+Replicate reports run time, not tokens, so usage is estimated the way Google counts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Self
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from imagegate.core.capabilities import ModelSpec, estimate_usage
+from imagegate.core.jobs import Generation, JobSpec
+from imagegate.errors import (
+    ImagegateError,
+    InvalidRequest,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from imagegate.providers.base import (
+    RetryPolicy,
+    Sleep,
+    build_client,
+    parse_options,
+    retry_after_header,
+    send_with_retries,
+)
+from imagegate.providers.downloads import DEFAULT_MAX_BYTES, download_image
+from imagegate.providers.flatten import flatten
+
+UPSTREAM = "Replicate"
+_FORMATS = {"image/png": "png", "image/jpeg": "jpg"}
+_RUNNING = ("starting", "processing")
+# Replicate's safety checker fails the prediction with messages like "...flagged as sensitive (E005)".
+_FLAGGED = re.compile(r"\b(flagged|sensitive|nsfw|E005|safety)\b", re.IGNORECASE)
+_MODEL = re.compile(r"^[\w.-]+/[\w.-]+(:[0-9a-f]{8,})?$")
+
+
+class ReplicateOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_key: SecretStr = Field(min_length=1)
+    base_url: str = Field(default="https://api.replicate.com", pattern=r"^https?://")
+    wait_s: int = Field(default=60, ge=1, le=60, description="Prefer: wait=N; Replicate allows at most 60")
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    timeout_s: float = Field(default=300, gt=0, description="longest wait for one prediction")
+    connect_timeout_s: float = Field(default=10, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+    max_download_bytes: int = Field(default=DEFAULT_MAX_BYTES, gt=0)
+
+
+class ReplicateProvider:
+    def __init__(
+        self,
+        options: ReplicateOptions,
+        *,
+        client: httpx.AsyncClient | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._options = options
+        self._owns_client = client is None
+        # one call may hold the connection for the whole wait
+        self._client = client or build_client(
+            timeout_s=options.wait_s + 30, connect_timeout_s=options.connect_timeout_s
+        )
+        self._sleep = sleep
+        self._clock = clock
+        self._policy = RetryPolicy(max_retries=options.max_retries)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Self:
+        return cls(parse_options(ReplicateOptions, options, provider="replicate"))
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
+        if not _MODEL.match(upstream_model):
+            raise UpstreamRejected(
+                f"Replicate model {upstream_model!r} is not 'owner/name' or 'owner/name:version'; "
+                "fix the deployment's model mapping."
+            )
+        prompt, images = flatten(spec, None, model.max_input_images, upstream=UPSTREAM)
+        inputs: dict[str, Any] = {"prompt": prompt, "output_format": _FORMATS.get(spec.output_mime_type, "png")}
+        if images:
+            inputs["image_input"] = [f"data:{i.mime_type};base64,{base64.b64encode(i.data).decode()}" for i in images]
+        if spec.aspect_ratio:
+            inputs["aspect_ratio"] = spec.aspect_ratio
+        elif images:
+            inputs["aspect_ratio"] = "match_input_image"
+        base = self._options.base_url.rstrip("/")
+        name, _, version = upstream_model.partition(":")
+        if version:
+            url, body = f"{base}/v1/predictions", {"version": version, "input": inputs}
+        else:
+            url, body = f"{base}/v1/models/{name}/predictions", {"input": inputs}
+        headers = {**self._auth, "prefer": f"wait={self._options.wait_s}"}
+        prediction = await self._call("POST", url, upstream_model, json_body=body, headers=headers)
+        prediction = await self._until_done(prediction, upstream_model)
+        return await self._generation(prediction, spec, model)
+
+    @property
+    def _auth(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self._options.api_key.get_secret_value()}"}
+
+    async def _until_done(self, prediction: dict[str, Any], name: str) -> dict[str, Any]:
+        urls = prediction.get("urls")
+        get_url, cancel_url = (urls.get("get"), urls.get("cancel")) if isinstance(urls, dict) else (None, None)
+        deadline = self._clock() + self._options.timeout_s
+        try:
+            while prediction.get("status") in _RUNNING:
+                if not isinstance(get_url, str):
+                    raise _malformed("a running prediction has no urls.get")
+                if self._clock() >= deadline:
+                    await self._cancel(cancel_url)
+                    raise UpstreamTimeout(
+                        f"{UPSTREAM} did not finish prediction {prediction.get('id')} within "
+                        f"{self._options.timeout_s:g} s; it was cancelled."
+                    )
+                await self._sleep(self._options.poll_interval_s)
+                prediction = await self._call("GET", get_url, name, headers=self._auth)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._cancel(cancel_url))
+            raise
+        return prediction
+
+    async def _cancel(self, cancel_url: object) -> None:
+        if isinstance(cancel_url, str):
+            with contextlib.suppress(httpx.HTTPError):
+                await self._client.post(cancel_url, headers=self._auth)
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        name: str,
+        *,
+        headers: dict[str, str],
+        json_body: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        request = self._client.build_request(method, url, json=json_body, headers=headers)
+        response = await send_with_retries(
+            self._client, request, policy=self._policy, upstream=UPSTREAM, sleep=self._sleep
+        )
+        if response.status_code in (200, 201, 202):
+            return _json_object(response)
+        raise _error_for(response, name, self._options.api_key.get_secret_value())
+
+    async def _generation(self, prediction: Mapping[str, Any], spec: JobSpec, model: ModelSpec) -> Generation:
+        status = prediction.get("status")
+        error = str(prediction.get("error") or "").strip()
+        if status == "failed":
+            if _FLAGGED.search(error):
+                return Generation(images=(), finish_reason=None, block_reason="SAFETY", finish_message=error)
+            raise UpstreamUnavailable(f"{UPSTREAM} prediction {prediction.get('id')} failed: {error or 'no reason'}.")
+        if status == "canceled":
+            raise UpstreamUnavailable(f"{UPSTREAM} prediction {prediction.get('id')} was canceled upstream.")
+        if status != "succeeded":
+            raise _malformed(f"unknown prediction status {status!r}")
+        output = prediction.get("output")
+        urls = [output] if isinstance(output, str) else output if isinstance(output, list) else None
+        if urls is None or not all(isinstance(u, str) for u in urls):
+            raise _malformed("'output' is neither a URL nor a list of URLs")
+        images = [
+            await download_image(
+                self._client,
+                url,
+                upstream=UPSTREAM,
+                allow_http=self._options.base_url.startswith("http://"),
+                max_bytes=self._options.max_download_bytes,
+                sleep=self._sleep,
+            )
+            for url in urls
+        ]
+        return Generation(
+            images=tuple(images),
+            finish_reason="STOP" if images else None,
+            usage=estimate_usage(spec, model, output_images=len(images)),
+            model_version=str(prediction.get("version") or prediction.get("model") or "") or None,
+        )
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = json.loads(response.content)
+    except ValueError as exc:
+        raise _malformed("it is not JSON") from exc
+    if not isinstance(body, dict):
+        raise _malformed("it is not a JSON object")
+    return body
+
+
+def _malformed(why: str) -> UpstreamUnavailable:
+    return UpstreamUnavailable(f"{UPSTREAM} answered with a body imagegate cannot read: {why}.")
+
+
+def _error_for(response: httpx.Response, name: str, secret: str) -> ImagegateError:
+    code = response.status_code
+    detail = ""
+    with contextlib.suppress(ValueError):
+        body = json.loads(response.content)
+        if isinstance(body, dict):
+            detail = str(body.get("detail") or body.get("title") or "").strip()
+    detail = detail.replace(secret, "***") if secret else detail
+    said = f"HTTP {code}" + (f": {detail}" if detail else "")
+    if code in (401, 403):
+        return UpstreamRejected(f"{UPSTREAM} did not accept the replicate deployment's token ({said}).")
+    if code == 402:
+        return UpstreamRejected(f"{UPSTREAM} refused for billing reasons ({said}); check the account's credit.")
+    if code == 404:
+        return UpstreamRejected(f"{UPSTREAM} has no model {name!r} ({said}).")
+    if code in (400, 422):
+        return InvalidRequest(detail or f"{UPSTREAM} rejected the input as invalid.")
+    if code == 429:
+        return UpstreamRateLimited(f"{UPSTREAM} is rate limiting ({said}).", retry_after_s=retry_after_header(response))
+    if code in (408, 504):
+        return UpstreamTimeout(f"{UPSTREAM} timed out ({said}).")
+    if code >= 500:
+        return UpstreamUnavailable(f"{UPSTREAM} is unavailable ({said}).")
+    return UpstreamRejected(f"{UPSTREAM} refused the request ({said}).")
