@@ -126,10 +126,16 @@ def build_client(
     connect_timeout_s: float,
     headers: Mapping[str, str] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    max_connections: int = 100,
 ) -> httpx.AsyncClient:
-    """An ``AsyncClient`` for one provider: bounded connect time, ``timeout_s`` for everything else."""
+    """An ``AsyncClient`` for one provider: bounded connect time, ``timeout_s`` for everything else.
+
+    An image call holds its connection for the whole generation, so ``max_connections`` is how many calls one
+    deployment can have running upstream at once; more wait for a free connection.
+    """
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=min(100, max_connections)),
         headers={"user-agent": USER_AGENT, **(headers or {})},
         transport=transport,
         event_hooks={"response": [_first_byte]},

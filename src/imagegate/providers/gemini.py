@@ -55,6 +55,7 @@ class GeminiOptions(BaseModel):
     timeout_s: float = Field(default=120, gt=0)
     connect_timeout_s: float = Field(default=10, gt=0)
     max_retries: int = Field(default=2, ge=0)
+    max_connections: int = Field(default=100, ge=1, description="calls running upstream at once")
 
 
 class GeminiProvider:
@@ -70,7 +71,11 @@ class GeminiProvider:
     ) -> None:
         self._options = options
         self._owns_client = client is None
-        self._client = client or build_client(timeout_s=options.timeout_s, connect_timeout_s=options.connect_timeout_s)
+        self._client = client or build_client(
+            timeout_s=options.timeout_s,
+            connect_timeout_s=options.connect_timeout_s,
+            max_connections=options.max_connections,
+        )
         self._sleep = sleep
         self._policy = retry_policy or RetryPolicy(max_retries=options.max_retries)
 
