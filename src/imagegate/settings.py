@@ -186,6 +186,7 @@ class Settings(BaseSettings):
     port: int = 8080
     public_base_url: str | None = None  # how clients reach us, when behind a proxy
     workers: int = Field(default=4, ge=1, description="jobs run at once by in-process workers")
+    access_log: bool = Field(default=True, description="log every HTTP request (uvicorn's access log)")
 
     sync_timeout_s: float = Field(default=600.0, gt=0, description="how long a sync request waits for its job")
     job_lease_s: float = Field(default=300.0, gt=0, description="a running job not finished by then is recovered")

@@ -7,6 +7,7 @@ in ``imagegate.imaging``, outside the core.
 from __future__ import annotations
 
 import base64
+import binascii
 import math
 from dataclasses import dataclass
 
@@ -55,6 +56,10 @@ def decode_base64(text: str) -> bytes:
     The google-genai SDK sends URL-safe with padding, curl users paste standard with line breaks, and
     upstreams differ too; all are fine. Raises ``ValueError`` for anything else.
     """
+    try:  # the common case, canonical padded standard base64, at C speed (a megabyte in about a millisecond)
+        return binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        pass
     compact = text.translate(_WHITESPACE).translate(_URLSAFE_TO_STANDARD).rstrip("=")
     if len(compact) % 4 == 1:
         raise ValueError("base64 text of impossible length")

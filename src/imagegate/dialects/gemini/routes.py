@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, ORJSONResponse, Response, StreamingResponse
 
 from imagegate.core.capabilities import ModelSpec, estimate_usage
 from imagegate.core.jobs import Job
@@ -109,7 +109,8 @@ async def model_action(
     if action == "generateContent":
         finished = raise_if_failed(await wait_for_job(svc, job.id))
         images = await load_job_images(svc, finished)
-        return JSONResponse(render_response(finished, images, model, response_id=finished.id))
+        # orjson: a megabyte-sized base64 string serialises about five times faster than with json.dumps
+    return ORJSONResponse(render_response(finished, images, model, response_id=finished.id))
     return _stream(svc, job, model, sse=request.query_params.get("alt") == "sse")
 
 

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, ORJSONResponse
 from starlette.datastructures import UploadFile
 
 from imagegate.core.capabilities import ModelSpec
@@ -97,7 +97,7 @@ async def rendered_images(request: Request, job: Job, response_format: str) -> l
 async def _answer(request: Request, job: Job, model: ModelSpec, output: OutputOptions) -> JSONResponse:
     finished = raise_if_failed(await wait_for_job(services_of(request), job.id))
     images = await rendered_images(request, finished, output.response_format)
-    return JSONResponse(render_images_response(finished, images, model, output=output))
+    return ORJSONResponse(render_images_response(finished, images, model, output=output))
 
 
 def resolve_model(request: Request, name: str) -> ModelSpec:
