@@ -110,7 +110,7 @@ async def model_action(
         finished = raise_if_failed(await wait_for_job(svc, job.id))
         images = await load_job_images(svc, finished)
         # orjson: a megabyte-sized base64 string serialises about five times faster than with json.dumps
-    return ORJSONResponse(render_response(finished, images, model, response_id=finished.id))
+        return ORJSONResponse(render_response(finished, images, model, response_id=finished.id))
     return _stream(svc, job, model, sse=request.query_params.get("alt") == "sse")
 
 
