@@ -24,6 +24,8 @@ from imagegate.http.files import router as files_router
 from imagegate.http.idempotency import IdempotencyMiddleware
 from imagegate.http.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from imagegate.http.observability import router as observability_router
+from imagegate.http.playground import router as playground_router
+from imagegate.http.web import router as web_router
 from imagegate.settings import Settings, load_settings
 
 
@@ -57,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files_router)
     app.include_router(account_router)
     app.include_router(observability_router)
+    app.include_router(playground_router)
+    app.include_router(web_router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

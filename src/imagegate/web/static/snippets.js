@@ -1,0 +1,106 @@
+// "Copy as": the Create form's request as curl, Python google-genai and Python openai code that makes the same
+// images. The key is read from $IMAGEGATE_KEY so a pasted snippet never carries it.
+
+const shellQuote = (text) => `'${String(text).replaceAll("'", "'\\''")}'`;
+const py = (text) => JSON.stringify(String(text)); // a JSON string is a valid Python string literal
+
+function inputNames(count) {
+  return Array.from({ length: count }, (_, i) => `input-${i + 1}.png`);
+}
+
+export function curlSnippet(req, base) {
+  const lines = [`# export IMAGEGATE_KEY=ig_…`];
+  if (req.inputs) {
+    lines.push(
+      `curl -s ${base}/v1/images/edits \\`,
+      `  -H "Authorization: Bearer $IMAGEGATE_KEY" \\`,
+      `  -F model=${shellQuote(req.model)} \\`,
+      `  --form-string prompt=${shellQuote(req.prompt)} \\`,
+      `  -F n=${req.n} \\`,
+    );
+    if (req.aspectRatio) lines.push(`  -F aspect_ratio=${req.aspectRatio} \\`);
+    inputNames(req.inputs).forEach((name) => lines.push(`  -F "image[]=@${name}" \\`));
+    lines.push(`  -F response_format=url`);
+  } else {
+    const body = { model: req.model, prompt: req.prompt, n: req.n, response_format: "url" };
+    if (req.aspectRatio) body.aspect_ratio = req.aspectRatio;
+    lines.push(
+      `curl -s ${base}/v1/images/generations \\`,
+      `  -H "Authorization: Bearer $IMAGEGATE_KEY" \\`,
+      `  -H "Content-Type: application/json" \\`,
+      `  -d ${shellQuote(JSON.stringify(body))}`,
+    );
+  }
+  return lines.join("\n");
+}
+
+export function genaiSnippet(req, base) {
+  const contents = req.inputs
+    ? `[\n        ${py(req.prompt)},\n${inputNames(req.inputs)
+        .map((n) => `        types.Part.from_bytes(data=open(${py(n)}, "rb").read(), mime_type="image/png"),`)
+        .join("\n")}\n    ]`
+    : py(req.prompt);
+  const imageConfig = req.aspectRatio
+    ? `\n        image_config=types.ImageConfig(aspect_ratio=${py(req.aspectRatio)}),`
+    : "";
+  return `import os
+
+from google import genai
+from google.genai import types
+
+client = genai.Client(
+    api_key=os.environ["IMAGEGATE_KEY"],
+    http_options=types.HttpOptions(base_url=${py(base)}),
+)
+# generateContent makes one image per call: call it once per image.
+for i in range(${req.n}):
+    response = client.models.generate_content(
+        model=${py(req.model)},
+        contents=${contents},
+        config=types.GenerateContentConfig(
+            response_modalities=["TEXT", "IMAGE"],${imageConfig}
+        ),
+    )
+    for part in response.candidates[0].content.parts:
+        if part.inline_data:
+            with open(f"image-{i + 1}.png", "wb") as f:
+                f.write(part.inline_data.data)
+`;
+}
+
+export function openaiSnippet(req, base) {
+  const size = req.size ? `\n    size=${py(req.size)},` : "";
+  const call = req.inputs
+    ? `client.images.edit(
+    model=${py(req.model)},
+    image=[${inputNames(req.inputs)
+      .map((n) => `open(${py(n)}, "rb")`)
+      .join(", ")}],
+    prompt=${py(req.prompt)},
+    n=${req.n},${size}
+    response_format="b64_json",
+)`
+    : `client.images.generate(
+    model=${py(req.model)},
+    prompt=${py(req.prompt)},
+    n=${req.n},${size}
+    response_format="b64_json",
+)`;
+  return `import base64
+import os
+
+from openai import OpenAI
+
+client = OpenAI(api_key=os.environ["IMAGEGATE_KEY"], base_url=${py(`${base}/v1`)})
+result = ${call}
+for i, image in enumerate(result.data, start=1):
+    with open(f"image-{i}.png", "wb") as f:
+        f.write(base64.b64decode(image.b64_json))
+`;
+}
+
+export const SNIPPETS = {
+  curl: { title: "curl", make: curlSnippet },
+  genai: { title: "Python · google-genai", make: genaiSnippet },
+  openai: { title: "Python · openai", make: openaiSnippet },
+};
