@@ -9,8 +9,9 @@ import asyncio
 import json
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, ORJSONResponse
+from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from imagegate.core.capabilities import ModelSpec
@@ -46,14 +47,14 @@ router = APIRouter(prefix="/v1/images", dependencies=[Depends(_mark_dialect)], t
 
 
 @router.post("/generations")
-async def generations(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
+async def generations(request: Request, principal: ApiKey = Depends(require_principal)) -> Response:
     parsed = await parse_generation(request)
     job, model = await submit_images_request(request, principal, parsed)
     return await _answer(request, job, model, output_options(parsed))
 
 
 @router.post("/edits")
-async def edits(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
+async def edits(request: Request, principal: ApiKey = Depends(require_principal)) -> Response:
     parsed = await parse_edit(request)
     job, model = await submit_images_request(request, principal, parsed)
     return await _answer(request, job, model, output_options(parsed))
@@ -94,10 +95,13 @@ async def rendered_images(request: Request, job: Job, response_format: str) -> l
     return inline_images(job, await load_job_images(svc, job))
 
 
-async def _answer(request: Request, job: Job, model: ModelSpec, output: OutputOptions) -> JSONResponse:
+async def _answer(request: Request, job: Job, model: ModelSpec, output: OutputOptions) -> Response:
     finished = raise_if_failed(await wait_for_job(services_of(request), job.id))
     images = await rendered_images(request, finished, output.response_format)
-    return ORJSONResponse(render_images_response(finished, images, model, output=output))
+    # orjson: megabytes of b64_json serialise several times faster than with json.dumps
+    return Response(
+        orjson.dumps(render_images_response(finished, images, model, output=output)), media_type="application/json"
+    )
 
 
 def resolve_model(request: Request, name: str) -> ModelSpec:
