@@ -56,7 +56,7 @@ async def test_sqlite_engine_creates_the_folder_and_tunes_every_connection(tmp_p
                     name: (await connection.exec_driver_sql(f"PRAGMA {name}")).scalar_one()
                     for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
                 }
-                assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000, "synchronous": 1}
+                assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 30000, "synchronous": 1}
     finally:
         await engine.dispose()
 

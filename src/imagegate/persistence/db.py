@@ -24,7 +24,9 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _SQLITE_PRAGMAS = (
-    "PRAGMA busy_timeout=5000",  # wait for a competing writer instead of failing at once
+    # Wait for a competing writer instead of failing: under a burst on a small machine (10,000 tasks on two
+    # cores, see docs/benchmarks.md) 5 s was not always enough, and "database is locked" failed requests.
+    "PRAGMA busy_timeout=30000",
     "PRAGMA foreign_keys=ON",  # SQLite ignores foreign keys unless asked, per connection
     "PRAGMA synchronous=NORMAL",  # durable enough under WAL, and much faster than FULL
 )

@@ -1,0 +1,242 @@
+"""Processes and load for the benchmarks: start the fake upstream, imagegate and LiteLLM; send timed requests.
+
+Everything runs as separate processes on loopback; the load generator is this process (asyncio + httpx,
+one connection per request in flight), and it sends the same request body to each target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+MODEL = "gemini-2.5-flash-image"
+BODY = {"contents": [{"role": "user", "parts": [{"text": "a lighthouse at dusk, photorealistic"}]}]}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    """The process's peak resident memory (VmHWM), children not included."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def rss_mib(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class Service:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    headers: dict[str, str] = field(default_factory=dict)
+    log: Path | None = None
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def wait_until_up(self, path: str, timeout_s: float = 90) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}: {self.tail()}")
+            try:
+                if httpx.get(self.url + path, timeout=2, headers=self.headers).status_code < 500:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not come up: {self.tail()}")
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log and self.log.exists() else ""
+
+
+def start_upstream(
+    work: Path, *, image: int, delay_ms: float, p50_ms: float | None = None, p95_ms: float | None = None
+) -> Service:
+    port = free_port()
+    args = [sys.executable, str(BENCH / "fake_upstream.py"), "--port", str(port), "--image", str(image)]
+    args += ["--delay-ms", str(delay_ms)]
+    if p50_ms is not None:
+        args += ["--p50-ms", str(p50_ms), "--p95-ms", str(p95_ms or p50_ms)]
+    log = work / "upstream.log"
+    process = subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    service = Service("fake upstream", f"http://127.0.0.1:{port}", process, log=log)
+    service.wait_until_up("/")
+    return service
+
+
+def start_imagegate(work: Path, upstream: Service, *, workers: int, extra_env: dict[str, str] | None = None) -> Service:
+    home = work / "imagegate"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "imagegate.toml").write_text(
+        f"""workers = {workers}
+sync_timeout_s = 3600
+job_lease_s = 3600
+file_retention_days = 1
+
+[[deployments]]
+name = "fake-google"
+model = "{MODEL}"
+provider = "gemini"
+base_url = "{upstream.url}"
+api_key = "bench-upstream-key"
+options = {{ max_connections = {max(workers, 100)}, max_retries = 0, timeout_s = 600 }}
+"""
+    )
+    env = {**os.environ, "IMAGEGATE_HOME": str(home), "GEMINI_API_KEY": "", **(extra_env or {})}
+    cli = [sys.executable, "-m", "imagegate.cli"]
+    created = subprocess.run(
+        [*cli, "keys", "create", "--name", "bench", "--json"], env=env, capture_output=True, check=True
+    )
+    key = json.loads(created.stdout)["key"]
+    port = free_port()
+    log = work / "imagegate.log"
+    process = subprocess.Popen(
+        [*cli, "serve", "--port", str(port)], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    service = Service("imagegate", f"http://127.0.0.1:{port}", process, {"x-goog-api-key": key}, log)
+    service.wait_until_up("/healthz")
+    return service
+
+
+def start_litellm(work: Path, upstream: Service, litellm: Path) -> Service:
+    config = work / "litellm.yaml"
+    config.write_text(
+        f"""model_list:
+  - model_name: {MODEL}
+    litellm_params:
+      model: gemini/{MODEL}
+      api_base: {upstream.url}
+      api_key: bench-upstream-key
+litellm_settings:
+  set_verbose: false
+  json_logs: false
+general_settings:
+  master_key: sk-bench-1234
+"""
+    )
+    port = free_port()
+    log = work / "litellm.log"
+    env = {**os.environ, "LITELLM_LOG": "ERROR", "DISABLE_SCHEMA_UPDATE": "true", "LITELLM_TELEMETRY": "False"}
+    process = subprocess.Popen(
+        [str(litellm), "--config", str(config), "--port", str(port), "--num_workers", "1"],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    service = Service("litellm", f"http://127.0.0.1:{port}", process, {"x-goog-api-key": "sk-bench-1234"}, log)
+    service.wait_until_up("/health/liveliness", timeout_s=180)
+    return service
+
+
+@dataclass
+class Run:
+    target: str
+    concurrency: int
+    requests: int
+    latencies_ms: list[float]
+    errors: int
+    wall_s: float
+    first_error: str | None = None
+
+    def percentile(self, q: float) -> float | None:
+        if not self.latencies_ms:
+            return None
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "concurrency": self.concurrency,
+            "requests": self.requests,
+            "errors": self.errors,
+            "p50_ms": _round(self.percentile(0.50)),
+            "p99_ms": _round(self.percentile(0.99)),
+            "mean_ms": _round(statistics.fmean(self.latencies_ms)) if self.latencies_ms else None,
+            "throughput_rps": round(self.requests / self.wall_s, 1) if self.wall_s else None,
+            "first_error": self.first_error,
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+async def load(target: str, url: str, headers: dict[str, str], *, concurrency: int, requests: int) -> Run:
+    """``requests`` POSTs of the same generateContent body, ``concurrency`` at a time; latency per request."""
+    body = json.dumps(BODY).encode()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    errors = 0
+    first_error: str | None = None
+    queue = iter(range(requests))
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(3600, connect=30)) as client:
+        # warm the connections so connection set-up is not counted as the gateway's latency
+        await asyncio.gather(
+            *(client.get(url.split("/v1beta")[0] + "/", headers=headers) for _ in range(min(concurrency, 64))),
+            return_exceptions=True,
+        )
+
+        async def worker() -> None:
+            nonlocal errors, first_error
+            for _ in queue:
+                started = time.perf_counter()
+                try:
+                    response = await client.post(
+                        url, content=body, headers={**headers, "content-type": "application/json"}
+                    )
+                    if response.status_code != 200 or b"inlineData" not in response.content[:4096]:
+                        errors += 1
+                        first_error = first_error or f"HTTP {response.status_code}: {response.text[:300]}"
+                        continue
+                except httpx.HTTPError as exc:
+                    errors += 1
+                    first_error = first_error or repr(exc)
+                    continue
+                latencies.append((time.perf_counter() - started) * 1000)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return Run(target, concurrency, requests, latencies, errors, wall, first_error)
+
+
+def scratch() -> Path:
+    return Path(tempfile.mkdtemp(prefix="imagegate-bench-"))

@@ -1,0 +1,112 @@
+"""imagegate's added latency and throughput, side by side with LiteLLM, in front of one fake Gemini upstream.
+
+    python bench/run.py                 # full run: concurrency 1, 64, 512 (a few minutes)
+    python bench/run.py --quick         # smoke: small numbers, seconds (what CI runs)
+
+For each concurrency level the same generateContent requests go straight to the fake upstream, through
+imagegate (Gemini dialect) and, when ``bench/.venv-litellm`` exists, through LiteLLM's proxy. The added
+latency at a percentile is that percentile through the gateway minus the same percentile straight to the
+upstream, measured back to back in one run. Results are printed as a table and written as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import BENCH, MODEL, Service, load, peak_rss_mib, scratch, start_imagegate, start_litellm, start_upstream
+
+
+async def measure(
+    targets: list[tuple[str, str, dict[str, str]]], levels: list[int], per_level: dict[int, int]
+) -> list[dict[str, Any]]:
+    rows = []
+    for level in levels:
+        for name, url, headers in targets:
+            run = await load(name, url, headers, concurrency=level, requests=per_level[level])
+            rows.append(run.summary())
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def added(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    direct = {r["concurrency"]: r for r in rows if r["target"] == "direct"}
+    out = []
+    for row in rows:
+        base = direct.get(row["concurrency"])
+        if row["target"] == "direct" or base is None or row["p50_ms"] is None or base["p50_ms"] is None:
+            continue
+        out.append(
+            {
+                "target": row["target"],
+                "concurrency": row["concurrency"],
+                "added_p50_ms": round(row["p50_ms"] - base["p50_ms"], 2),
+                "added_p99_ms": round(row["p99_ms"] - base["p99_ms"], 2),
+                "throughput_rps": row["throughput_rps"],
+                "direct_rps": base["throughput_rps"],
+                "errors": row["errors"],
+            }
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--delay-ms", type=float, default=100.0, help="the upstream's time per image")
+    parser.add_argument("--image", type=int, default=1024, help="side of the answered PNG")
+    parser.add_argument("--levels", default="1,64,512")
+    parser.add_argument("--litellm", type=Path, default=BENCH / ".venv-litellm" / "bin" / "litellm")
+    parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    args = parser.parse_args()
+    levels = [1, 4] if args.quick else [int(x) for x in args.levels.split(",")]
+    per_level = {level: (8 if args.quick else max(100, 2 * level)) for level in levels}
+    if args.quick:
+        args.image = min(args.image, 256)
+
+    work = scratch()
+    services: list[Service] = []
+    try:
+        upstream = start_upstream(work, image=args.image, delay_ms=args.delay_ms)
+        services.append(upstream)
+        gateway = start_imagegate(work, upstream, workers=max(levels) * 2)
+        services.append(gateway)
+        path = f"/v1beta/models/{MODEL}:generateContent"
+        targets = [("direct", upstream.url + path, {}), ("imagegate", gateway.url + path, gateway.headers)]
+        if not args.no_litellm and args.litellm.exists():
+            litellm = start_litellm(work, upstream, args.litellm)
+            services.append(litellm)
+            targets.append(("litellm", litellm.url + path, litellm.headers))
+        rows = asyncio.run(measure(targets, levels, per_level))
+        memory = {s.name: peak_rss_mib(s.process.pid) for s in services}
+    finally:
+        for service in services:
+            service.stop()
+    report = {
+        "method": "same requests back to back; added = gateway percentile - direct percentile",
+        "image_side": args.image,
+        "upstream_delay_ms": args.delay_ms,
+        "runs": rows,
+        "added": added(rows),
+        "peak_rss_mib": memory,
+    }
+    print("\ntarget      conc  added p50 ms  added p99 ms  rps (direct)  errors")
+    for row in report["added"]:
+        print(
+            f"{row['target']:<11} {row['concurrency']:>4}  {row['added_p50_ms']:>12}  {row['added_p99_ms']:>12}  "
+            f"{row['throughput_rps']} ({row['direct_rps']})  {row['errors']}"
+        )
+    print(f"peak RSS MiB: {memory}")
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The benchmark harness runs end to end on tiny numbers and writes well-formed reports (timings not judged)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+pytestmark = pytest.mark.e2e
+
+
+def test_run_measures_direct_and_through_imagegate(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--quick", "--no-litellm", "--delay-ms", "5", "--out", str(out)],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    report = json.loads(out.read_text())
+    assert {(r["target"], r["concurrency"]) for r in report["runs"]} == {
+        ("direct", 1),
+        ("imagegate", 1),
+        ("direct", 4),
+        ("imagegate", 4),
+    }
+    assert all(r["errors"] == 0 and r["p50_ms"] > 0 and r["throughput_rps"] > 0 for r in report["runs"])
+    assert [(a["target"], a["concurrency"]) for a in report["added"]] == [("imagegate", 1), ("imagegate", 4)]
+    assert report["peak_rss_mib"]["imagegate"] > 0
+
+
+def test_tasks_holds_every_task_to_the_end(tmp_path: Path) -> None:
+    out = tmp_path / "tasks.json"
+    subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "tasks.py"),
+            "--tasks",
+            "40",
+            "--p50-ms",
+            "50",
+            "--p95-ms",
+            "80",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    report = json.loads(out.read_text())
+    assert report["submitted"] == 40 and report["submit_errors"] == 0
+    assert report["statuses"] == {"succeeded": 40} and report["peak_rss_mib"] > 0
