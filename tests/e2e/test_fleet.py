@@ -189,7 +189,8 @@ def test_metrics_need_an_admin_key_and_count_the_fleet(tmp_path: Path, upstreams
         assert "imagegate_provider_latency_seconds_bucket" in text and "imagegate_credits_captured_micro_total" in text
         live = json.loads(cli(server.home, "providers", "--server", server.url, "--key", server.key, "--json"))
         assert {d["name"] for d in live} == {"up-a", "up-b"} and sum(d["stats"]["5m"]["successes"] for d in live) == 1
-        table = cli(server.home, "providers", "--server", server.url, "--key", server.key, "--window", "1h")
+        wide = {**server.extra_env, "COLUMNS": "200"}  # rich fits tables to the terminal; give it room
+        table = cli(server.home, "providers", "--server", server.url, "--key", server.key, "--window", "1h", env=wide)
         assert "closed" in table and "p95 ms" in table
     finally:
         server.stop()
