@@ -6,7 +6,10 @@ Queue mode (the default) submits to ``POST {queue_base_url}/{app}``, which answe
 to ``{base_url}/{app}`` and waits for the answer in one call. A job with input images goes to the edit app
 (``{upstream_model}/edit`` unless ``edit_app`` names another) with the images as data URIs in ``image_urls``.
 Output images (CDN URLs, or data URIs) are downloaded without the key. The key travels as
-``Authorization: Key <key>``. When our call is cancelled the queued request is cancelled upstream too.
+``Authorization: Key <key>``. When our call is cancelled, or ``timeout_s`` passes, the queued request is
+cancelled upstream too; ``X-Fal-Request-Timeout`` tells fal not to start it at all once that time is up (if we
+vanished without cancelling). The queue position is reported as progress. fal does not bill a 5xx, so 429 and
+5xx are retried unless fal says ``X-Fal-Retryable: false``.
 
 fal reports no token usage, so usage is estimated the way Google counts it (the model's tokens per image).
 """
@@ -25,7 +28,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from imagegate.core.capabilities import ModelSpec, estimate_usage
-from imagegate.core.jobs import Generation, JobSpec
+from imagegate.core.jobs import FinishReason, Generation, JobSpec
+from imagegate.core.progress import report_progress
 from imagegate.errors import (
     ImagegateError,
     InvalidRequest,
@@ -35,6 +39,7 @@ from imagegate.errors import (
     UpstreamUnavailable,
 )
 from imagegate.providers.base import (
+    RETRYABLE_STATUSES,
     RetryPolicy,
     Sleep,
     build_client,
@@ -111,20 +116,26 @@ class FalProvider:
         return await self._generation(output, spec, model)
 
     async def _queued(self, app: str, body: dict[str, Any]) -> dict[str, Any] | Generation:
-        submitted = await self._call("POST", f"{self._options.queue_base_url.rstrip('/')}/{app}", app, json_body=body)
+        deadline = self._clock() + self._options.timeout_s
+        # fal's own time-to-start deadline: if we are gone by then, the request is dropped rather than run
+        # (fal refuses values of 0.1 s or less as a bad request)
+        start_by = {"x-fal-request-timeout": f"{max(1.0, self._options.timeout_s):g}"}
+        queue = self._options.queue_base_url.rstrip("/")
+        submitted = await self._call("POST", f"{queue}/{app}", app, json_body=body, headers=start_by)
         if isinstance(submitted, Generation):
             return submitted
         status_url, response_url = submitted.get("status_url"), submitted.get("response_url")
         if not isinstance(status_url, str) or not isinstance(response_url, str):
             raise _malformed("the queue answer has no status_url/response_url")
         cancel_url = submitted.get("cancel_url")
-        deadline = self._clock() + self._options.timeout_s
+        progress = _QueueProgress()
+        progress.seen(submitted)
         try:
             while True:
                 status = await self._call("GET", status_url, app)
                 if isinstance(status, Generation):
                     return status
-                state = status.get("status")
+                state = progress.seen(status)
                 if state == "COMPLETED":
                     return await self._call("GET", response_url, app)
                 if state not in ("IN_QUEUE", "IN_PROGRESS"):
@@ -137,6 +148,7 @@ class FalProvider:
                     )
                 await self._sleep(self._options.poll_interval_s)
         except asyncio.CancelledError:
+            # shielded: the cancel must go out even though this task is being cancelled
             await asyncio.shield(self._cancel(cancel_url))
             raise
 
@@ -151,11 +163,17 @@ class FalProvider:
         return {"authorization": f"Key {self._options.api_key.get_secret_value()}"}
 
     async def _call(
-        self, method: str, url: str, app: str, *, json_body: dict[str, Any] | None = None
+        self,
+        method: str,
+        url: str,
+        app: str,
+        *,
+        json_body: dict[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any] | Generation:
-        request = self._client.build_request(method, url, json=json_body, headers=self._auth)
+        request = self._client.build_request(method, url, json=json_body, headers={**self._auth, **(headers or {})})
         response = await send_with_retries(
-            self._client, request, policy=self._policy, upstream=UPSTREAM, sleep=self._sleep
+            self._client, request, policy=self._policy, upstream=UPSTREAM, sleep=self._sleep, retryable=_retryable
         )
         if response.status_code in (200, 201, 202):
             return _json_object(response)
@@ -186,9 +204,46 @@ class FalProvider:
         return Generation(
             images=tuple(images),
             text=text,
-            finish_reason="STOP" if images else None,
+            # an answer without images (the model only talked) is what Gemini calls NO_IMAGE
+            finish_reason=FinishReason.STOP if images else FinishReason.NO_IMAGE,
+            finish_message=None if images else text or None,
             usage=estimate_usage(spec, model, output_images=len(images), output_text=text),
         )
+
+
+class _QueueProgress:
+    """Progress from the queue position: ``ahead`` places to move up, then running, then done."""
+
+    def __init__(self) -> None:
+        self._ahead: int | None = None
+        self._last: tuple[int, int] | None = None
+
+    def seen(self, status: Mapping[str, Any]) -> object:
+        """Report the progress ``status`` shows; returns its ``status`` field."""
+        state, position = status.get("status"), status.get("queue_position")
+        if isinstance(position, int) and not isinstance(position, bool) and position >= 0 and self._ahead is None:
+            self._ahead = position
+        ahead = self._ahead or 0
+        total = ahead + 2
+        if state == "IN_QUEUE" and isinstance(position, int):
+            done = ahead - position
+        elif state == "IN_PROGRESS":
+            done = ahead + 1
+        elif state == "COMPLETED":
+            done = total
+        else:
+            return state
+        if (done, total) != self._last:
+            self._last = (done, total)
+            report_progress(done, total)
+        return state
+
+
+def _retryable(response: httpx.Response) -> bool:
+    # fal marks errors that the same request cannot get past (a failed model run) as not retryable
+    if response.headers.get("x-fal-retryable", "").strip().lower() == "false":
+        return False
+    return response.status_code in RETRYABLE_STATUSES
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:
@@ -217,24 +272,36 @@ def _error_for(response: httpx.Response, app: str, secret: str) -> Generation:
     message = message.replace(secret, "***") if secret else message
     said = f"HTTP {code}" + (f": {message}" if message else "")
     if any(d.get("type") == "content_policy_violation" for d in items):
-        return Generation(images=(), finish_reason=None, block_reason="SAFETY", finish_message=message or None)
+        return Generation(
+            images=(), finish_reason=None, block_reason=FinishReason.SAFETY, finish_message=message or None
+        )
     error: ImagegateError
     if code in (401, 403):
         error = UpstreamRejected(f"{UPSTREAM} did not accept the fal deployment's key ({said}).")
     elif code == 404:
         error = UpstreamRejected(f"{UPSTREAM} has no app {app!r} ({said}).")
     elif code == 422:
-        loc = items[0].get("loc") if items else None
-        field = str(loc[-1]) if isinstance(loc, list) and loc else None
-        error = InvalidRequest(message or f"{UPSTREAM} rejected the request as invalid.", field=field)
+        field = _field(items[0].get("loc")) if items else None
+        named = f" field {field!r}" if field else ""
+        error = InvalidRequest(f"{UPSTREAM} rejected the input{named}: {message or 'invalid'}", field=field)
     elif code == 429:
         error = UpstreamRateLimited(
             f"{UPSTREAM} is rate limiting ({said}).", retry_after_s=retry_after_header(response)
         )
     elif code in (408, 504):
         error = UpstreamTimeout(f"{UPSTREAM} timed out ({said}).")
+    elif code == 499:  # fal's client_cancelled/client_disconnected: the request was cancelled, not refused
+        error = UpstreamUnavailable(f"{UPSTREAM} cancelled the request ({said}).")
     elif code >= 500:
         error = UpstreamUnavailable(f"{UPSTREAM} is unavailable ({said}).")
     else:
         error = UpstreamRejected(f"{UPSTREAM} refused the request ({said}).")
     raise error
+
+
+def _field(loc: object) -> str | None:
+    """``["body", "image_urls", 0]`` as ``image_urls.0``: the input field a fal validation error is about."""
+    if not isinstance(loc, list):
+        return None
+    path = [str(part) for part in (loc[1:] if loc[:1] == ["body"] else loc)]
+    return ".".join(path) or None

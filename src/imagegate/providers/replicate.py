@@ -3,10 +3,12 @@
 ``upstream_model`` ``owner/name`` creates ``POST {base_url}/v1/models/{owner}/{name}/predictions``;
 ``owner/name:version`` pins a version through ``POST {base_url}/v1/predictions``. The request asks to wait
 (``Prefer: wait=N``); a prediction still ``starting``/``processing`` after that is polled at ``urls.get``
-until it ends or ``timeout_s`` passes (then it is cancelled). The input is ``prompt``, ``image_input`` (data
-URIs), ``aspect_ratio`` and ``output_format``; the output (a URL or a list of them) is downloaded without the
-key. A failed prediction whose error says the content was flagged is a refusal; cancelling our call cancels
-the prediction. Errors come as problem JSON (``title``, ``detail``, ``status``).
+until it ends or ``timeout_s`` passes (then it is cancelled). ``Cancel-After`` gives Replicate the same
+deadline, so a prediction is stopped upstream even if this process goes away without cancelling it. The
+input is ``prompt``, ``image_input`` (data URIs), ``aspect_ratio`` and ``output_format``; the output (a URL
+or a list of them) is downloaded without the key. A failed prediction whose error says the content was
+flagged is a refusal; cancelling our call cancels the prediction. Errors come as problem JSON (``title``,
+``detail``, ``status``).
 
 Replicate reports run time, not tokens, so usage is estimated the way Google counts it.
 """
@@ -17,6 +19,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -26,7 +29,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from imagegate.core.capabilities import ModelSpec, estimate_usage
-from imagegate.core.jobs import Generation, JobSpec
+from imagegate.core.jobs import FinishReason, Generation, JobSpec
 from imagegate.errors import (
     ImagegateError,
     InvalidRequest,
@@ -52,6 +55,8 @@ _RUNNING = ("starting", "processing")
 # Replicate's safety checker fails the prediction with messages like "...flagged as sensitive (E005)".
 _FLAGGED = re.compile(r"\b(flagged|sensitive|nsfw|E005|safety)\b", re.IGNORECASE)
 _MODEL = re.compile(r"^[\w.-]+/[\w.-]+(:[0-9a-f]{8,})?$")
+# A 422's detail names the input it is about: "- input.aspect_ratio: aspect_ratio must be one of ..."
+_INPUT_FIELD = re.compile(r"\binput\.([\w.]+)")
 
 
 class ReplicateOptions(BaseModel):
@@ -114,19 +119,23 @@ class ReplicateProvider:
             url, body = f"{base}/v1/predictions", {"version": version, "input": inputs}
         else:
             url, body = f"{base}/v1/models/{name}/predictions", {"input": inputs}
-        headers = {**self._auth, "prefer": f"wait={self._options.wait_s}"}
+        deadline = self._clock() + self._options.timeout_s
+        headers = {
+            **self._auth,
+            "prefer": f"wait={self._options.wait_s}",
+            "cancel-after": f"{math.ceil(self._options.timeout_s)}s",
+        }
         prediction = await self._call("POST", url, upstream_model, json_body=body, headers=headers)
-        prediction = await self._until_done(prediction, upstream_model)
+        prediction = await self._until_done(prediction, upstream_model, deadline)
         return await self._generation(prediction, spec, model)
 
     @property
     def _auth(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self._options.api_key.get_secret_value()}"}
 
-    async def _until_done(self, prediction: dict[str, Any], name: str) -> dict[str, Any]:
+    async def _until_done(self, prediction: dict[str, Any], name: str, deadline: float) -> dict[str, Any]:
         urls = prediction.get("urls")
         get_url, cancel_url = (urls.get("get"), urls.get("cancel")) if isinstance(urls, dict) else (None, None)
-        deadline = self._clock() + self._options.timeout_s
         try:
             while prediction.get("status") in _RUNNING:
                 if not isinstance(get_url, str):
@@ -140,6 +149,7 @@ class ReplicateProvider:
                 await self._sleep(self._options.poll_interval_s)
                 prediction = await self._call("GET", get_url, name, headers=self._auth)
         except asyncio.CancelledError:
+            # shielded: the cancel must go out even though this task is being cancelled
             await asyncio.shield(self._cancel(cancel_url))
             raise
         return prediction
@@ -171,8 +181,10 @@ class ReplicateProvider:
         error = str(prediction.get("error") or "").strip()
         if status == "failed":
             if _FLAGGED.search(error):
-                return Generation(images=(), finish_reason=None, block_reason="SAFETY", finish_message=error)
+                return Generation(images=(), finish_reason=None, block_reason=FinishReason.SAFETY, finish_message=error)
             raise UpstreamUnavailable(f"{UPSTREAM} prediction {prediction.get('id')} failed: {error or 'no reason'}.")
+        if status == "aborted":  # Cancel-After passed before the prediction started: it was never run
+            raise UpstreamTimeout(f"{UPSTREAM} did not start prediction {prediction.get('id')} in time.")
         if status == "canceled":
             raise UpstreamUnavailable(f"{UPSTREAM} prediction {prediction.get('id')} was canceled upstream.")
         if status != "succeeded":
@@ -192,11 +204,14 @@ class ReplicateProvider:
             )
             for url in urls
         ]
+        version = prediction.get("version")
+        if not isinstance(version, str) or version in ("", "hidden"):  # official models hide their version
+            version = prediction.get("model")
         return Generation(
             images=tuple(images),
-            finish_reason="STOP" if images else None,
+            finish_reason=FinishReason.STOP if images else FinishReason.NO_IMAGE,
             usage=estimate_usage(spec, model, output_images=len(images)),
-            model_version=str(prediction.get("version") or prediction.get("model") or "") or None,
+            model_version=version if isinstance(version, str) and version else None,
         )
 
 
@@ -230,7 +245,8 @@ def _error_for(response: httpx.Response, name: str, secret: str) -> ImagegateErr
     if code == 404:
         return UpstreamRejected(f"{UPSTREAM} has no model {name!r} ({said}).")
     if code in (400, 422):
-        return InvalidRequest(detail or f"{UPSTREAM} rejected the input as invalid.")
+        field = match.group(1) if (match := _INPUT_FIELD.search(detail)) else None
+        return InvalidRequest(f"{UPSTREAM} rejected the input: {detail or 'invalid'}", field=field)
     if code == 429:
         return UpstreamRateLimited(f"{UPSTREAM} is rate limiting ({said}).", retry_after_s=retry_after_header(response))
     if code in (408, 504):

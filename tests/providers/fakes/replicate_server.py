@@ -1,7 +1,10 @@
 """A fake Replicate: model and version predictions, ``Prefer: wait``, polling, cancel and file delivery.
 
-Predictions take ``polls_to_finish`` GETs before they succeed (0: finished within the create call's wait).
-``fail_with`` makes them fail with that error text; ``fail_next`` scripts the next create call's answer.
+Predictions take ``polls_to_finish`` GETs of ``urls.get`` before they end (0: they end within the create
+call's wait, as a ``Prefer: wait`` call answers a finished prediction). They end ``succeeded`` with
+``outputs`` file URLs on the fake's own file host (a bare string for one, unless ``output_as_list``), or
+``failed`` with ``fail_with`` as the error, or ``end_as`` (``canceled``, ``aborted``) when set.
+``fail_next`` scripts the next create calls' answers as problem JSON; ``file_*`` the file host.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from starlette.routing import Route
 TOKEN = "r8_token_abcdef"
 
 
-def png() -> bytes:
+def png(color: str = "purple") -> bytes:
     sink = io.BytesIO()
-    Image.new("RGB", (80, 48), "purple").save(sink, "PNG")
+    Image.new("RGB", (80, 48), color).save(sink, "PNG")
     return sink.getvalue()
 
 
@@ -30,9 +33,13 @@ def png() -> bytes:
 class FakeReplicate:
     polls_to_finish: int = 0
     fail_with: str | None = None
+    end_as: str | None = None
+    outputs: int = 1
     output_as_list: bool = False
+    file_status: int = 200
     fail_next: list[tuple[int, Any, dict[str, str]]] = field(default_factory=list)
-    created: list[tuple[str, dict[str, Any], str | None]] = field(default_factory=list)
+    created: list[tuple[str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
+    polls: int = 0
     cancelled: list[str] = field(default_factory=list)
     file_auth: list[str | None] = field(default_factory=list)
     base: str = ""
@@ -46,9 +53,15 @@ class FakeReplicate:
                 Route("/v1/predictions", self._create, methods=["POST"]),
                 Route("/v1/predictions/{pid}", self._get),
                 Route("/v1/predictions/{pid}/cancel", self._cancel, methods=["POST"]),
-                Route("/files/{pid}.png", self._file),
+                Route("/files/{pid}/{n}.png", self._file),
             ]
         )
+
+    def _denied(self, request: Request) -> Response | None:
+        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            problem = {"title": "Unauthenticated", "detail": "You did not pass a valid authentication token"}
+            return JSONResponse({**problem, "status": 401}, status_code=401)
+        return None
 
     def _prediction(self, pid: str, status: str) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -62,23 +75,21 @@ class FakeReplicate:
             "metrics": {},
         }
         if status == "succeeded":
-            url = f"{self.base}/files/{pid}.png"
-            body["output"] = [url] if self.output_as_list else url
+            urls = [f"{self.base}/files/{pid}/{n}.png" for n in range(self.outputs)]
+            body["output"] = urls if self.output_as_list or self.outputs != 1 else urls[0]
             body["metrics"] = {"predict_time": 3.2}
         if status == "failed":
             body["error"] = self.fail_with
         return body
 
     def _finished(self) -> str:
-        return "failed" if self.fail_with else "succeeded"
+        return self.end_as or ("failed" if self.fail_with else "succeeded")
 
     async def _create(self, request: Request) -> Response:
-        if request.headers.get("authorization") != f"Bearer {TOKEN}":
-            return JSONResponse(
-                {"title": "Unauthenticated", "detail": "You did not pass a valid token", "status": 401}, status_code=401
-            )
+        if (denied := self._denied(request)) is not None:
+            return denied
         body = await request.json()
-        self.created.append((request.url.path, body, request.headers.get("prefer")))
+        self.created.append((request.url.path, body, dict(request.headers)))
         if self.fail_next:
             status, payload, headers = self.fail_next.pop(0)
             return JSONResponse(payload, status_code=status, headers=headers)
@@ -88,7 +99,10 @@ class FakeReplicate:
         return JSONResponse(self._prediction(pid, self._finished() if done else "starting"), status_code=201)
 
     async def _get(self, request: Request) -> Response:
+        if (denied := self._denied(request)) is not None:
+            return denied
         pid = request.path_params["pid"]
+        self.polls += 1
         self._polls[pid] += 1
         if pid in self.cancelled:
             return JSONResponse(self._prediction(pid, "canceled"))
@@ -96,9 +110,13 @@ class FakeReplicate:
         return JSONResponse(self._prediction(pid, self._finished() if done else "processing"))
 
     async def _cancel(self, request: Request) -> Response:
+        if (denied := self._denied(request)) is not None:
+            return denied
         self.cancelled.append(request.path_params["pid"])
         return JSONResponse(self._prediction(request.path_params["pid"], "canceled"))
 
     async def _file(self, request: Request) -> Response:
         self.file_auth.append(request.headers.get("authorization"))
+        if self.file_status != 200:
+            return Response(b"not found", status_code=self.file_status)
         return Response(png(), media_type="image/png")
