@@ -1,0 +1,69 @@
+"""What a model family can do (tasks, input images, sizes, steps, batching) and the output size of a request.
+
+Pure data and arithmetic: the API process checks requests against these before a worker sees them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+
+class Task(StrEnum):
+    GENERATE = "generate"  # text to image
+    EDIT = "edit"  # one or more reference images plus an instruction
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyCapabilities:
+    """One family's limits; a checkpoint may offer less (``restricted``), never more."""
+
+    tasks: frozenset[Task]
+    max_input_images: int
+    native_side: int  # outputs default to about native_side² pixels
+    grid: int  # output sides are multiples of this (VAE downscale x patch size)
+    max_side: int
+    default_steps: int
+    max_steps: int
+    default_guidance: float
+    max_batch: dict[Task, int]  # requests of one shape run together, up to this many (1: never batched)
+    cpu_capable: bool = False
+
+    @property
+    def min_side(self) -> int:
+        return 2 * self.grid
+
+    def restricted(self, tasks: frozenset[Task]) -> FamilyCapabilities:
+        """The same limits for a checkpoint that can only do ``tasks``."""
+        kept = self.tasks & tasks
+        return replace(self, tasks=kept, max_input_images=self.max_input_images if Task.EDIT in kept else 0)
+
+    def batch_limit(self, task: Task) -> int:
+        return max(1, self.max_batch.get(task, 1))
+
+
+def ratio_of(name: str) -> tuple[int, int]:
+    """``"16:9"`` as ``(16, 9)``; ``ValueError`` for anything else."""
+    left, sep, right = name.partition(":")
+    if not sep or not left.isdigit() or not right.isdigit() or int(left) <= 0 or int(right) <= 0:
+        raise ValueError(f"not an aspect ratio: {name!r}")
+    return int(left), int(right)
+
+
+def output_size(ratio: tuple[int, int], side: int, caps: FamilyCapabilities) -> tuple[int, int]:
+    """Width and height of about ``side``² pixels in ``ratio``, on the family's grid and within its limits.
+
+    The area, not a side, is kept: a model trained at about one megapixel works best near that many pixels
+    whatever the shape, which is also how the vendors' own resolution tables are made.
+    """
+    rw, rh = ratio
+    height = math.sqrt(side * side * rh / rw)
+    width = height * rw / rh
+    scale = min(1.0, caps.max_side / max(width, height))  # a very wide ratio must not overflow the longer side
+    return _snap(width * scale, caps), _snap(height * scale, caps)
+
+
+def _snap(value: float, caps: FamilyCapabilities) -> int:
+    snapped = round(value / caps.grid) * caps.grid
+    return min(caps.max_side, max(caps.min_side, snapped))

@@ -1,0 +1,193 @@
+"""The torch-free parts of the diffusers provider: sizes, options, request planning, start-up checks, lazy imports."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from local_helpers import MODEL, ask, picture
+
+from imagegate.core.capabilities import ModelSpec
+from imagegate.core.images import ASPECT_RATIOS, GEMINI_API_RATIOS
+from imagegate.errors import InvalidRequest, UpstreamRejected
+from imagegate.providers.base import ProviderOptionsError
+from imagegate.providers.local.capabilities import Task, output_size, ratio_of
+from imagegate.providers.local.families import FAMILIES, family_for_pipeline, family_named
+from imagegate.providers.local.options import DiffusersOptions
+from imagegate.providers.local.planning import plan
+from imagegate.providers.local.provider import DiffusersProvider
+from imagegate.providers.registry import available_providers, load_provider_class
+
+RED = (220, 20, 20)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("ratio", GEMINI_API_RATIOS)
+def test_output_sizes_keep_the_ratio_and_area_on_the_family_grid(family: str, ratio: str) -> None:
+    caps = family_named(family).capabilities
+    width, height = output_size(ratio_of(ratio), caps.native_side, caps)
+    rw, rh = ratio_of(ratio)
+    assert width % caps.grid == 0 and height % caps.grid == 0
+    assert caps.min_side <= min(width, height) and max(width, height) <= caps.max_side
+    if max(width, height) < caps.max_side:  # not cut down to fit the longer side: the area is the native one
+        assert abs(width * height / caps.native_side**2 - 1) < 0.1
+    assert abs(math.log((width / height) / (rw / rh))) < 0.1
+
+
+def test_qwen_native_sizes_match_the_vendor_table() -> None:
+    caps = family_named("qwen_image").capabilities
+    assert output_size((1, 1), 1328, caps) == (1328, 1328)
+    assert output_size((16, 9), 1328, caps) == (1776, 992)  # the vendor lists 1664x928 (a bit under 1328²)
+    assert output_size((9, 16), 1328, caps) == (992, 1776)
+
+
+def test_a_very_wide_ratio_is_cut_down_to_the_longest_side() -> None:
+    caps = family_named("sd_turbo").capabilities
+    width, height = output_size((8, 1), 1024, caps)
+    assert width == caps.max_side and height == 128
+
+
+@pytest.mark.parametrize("bad", ["16x9", "0:1", "a:b", "16:", ""])
+def test_ratio_names_are_parsed_strictly(bad: str) -> None:
+    with pytest.raises(ValueError, match="not an aspect ratio"):
+        ratio_of(bad)
+
+
+def test_families_are_found_by_their_pipeline_classes() -> None:
+    assert family_for_pipeline("QwenImageEditPlusPipeline") is FAMILIES["qwen_image"]
+    assert family_for_pipeline("Flux2KleinPipeline") is FAMILIES["flux2_klein"]
+    assert family_for_pipeline("StableDiffusionXLPipeline") is FAMILIES["sd_turbo"]
+    assert family_for_pipeline("FluxPipeline") is None
+    assert FAMILIES["qwen_image"].capabilities_for("QwenImagePipeline").tasks == {Task.GENERATE}
+    assert FAMILIES["qwen_image"].capabilities_for("QwenImagePipeline").max_input_images == 0
+    with pytest.raises(ValueError, match="unknown model family"):
+        family_named("dall-e")
+
+
+# ---- options -----------------------------------------------------------------------------------------------------
+
+
+def test_the_provider_is_registered_as_diffusers() -> None:
+    assert "diffusers" in available_providers()
+    assert load_provider_class("diffusers") is DiffusersProvider
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"devices": ["gpu0"]}, "unknown device"),
+        ({"devices": []}, "devices"),
+        ({"dtype": "int8"}, "dtype"),
+        ({"steps": 0}, "steps"),
+        ({"queue_size": -1}, "queue_size"),
+        ({"family": "dalle"}, "family"),
+        ({"cpu_offload": "yes"}, "cpu_offload"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_bad_options_are_refused_at_start_up(options: dict[str, object], problem: str) -> None:
+    with pytest.raises(ProviderOptionsError, match=problem):
+        DiffusersProvider.from_options(options)
+
+
+def _checkpoint(tmp_path: Path, pipeline_class: str) -> str:
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": pipeline_class}))
+    return str(tmp_path)
+
+
+def test_start_up_check_refuses_a_catalog_model_that_promises_more_than_its_family(tmp_path: Path) -> None:
+    provider = DiffusersProvider.from_options({})
+    source = _checkpoint(tmp_path, "StableDiffusionPipeline")
+    provider.check_model(ModelSpec(id="turbo", display_name="t", max_input_images=1), source)
+    with pytest.raises(ProviderOptionsError, match="max_input_images = 1"):
+        provider.check_model(ModelSpec(id="turbo", display_name="t", max_input_images=3), source)
+
+
+def test_start_up_check_knows_a_text_only_qwen_checkpoint(tmp_path: Path) -> None:
+    provider = DiffusersProvider.from_options({})
+    source = _checkpoint(tmp_path, "QwenImagePipeline")
+    with pytest.raises(ProviderOptionsError, match="takes at most 0"):
+        provider.check_model(ModelSpec(id="q", display_name="q", max_input_images=1), source)
+    provider.check_model(ModelSpec(id="q", display_name="q", max_input_images=0), source)
+
+
+def test_start_up_check_refuses_unsupported_checkpoints_and_wrong_families(tmp_path: Path) -> None:
+    source = _checkpoint(tmp_path, "FluxPipeline")
+    with pytest.raises(ProviderOptionsError, match="cannot run"):
+        DiffusersProvider.from_options({}).check_model(MODEL, source)
+    with pytest.raises(ProviderOptionsError, match="qwen_image family serves"):
+        DiffusersProvider.from_options({"family": "qwen_image"}).check_model(MODEL, source)
+
+
+def test_start_up_check_refuses_too_many_steps_and_waits_for_unknown_checkpoints(tmp_path: Path) -> None:
+    with pytest.raises(ProviderOptionsError, match="at most 50"):
+        DiffusersProvider.from_options({"steps": 60}).check_model(
+            ModelSpec(id="turbo", display_name="t", max_input_images=1),
+            _checkpoint(tmp_path, "StableDiffusionPipeline"),
+        )
+    # not on this machine: nothing to read yet, so the first request's load says what is wrong
+    DiffusersProvider.from_options({"steps": 60}).check_model(MODEL, "some-org/not-downloaded")
+
+
+# ---- planning ------------------------------------------------------------------------------------------------
+
+
+def test_plans_take_defaults_from_the_family_and_sizes_from_the_ratio() -> None:
+    caps = family_named("flux2_klein").capabilities
+    job = plan(ask("a cat", seed=5, aspect_ratio="16:9"), MODEL, caps, DiffusersOptions(), "bfl/klein")
+    assert (job.task, job.steps, job.guidance, job.seed) == (Task.GENERATE, 4, 4.0, 5)
+    assert (job.width, job.height) == output_size((16, 9), 1024, caps)
+    edit = plan(ask("hat", picture((300, 200), RED)), MODEL, caps, DiffusersOptions(steps=8, resolution=512), "k")
+    assert edit.task is Task.EDIT and edit.steps == 8 and len(edit.images) == 1
+    assert (edit.width, edit.height) == output_size(ratio_of("3:2"), 512, caps)  # the input's ratio
+    assert 0 <= edit.seed < 2**31  # none given: one is drawn
+
+
+def test_plans_refuse_what_the_model_cannot_do() -> None:
+    caps = family_named("qwen_image").capabilities
+    with pytest.raises(InvalidRequest, match="at most 2 input images") as caught:
+        plan(
+            ask("x", *[picture((8, 8), RED)] * 3),
+            ModelSpec(id="m", display_name="m", max_input_images=2),
+            caps,
+            DiffusersOptions(),
+            "q",
+        )
+    assert caught.value.field == "images"
+    with pytest.raises(InvalidRequest, match="Aspect ratio 4:1"):
+        plan(ask("x", aspect_ratio="4:1"), MODEL, caps, DiffusersOptions(), "q")
+    with pytest.raises(UpstreamRejected, match="at most 100"):
+        plan(ask("x"), MODEL, caps, DiffusersOptions(steps=150), "q")
+
+
+def test_every_gemini_ratio_the_model_lists_is_served() -> None:
+    caps = family_named("sd_turbo").capabilities
+    model = ModelSpec(id="m", display_name="m", aspect_ratios=GEMINI_API_RATIOS)
+    for ratio in GEMINI_API_RATIOS:
+        job = plan(ask("x", aspect_ratio=ratio), model, caps, DiffusersOptions(), "s")
+        rw, rh = ratio_of(ratio)
+        assert (job.width > job.height) == (rw > rh) or rw == rh
+    assert set(ASPECT_RATIOS) <= set(GEMINI_API_RATIOS)
+
+
+# ---- an install without the local extra ----------------------------------------------------------------------
+
+
+def test_the_provider_module_imports_no_ml_library() -> None:
+    """The API process loads the provider (and checks a model) without torch, diffusers or transformers."""
+    code = (
+        "import sys\n"
+        "from imagegate.providers.registry import build_provider\n"
+        "from imagegate.core.capabilities import NANO_BANANA\n"
+        "provider = build_provider('diffusers', {'devices': ['cuda:0'], 'family': 'qwen_image'})\n"
+        "provider.check_model(NANO_BANANA, 'Qwen/Qwen-Image-Edit-2509')\n"
+        "names = ('torch', 'diffusers', 'transformers', 'numpy', 'imwatermark')\n"
+        "heavy = sorted(m for m in names if m in sys.modules)\n"
+        "print(','.join(heavy) or 'none')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "none", result.stderr
