@@ -18,8 +18,8 @@ from imagegate.core.capabilities import ModelCatalog
 from imagegate.fetching import FetchPolicy, ImageFetcher
 from imagegate.fetching.webhook_sender import WebhookSender
 from imagegate.metrics import Metrics
-from imagegate.persistence.db import create_engine, session_factory, upgrade_database
-from imagegate.persistence.uow import SqlUnitOfWork
+from imagegate.persistence.db import create_engine, upgrade_database
+from imagegate.persistence.uow import unit_of_work_factory
 from imagegate.providers.registry import build_provider
 from imagegate.queue import open_queue
 from imagegate.routing.router import Deployment, Router, RoutingPolicy
@@ -108,9 +108,8 @@ async def open_runtime(
     webhook_sender = WebhookSender(policy)
     try:
         await upgrade_database(engine)
-        sessions = session_factory(engine)
         services = Services(
-            uow=lambda: SqlUnitOfWork(sessions),
+            uow=unit_of_work_factory(engine),
             store=open_object_store(settings.effective_storage_url),
             queue=queue,
             events=events,

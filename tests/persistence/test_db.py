@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from imagegate.persistence.db import create_engine, database_url, session_factory
+from imagegate.persistence.db import create_engine, database_url
 
 
 @pytest.mark.parametrize(
@@ -66,14 +66,5 @@ async def test_in_memory_sqlite_works() -> None:
     try:
         async with engine.connect() as connection:
             assert (await connection.execute(text("SELECT 1"))).scalar_one() == 1
-    finally:
-        await engine.dispose()
-
-
-async def test_sessions_do_not_expire_records_on_commit(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
-    try:
-        sessions = session_factory(engine)
-        assert sessions.kw["expire_on_commit"] is False
     finally:
         await engine.dispose()

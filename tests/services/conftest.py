@@ -11,8 +11,8 @@ import pytest
 from imagegate.core.capabilities import NANO_BANANA, ModelCatalog, ModelSpec, estimate_usage
 from imagegate.core.images import ASPECT_RATIOS, ImageOutput
 from imagegate.core.jobs import Generation, JobSpec, Role, Turn
-from imagegate.persistence.db import create_engine, session_factory, upgrade_database
-from imagegate.persistence.uow import SqlUnitOfWork
+from imagegate.persistence.db import create_engine, upgrade_database
+from imagegate.persistence.uow import unit_of_work_factory
 from imagegate.queue import open_queue
 from imagegate.routing.router import Deployment, Router
 from imagegate.services.context import ServiceConfig, Services
@@ -69,7 +69,6 @@ ServicesFactory = Callable[..., Services]
 async def make_services(tmp_path: Path) -> AsyncIterator[Callable[..., Services]]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
     await upgrade_database(engine)
-    sessions = session_factory(engine)
 
     def make(*providers: FakeProvider, config: ServiceConfig | None = None) -> Services:
         queue, events = open_queue("inprocess://")
@@ -77,7 +76,7 @@ async def make_services(tmp_path: Path) -> AsyncIterator[Callable[..., Services]
         fakes = providers or (FakeProvider(),)
         deployments = [Deployment(f"dep{i}", "fake", p, priority=i, retries=0) for i, p in enumerate(fakes)]
         return Services(
-            uow=lambda: SqlUnitOfWork(sessions),
+            uow=unit_of_work_factory(engine),
             store=open_object_store("memory://"),
             queue=queue,
             events=events,

@@ -13,8 +13,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from imagegate.core.capabilities import NANO_BANANA, ModelCatalog
 from imagegate.errors import InsufficientCredits, UpstreamUnavailable
-from imagegate.persistence.db import create_engine, session_factory, upgrade_database
-from imagegate.persistence.uow import SqlUnitOfWork
+from imagegate.persistence.db import create_engine, upgrade_database
+from imagegate.persistence.uow import unit_of_work_factory
 from imagegate.queue import open_queue
 from imagegate.routing.router import Deployment, Router
 from imagegate.services import accounts
@@ -43,10 +43,9 @@ class LedgerMachine(RuleBasedStateMachine):
     async def _open(self, folder: Path) -> None:
         self.engine = create_engine(f"sqlite+aiosqlite:///{folder / 'ledger.db'}")
         await upgrade_database(self.engine)
-        sessions = session_factory(self.engine)
         queue, events = open_queue("inprocess://")
         self.svc = Services(
-            uow=lambda: SqlUnitOfWork(sessions),
+            uow=unit_of_work_factory(self.engine),
             store=open_object_store("memory://"),
             queue=queue,
             events=events,

@@ -1,8 +1,8 @@
 """Connects to the database chosen by URL (SQLite or PostgreSQL) and brings its schema to the newest revision.
 
-``create_engine`` turns a user's URL into a configured ``AsyncEngine`` (async driver, SQLite pragmas),
-``session_factory`` makes the sessions the unit of work uses, and ``upgrade_database`` runs the Alembic
-migrations shipped inside the package, serialised so that several processes starting at once are safe.
+``create_engine`` turns a user's URL into a configured ``AsyncEngine`` (async driver, SQLite pragmas), and
+``upgrade_database`` runs the Alembic migrations shipped inside the package, serialised so that several
+processes starting at once are safe.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -71,11 +71,6 @@ def create_engine(url: str, **engine_options: Any) -> AsyncEngine:
         _require_asyncpg()
     engine_options.setdefault("pool_pre_ping", True)
     return _create_async_engine(parsed, **engine_options)
-
-
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    # Records are copied out of rows, so nothing needs reloading after a commit.
-    return async_sessionmaker(engine, expire_on_commit=False)
 
 
 def alembic_config() -> Config:

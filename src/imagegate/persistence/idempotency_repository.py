@@ -12,16 +12,16 @@ from typing import Any
 
 from sqlalchemy import Row, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.core.ports import IdempotencyRecord
 from imagegate.persistence.tables import idempotency_keys
+from imagegate.persistence.transaction import SqlTransaction
 
 _t = idempotency_keys.c
 
 
 class SqlIdempotencyRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: SqlTransaction) -> None:
         self._session = session
 
     async def get(self, scope: str, key: str) -> IdempotencyRecord | None:
@@ -59,7 +59,7 @@ class SqlIdempotencyRepository:
 
     def _insert(self) -> postgresql.Insert | sqlite.Insert:
         # Both dialects spell "insert unless the key exists" the same way, but each has its own construct.
-        dialect = self._session.get_bind().dialect.name
+        dialect = self._session.dialect_name
         if dialect == "postgresql":
             return postgresql.insert(idempotency_keys)
         if dialect == "sqlite":

@@ -7,14 +7,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.core.ports import LedgerEntry
 from imagegate.persistence.tables import jobs, ledger
+from imagegate.persistence.transaction import SqlTransaction
 
 
 class SqlLedgerRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: SqlTransaction) -> None:
         self._session = session
 
     async def add(self, entry: LedgerEntry) -> None:

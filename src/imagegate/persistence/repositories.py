@@ -1,4 +1,4 @@
-"""SQL implementations of the core's repository ports (keys, jobs, files) over one ``AsyncSession``.
+"""SQL implementations of the core's repository ports (keys, jobs, files) in one ``SqlTransaction``.
 
 Each repository maps rows to the core's frozen records and back, and nothing more: it never commits (the
 unit of work does), and every state change that races with other workers is a single conditional statement
@@ -13,12 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.core.jobs import Job, JobStatus, Progress
 from imagegate.core.ports import ApiKey, FileRecord
 from imagegate.persistence.codec import decode_error, decode_results, encode_error, encode_results
 from imagegate.persistence.tables import api_keys, files, jobs
+from imagegate.persistence.transaction import SqlTransaction
 
 # Everything but the spec: the spec can be large (input images) and only the worker that runs the job reads it.
 _JOB_COLUMNS = [column for column in jobs.c if column.key != "spec"]
@@ -27,7 +27,7 @@ _JOB_COLUMNS = [column for column in jobs.c if column.key != "spec"]
 class SqlKeyRepository:
     """API keys as stored: hashes, never the keys themselves."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: SqlTransaction) -> None:
         self._session = session
 
     async def add(self, key: ApiKey) -> None:
@@ -96,7 +96,7 @@ class SqlKeyRepository:
 class SqlJobRepository:
     """Jobs and their specs; ``claim`` and ``update`` are the fenced moves that make execution at-least-once safe."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: SqlTransaction) -> None:
         self._session = session
 
     async def add(self, job: Job, spec_doc: Mapping[str, Any]) -> None:
@@ -199,7 +199,7 @@ class SqlJobRepository:
 class SqlFileRepository:
     """Records of stored output images; the bytes live in the object store."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: SqlTransaction) -> None:
         self._session = session
 
     async def add(self, record: FileRecord) -> None:

@@ -1,4 +1,4 @@
-"""The SQL unit of work: one ``AsyncSession`` (one transaction) shared by the key, job and file repositories.
+"""The SQL unit of work: one ``SqlTransaction`` shared by the key, job, file, ledger and other repositories.
 
 Used as ``async with uow_factory() as uow: ...; await uow.commit()``. Leaving the block without ``commit()``
 (normally or by an exception) rolls back, so a use case either changes everything it meant to or nothing.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.core.ports import (
     FileRepository,
@@ -20,10 +20,10 @@ from imagegate.core.ports import (
     UnitOfWorkFactory,
     WebhookRepository,
 )
-from imagegate.persistence.db import session_factory
 from imagegate.persistence.idempotency_repository import SqlIdempotencyRepository
 from imagegate.persistence.ledger_repository import SqlLedgerRepository
 from imagegate.persistence.repositories import SqlFileRepository, SqlJobRepository, SqlKeyRepository
+from imagegate.persistence.transaction import SqlTransaction, WriteGate
 from imagegate.persistence.webhook_repository import SqlWebhookRepository
 
 
@@ -37,14 +37,15 @@ class SqlUnitOfWork:
     idempotency: IdempotencyRepository
     ledger: LedgerRepository
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-        self._session: AsyncSession | None = None
+    def __init__(self, engine: AsyncEngine, gate: WriteGate | None) -> None:
+        self._engine = engine
+        self._gate = gate
+        self._session: SqlTransaction | None = None
 
     async def __aenter__(self) -> Self:
         if self._session is not None:
             raise RuntimeError("this unit of work is already open; make a new one per transaction")
-        session = self._sessions()
+        session = SqlTransaction(self._engine, self._gate)
         self._session = session
         self.keys = SqlKeyRepository(session)
         self.jobs = SqlJobRepository(session)
@@ -58,11 +59,7 @@ class SqlUnitOfWork:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         session, self._session = self._require_session(), None
-        try:
-            # After a commit this is a no-op; otherwise it discards whatever was not committed.
-            await session.rollback()
-        finally:
-            await session.close()
+        await session.close()  # after a commit nothing is left; otherwise what was not committed is discarded
 
     async def commit(self) -> None:
         await self._require_session().commit()
@@ -70,7 +67,7 @@ class SqlUnitOfWork:
     async def rollback(self) -> None:
         await self._require_session().rollback()
 
-    def _require_session(self) -> AsyncSession:
+    def _require_session(self) -> SqlTransaction:
         if self._session is None:
             raise RuntimeError("use the unit of work inside 'async with'")
         return self._session
@@ -79,13 +76,14 @@ class SqlUnitOfWork:
 class SqlUnitOfWorkFactory:
     """Makes a fresh ``SqlUnitOfWork`` per call: what the services take as a ``UnitOfWorkFactory``."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._gate = WriteGate() if engine.dialect.name == "sqlite" else None
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._sessions)
+        return SqlUnitOfWork(self._engine, self._gate)
 
 
 def unit_of_work_factory(engine: AsyncEngine) -> UnitOfWorkFactory:
     """The composition root's one-liner: a unit-of-work factory over ``engine``."""
-    return SqlUnitOfWorkFactory(session_factory(engine))
+    return SqlUnitOfWorkFactory(engine)

@@ -7,15 +7,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.core.jobs import TERMINAL_STATUSES
 from imagegate.core.ports import WebhookRecord
 from imagegate.persistence.tables import jobs, webhooks
+from imagegate.persistence.transaction import SqlTransaction
 
 
 class SqlWebhookRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: SqlTransaction) -> None:
         self._session = session
 
     async def add(self, record: WebhookRecord) -> None:

@@ -14,8 +14,8 @@ from local_helpers import ask
 from conftest import Checkpoints
 from imagegate.core.capabilities import ModelCatalog, ModelSpec
 from imagegate.core.jobs import JobStatus
-from imagegate.persistence.db import create_engine, session_factory, upgrade_database
-from imagegate.persistence.uow import SqlUnitOfWork
+from imagegate.persistence.db import create_engine, upgrade_database
+from imagegate.persistence.uow import unit_of_work_factory
 from imagegate.providers.local.provenance import DIGITAL_SOURCE_TYPE, read_provenance
 from imagegate.providers.local.provider import DiffusersProvider
 from imagegate.queue import open_queue
@@ -35,13 +35,12 @@ TURBO = ModelSpec(id="sd-turbo", display_name="SD-Turbo", max_input_images=1, pr
 async def make_services(tmp_path: Path) -> AsyncIterator[Callable[[DiffusersProvider, str], Services]]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}")
     await upgrade_database(engine)
-    sessions = session_factory(engine)
 
     def make(provider: DiffusersProvider, source: str) -> Services:
         queue, events = open_queue("inprocess://")
         deployment = Deployment("local", "diffusers", provider, models={TURBO.id: source})
         return Services(
-            uow=lambda: SqlUnitOfWork(sessions),
+            uow=unit_of_work_factory(engine),
             store=open_object_store("memory://"),
             queue=queue,
             events=events,

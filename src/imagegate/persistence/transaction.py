@@ -1,0 +1,89 @@
+"""One database transaction as the repositories see it: statements on one connection, writes taken in turn.
+
+SQLite lets one transaction write at a time and makes the others wait in its busy handler, which sleeps in
+steps of up to 100 ms whatever the writer is doing. Under a burst of writers those sleeps, not the writes, set
+the pace, and a writer that sleeps past ``busy_timeout`` fails with "database is locked" (docs/benchmarks.md).
+So on SQLite the transactions of one process queue for an asyncio lock before their first write statement and
+give it back when they end: the writers inside a process follow each other without sleeping, and SQLite's own
+lock only has to settle who writes between processes. PostgreSQL locks rows, not the database: no gate there.
+
+A transaction runs on a Core ``AsyncConnection`` rather than an ORM session: the repositories map rows
+themselves, and the session's identity map and unit-of-work machinery cost time on every statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Executable, Result
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+
+class WriteGate:
+    """The one-writer-at-a-time lock of a process, made afresh for each event loop that uses it."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
+
+    def lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # an asyncio.Lock belongs to the loop it first waited on
+            self._loop, self._lock = loop, asyncio.Lock()
+        return self._lock
+
+
+class SqlTransaction:
+    """Statements on one pooled connection, in one transaction, until ``commit``, ``rollback`` or ``close``."""
+
+    def __init__(self, engine: AsyncEngine, gate: WriteGate | None) -> None:
+        self._engine = engine
+        self._gate = gate
+        self._connection: AsyncConnection | None = None
+        self._write_lock: asyncio.Lock | None = None
+
+    @property
+    def dialect_name(self) -> str:
+        return self._engine.dialect.name
+
+    async def execute(
+        self, statement: Executable, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
+    ) -> Result[Any]:
+        if self._connection is None:
+            self._connection = await self._engine.connect()
+        if self._gate is not None and self._write_lock is None and statement.is_dml:
+            # Connection first, then the lock: the writer holding the lock never waits for the pool.
+            lock = self._gate.lock()
+            await lock.acquire()
+            self._write_lock = lock
+        return await self._connection.execute(statement, parameters)
+
+    async def commit(self) -> None:
+        try:
+            if self._connection is not None:
+                await self._connection.commit()
+        finally:
+            self._let_writers_in()
+
+    async def rollback(self) -> None:
+        try:
+            if self._connection is not None:
+                await self._connection.rollback()
+        finally:
+            self._let_writers_in()
+
+    async def close(self) -> None:
+        """Give the connection back to the pool (rolling back whatever was not committed)."""
+        connection, self._connection = self._connection, None
+        try:
+            if connection is not None:
+                await connection.close()
+        finally:
+            self._let_writers_in()
+
+    def _let_writers_in(self) -> None:
+        lock, self._write_lock = self._write_lock, None
+        if lock is not None:
+            lock.release()
