@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from imagegate import __version__
 from imagegate.core.timing import mark_first_byte
 from imagegate.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from imagegate.providers.transport import pooled_transport
 
 log = logging.getLogger(__name__)
 
@@ -131,13 +132,13 @@ def build_client(
     """An ``AsyncClient`` for one provider: bounded connect time, ``timeout_s`` for everything else.
 
     An image call holds its connection for the whole generation, so ``max_connections`` is how many calls one
-    deployment can have running upstream at once; more wait for a free connection.
+    deployment can have running upstream at once; more wait for a free connection. Thousands are fine: they are
+    spread over small pools (``providers/transport.py``).
     """
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=min(100, max_connections)),
         headers={"user-agent": USER_AGENT, **(headers or {})},
-        transport=transport,
+        transport=transport or pooled_transport(max_connections),
         event_hooks={"response": [_first_byte]},
         follow_redirects=False,  # an API that redirects a POST is misconfigured; say so rather than re-POST
     )
