@@ -6,10 +6,11 @@ in ``imagegate.imaging``, outside the core.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import math
 from dataclasses import dataclass
+
+import pybase64
 
 from imagegate.errors import InvalidImage
 
@@ -56,14 +57,19 @@ def decode_base64(text: str) -> bytes:
     The google-genai SDK sends URL-safe with padding, curl users paste standard with line breaks, and
     upstreams differ too; all are fine. Raises ``ValueError`` for anything else.
     """
-    try:  # the common case, canonical padded standard base64, at C speed (a megabyte in about a millisecond)
-        return binascii.a2b_base64(text, strict_mode=True)
+    try:  # the common case, canonical padded standard base64: pybase64's SIMD decoder, ~50x binascii's speed
+        return pybase64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         pass
     compact = text.translate(_WHITESPACE).translate(_URLSAFE_TO_STANDARD).rstrip("=")
     if len(compact) % 4 == 1:
         raise ValueError("base64 text of impossible length")
-    return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+    return pybase64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+
+
+def encode_base64(data: bytes) -> str:
+    """Standard padded base64 text: what every dialect and upstream sends images as."""
+    return pybase64.b64encode_as_string(data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,6 @@ fal reports no token usage, so usage is estimated the way Google counts it (the 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import time
@@ -28,6 +27,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from imagegate.core.capabilities import ModelSpec, estimate_usage
+from imagegate.core.images import encode_base64
 from imagegate.core.jobs import FinishReason, Generation, JobSpec
 from imagegate.core.progress import report_progress
 from imagegate.errors import (
@@ -103,7 +103,7 @@ class FalProvider:
         }
         if images:
             app = self._options.edit_app or f"{app}/edit"
-            body["image_urls"] = [f"data:{i.mime_type};base64,{base64.b64encode(i.data).decode()}" for i in images]
+            body["image_urls"] = [f"data:{i.mime_type};base64,{encode_base64(i.data)}" for i in images]
         if spec.aspect_ratio:
             body["aspect_ratio"] = spec.aspect_ratio
         if self._options.mode == "sync":

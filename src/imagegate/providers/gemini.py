@@ -10,17 +10,17 @@ domain error; the API key is sent in ``x-goog-api-key`` and never appears in a m
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import re
 from collections.abc import Mapping
 from typing import Any, Self
 
 import httpx
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from imagegate.core.capabilities import ModelSpec
-from imagegate.core.images import ImageInput, ImageOutput, decode_base64, sniff_mime_type
+from imagegate.core.images import ImageInput, ImageOutput, decode_base64, encode_base64, sniff_mime_type
 from imagegate.core.jobs import Generation, JobSpec, Modality, Turn, Usage
 from imagegate.errors import (
     ImagegateError,
@@ -147,7 +147,7 @@ def _contents(turns: tuple[Turn, ...]) -> list[dict[str, Any]]:
 def _part(part: str | ImageInput) -> dict[str, Any]:
     if isinstance(part, str):
         return {"text": part}
-    return {"inlineData": {"mimeType": part.mime_type, "data": base64.b64encode(part.data).decode("ascii")}}
+    return {"inlineData": {"mimeType": part.mime_type, "data": encode_base64(part.data)}}
 
 
 # -- response --------------------------------------------------------------------------------------------
@@ -266,7 +266,7 @@ def _count(value: object) -> int:
 def json_object(response: httpx.Response, *, upstream: str = UPSTREAM) -> dict[str, Any]:
     """The JSON object of a 200 answer; anything else raises UpstreamUnavailable naming ``upstream``."""
     try:
-        body = json.loads(response.content)
+        body = orjson.loads(response.content)
     except ValueError as exc:
         raise _malformed("it is not JSON", upstream) from exc
     if not isinstance(body, dict):

@@ -16,7 +16,6 @@ Replicate reports run time, not tokens, so usage is estimated the way Google cou
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import math
@@ -29,6 +28,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from imagegate.core.capabilities import ModelSpec, estimate_usage
+from imagegate.core.images import encode_base64
 from imagegate.core.jobs import FinishReason, Generation, JobSpec
 from imagegate.errors import (
     ImagegateError,
@@ -108,7 +108,7 @@ class ReplicateProvider:
         prompt, images = flatten(spec, None, model.max_input_images, upstream=UPSTREAM)
         inputs: dict[str, Any] = {"prompt": prompt, "output_format": _FORMATS.get(spec.output_mime_type, "png")}
         if images:
-            inputs["image_input"] = [f"data:{i.mime_type};base64,{base64.b64encode(i.data).decode()}" for i in images]
+            inputs["image_input"] = [f"data:{i.mime_type};base64,{encode_base64(i.data)}" for i in images]
         if spec.aspect_ratio:
             inputs["aspect_ratio"] = spec.aspect_ratio
         elif images:

@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from imagegate.core.capabilities import ModelSpec
+from imagegate.core.images import encode_base64
 from imagegate.core.jobs import FinishReason, Job, SlotResult, Usage
 from imagegate.errors import InternalError, InvalidRequest, error_from_code
 
@@ -142,7 +143,7 @@ def _image_parts(slot: SlotResult, image_bytes: Mapping[str, bytes]) -> list[dic
         if data is None:
             raise InternalError(f"the bytes of image {image.file_id} were not loaded")
         # Standard alphabet, padded, one line: google-genai's decoder rejects line breaks and data: prefixes.
-        parts.append({"inlineData": {"mimeType": image.mime_type, "data": base64.b64encode(data).decode("ascii")}})
+        parts.append({"inlineData": {"mimeType": image.mime_type, "data": encode_base64(data)}})
     return parts
 
 

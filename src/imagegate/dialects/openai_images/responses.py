@@ -9,13 +9,12 @@ failure as the first slot's own error. Pure functions: image bytes and URLs are 
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from imagegate.core.capabilities import ModelSpec
-from imagegate.core.images import JPEG, PNG, WEBP
+from imagegate.core.images import JPEG, PNG, WEBP, encode_base64
 from imagegate.core.jobs import FinishReason, Job, JobStatus, SlotResult, StoredImage, Usage
 from imagegate.dialects.openai_images.requests import OutputOptions
 from imagegate.errors import ImagegateError, InternalError, JobCancelled, ModerationBlocked, error_from_code
@@ -38,7 +37,7 @@ class RenderedImage:
 def inline_images(job: Job, image_bytes: Mapping[str, bytes]) -> list[RenderedImage]:
     """``RenderedImage`` with ``b64_json`` for each of the job's images, in slot order (missing bytes skipped)."""
     return [
-        RenderedImage(img.file_id, img.width, img.height, b64_json=base64.b64encode(image_bytes[img.file_id]).decode())
+        RenderedImage(img.file_id, img.width, img.height, b64_json=encode_base64(image_bytes[img.file_id]))
         for img in job.images
         if img.file_id in image_bytes
     ]
