@@ -130,6 +130,19 @@ async def test_claim_moves_a_queued_job_once(uow_factory: UnitOfWorkFactory) -> 
         assert await uow.jobs.get("job_1") == claimed
 
 
+async def test_claim_with_spec_returns_the_spec_in_the_same_move(uow_factory: UnitOfWorkFactory) -> None:
+    await _store(uow_factory, make_job())
+    async with uow_factory() as uow:
+        claimed = await uow.jobs.claim_with_spec("job_1", now=T0, lease_until=T0 + LEASE)
+        again = await uow.jobs.claim_with_spec("job_1", now=T0, lease_until=T0 + LEASE)
+        await uow.commit()
+    assert claimed is not None
+    job, spec = claimed
+    assert (job.status, job.attempts, job.lease_expires_at) == (JobStatus.RUNNING, 1, T0 + LEASE)
+    assert spec == SPEC_DOC
+    assert again is None
+
+
 async def test_concurrent_claims_have_exactly_one_winner(uow_factory: UnitOfWorkFactory) -> None:
     job_ids = [f"job_{i}" for i in range(5)]
     await _store(uow_factory, *(make_job(job_id) for job_id in job_ids))

@@ -122,6 +122,12 @@ class JobRepository(Protocol):
         """Atomically move a QUEUED job to RUNNING, counting the attempt; None when it was not QUEUED."""
         ...
 
+    async def claim_with_spec(
+        self, job_id: str, *, now: datetime, lease_until: datetime
+    ) -> tuple[Job, dict[str, Any]] | None:
+        """``claim``, returning the spec document too (in the same statement): what a worker needs to run it."""
+        ...
+
     async def update(self, job: Job, *, expected_status: JobStatus, expected_attempts: int) -> bool:
         """Write ``job`` only if the row is still in ``expected_status`` at ``expected_attempts`` (fencing)."""
         ...

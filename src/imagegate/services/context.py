@@ -12,6 +12,7 @@ from imagegate.core.jobs import Job
 from imagegate.core.ports import JobEvents, JobQueue, ObjectStore, Transcoder, UnitOfWorkFactory
 from imagegate.metrics import Metrics
 from imagegate.routing.router import Router
+from imagegate.services.handoff import ResultHandoff
 from imagegate.services.ratelimit import KeyRateLimiter
 from imagegate.services.signing import FileUrlSigner
 
@@ -48,3 +49,4 @@ class Services:
     metrics: Metrics | None = None  # None: nothing counted (tests, one-off CLI runs)
     # How a webhook shows its job (set by the web app, which knows the dialects); None: id and status only.
     webhook_payload: Callable[[Job], Awaitable[dict[str, Any]]] | None = None
+    handoff: ResultHandoff = field(default_factory=ResultHandoff)  # finished jobs to waiters in this process

@@ -44,12 +44,13 @@ async def execute_job(svc: Services, job_id: str) -> Job | None:
     """Run ``job_id`` if it is still queued; returns the finished job, or None when there was nothing to do."""
     now = svc.clock()
     async with svc.uow() as uow:
-        job = await uow.jobs.claim(job_id, now=now, lease_until=now + timedelta(seconds=svc.config.job_lease_s))
-        spec_doc = await uow.jobs.get_spec_doc(job_id) if job is not None else None
+        lease_until = now + timedelta(seconds=svc.config.job_lease_s)
+        claimed = await uow.jobs.claim_with_spec(job_id, now=now, lease_until=lease_until)
         await uow.commit()
-    if job is None or spec_doc is None:
+    if claimed is None:
         return None
-    svc.events.publish(job_id)
+    # Nobody is woken for the claim: waiters only care about the end, and the task API reads the row itself.
+    job, spec_doc = claimed
     metrics = svc.metrics
     if metrics is not None:
         metrics.jobs_in_flight.inc()
@@ -62,6 +63,7 @@ async def execute_job(svc: Services, job_id: str) -> Job | None:
 
 async def _run(svc: Services, job: Job, spec_doc: dict[str, Any]) -> Job | None:
     records: list[FileRecord] = []
+    images: dict[str, bytes] = {}  # what was stored, by file id: handed to a waiter in this process
     progress = _ProgressRecorder(svc, job)
     stopped = _Stop()
     try:
@@ -69,7 +71,7 @@ async def _run(svc: Services, job: Job, spec_doc: dict[str, Any]) -> Job | None:
         model = svc.catalog.resolve(job.model)
         if model is None:
             raise ModelNotFound(f"model {job.model} is no longer offered")
-        work = asyncio.gather(*(_run_slot(svc, job, spec, model, i, records, progress) for i in range(job.n)))
+        work = asyncio.gather(*(_run_slot(svc, job, spec, model, i, images, records, progress) for i in range(job.n)))
         async with _cancel_when_cancelled(svc, job, work, stopped):
             outcomes = await work
         finished = _finish(svc, job, tuple(result for result, _ in outcomes))
@@ -87,7 +89,7 @@ async def _run(svc: Services, job: Job, spec_doc: dict[str, Any]) -> Job | None:
         error = exc if isinstance(exc, ImagegateError) else InternalError("The job failed unexpectedly.")
         finished = job.moved_to(JobStatus.FAILED, finished_at=svc.clock(), error=_job_error(error))
         await _discard(svc, records)
-        records = []
+        records, images = [], {}
     finally:
         progress.close()
 
@@ -104,6 +106,7 @@ async def _run(svc: Services, job: Job, spec_doc: dict[str, Any]) -> Job | None:
         log.warning("job %s attempt %d lost its lease or was cancelled; discarding its result", job.id, job.attempts)
         await _discard(svc, records)
         return None
+    svc.handoff.offer(finished, images)
     svc.events.publish(job.id)
     _count(svc, finished, settled.cost)
     log.info(
@@ -228,6 +231,7 @@ async def _run_slot(
     spec: JobSpec,
     model: ModelSpec,
     index: int,
+    images: dict[str, bytes],
     records: list[FileRecord],
     progress: _ProgressRecorder,
 ) -> tuple[SlotResult, str | None]:
@@ -242,12 +246,17 @@ async def _run_slot(
             routed = await svc.router.generate(spec, model)
     except ImagegateError as exc:
         return SlotResult(index, error=_job_error(exc)), None
-    stored = await _store_images(svc, job, spec, routed.generation, records)
+    stored = await _store_images(svc, job, spec, routed.generation, images, records)
     return replace(_slot_result(index, routed.generation, stored), deployment=routed.deployment), routed.deployment
 
 
 async def _store_images(
-    svc: Services, job: Job, spec: JobSpec, generation: Generation, records: list[FileRecord]
+    svc: Services,
+    job: Job,
+    spec: JobSpec,
+    generation: Generation,
+    images: dict[str, bytes],
+    records: list[FileRecord],
 ) -> tuple[StoredImage, ...]:
     stored = []
     retention = svc.config.file_retention_s
@@ -257,6 +266,7 @@ async def _store_images(
         file_id = new_id("file")
         key = f"outputs/{job.id}/{file_id}.{_EXTENSIONS.get(image.mime_type, 'bin')}"
         await svc.store.put(key, image.data, content_type=image.mime_type)
+        images[file_id] = image.data
         records.append(
             FileRecord(
                 id=file_id,

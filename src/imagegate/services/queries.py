@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 
 from imagegate.core.jobs import Job, JobStatus
 from imagegate.core.ports import ApiKey, FileRecord
 from imagegate.errors import JobCancelled, NotFound, UpstreamTimeout, error_from_code
 from imagegate.services.context import Services
+from imagegate.services.handoff import Delivered
 
 
 async def get_job(svc: Services, principal: ApiKey, job_id: str) -> Job:
@@ -30,18 +32,34 @@ def raise_if_failed(job: Job) -> Job:
     return job
 
 
-async def wait_for_job(svc: Services, job_id: str, *, timeout_s: float | None = None) -> Job:
-    """The job once it is finished. Wakes on events, and re-reads the database in case one was missed."""
+async def wait_for_job(
+    svc: Services,
+    job_id: str,
+    *,
+    timeout_s: float | None = None,
+    handed: Callable[[], Delivered | None] | None = None,
+) -> Job:
+    """The job once it is finished. Wakes on events, and re-reads the database in case one was missed.
+
+    With ``handed`` (a hand-off getter), a job finished by this process is taken from it without a read, and the
+    first read is skipped: the job was just submitted, so there is nothing to see yet.
+    """
     deadline = time.monotonic() + (timeout_s if timeout_s is not None else svc.config.sync_timeout_s)
     subscription = svc.events.subscribe(job_id)
+    read = handed is None
     try:
         while True:
-            async with svc.uow() as uow:
-                job = await uow.jobs.get(job_id)
-            if job is None:
-                raise NotFound(f"job {job_id} not found")
-            if job.status.terminal:
-                return job
+            delivered = handed() if handed is not None else None
+            if delivered is not None:
+                return delivered.job
+            if read:
+                async with svc.uow() as uow:
+                    job = await uow.jobs.get(job_id)
+                if job is None:
+                    raise NotFound(f"job {job_id} not found")
+                if job.status.terminal:
+                    return job
+            read = True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise UpstreamTimeout(
@@ -50,6 +68,16 @@ async def wait_for_job(svc: Services, job_id: str, *, timeout_s: float | None = 
             await subscription.wait(min(remaining, svc.config.poll_interval_s))
     finally:
         subscription.close()
+
+
+async def wait_for_result(svc: Services, job_id: str) -> tuple[Job, Mapping[str, bytes]]:
+    """The finished job and the bytes of its images (by file id), without reading back what this process made."""
+    with svc.handoff.watch(job_id) as handed:
+        job = await wait_for_job(svc, job_id, handed=handed)
+        delivered = handed()
+    if delivered is not None:
+        return delivered.job, delivered.images
+    return job, await load_job_images(svc, job)
 
 
 async def load_job_images(svc: Services, job: Job) -> dict[str, bytes]:

@@ -31,7 +31,7 @@ from imagegate.errors import ImagegateError, InvalidRequest, NotFound
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import services_of
 from imagegate.services.context import Services
-from imagegate.services.queries import load_job_images, raise_if_failed, wait_for_job
+from imagegate.services.queries import raise_if_failed, wait_for_result
 from imagegate.services.submit import submit_job
 
 API_VERSIONS = ("v1", "v1beta")
@@ -108,8 +108,8 @@ async def model_action(
     spec = to_job_spec(parse_generate_request(await _json_body(request)), model)
     job = await submit_job(svc, principal, spec, request_id=request.state.request_id)
     if action == "generateContent":
-        finished = raise_if_failed(await wait_for_job(svc, job.id))
-        images = await load_job_images(svc, finished)
+        finished, images = await wait_for_result(svc, job.id)
+        raise_if_failed(finished)
         # orjson: a megabyte-sized base64 string serialises about five times faster than with json.dumps
         body = orjson.dumps(render_response(finished, images, model, response_id=finished.id))
         return Response(body, media_type="application/json")
@@ -125,8 +125,8 @@ def _stream(svc: Services, job: Job, model: ModelSpec, *, sse: bool) -> Streamin
 
     async def chunks() -> AsyncIterator[dict[str, Any]]:
         try:
-            finished = raise_if_failed(await wait_for_job(svc, job.id))
-            images = await load_job_images(svc, finished)
+            finished, images = await wait_for_result(svc, job.id)
+            raise_if_failed(finished)
             rendered = render_stream_chunks(finished, images, model, response_id=finished.id)
         except ImagegateError as exc:
             _, body, _ = render_error(exc)

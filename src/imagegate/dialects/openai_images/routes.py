@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -35,7 +36,7 @@ from imagegate.dialects.openai_images.translate import (
 from imagegate.errors import InvalidRequest, ModelNotFound
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import public_url, runtime_of, services_of
-from imagegate.services.queries import load_job_images, raise_if_failed, wait_for_job
+from imagegate.services.queries import load_job_images, raise_if_failed, wait_for_result
 from imagegate.services.submit import submit_job
 
 
@@ -86,18 +87,21 @@ async def submit_images_request(
     return job, model
 
 
-async def rendered_images(request: Request, job: Job, response_format: str) -> list[RenderedImage]:
-    """The job's images as hosted URLs (signed, fresh) or inline base64."""
+async def rendered_images(
+    request: Request, job: Job, response_format: str, stored: Mapping[str, bytes] | None = None
+) -> list[RenderedImage]:
+    """The job's images as hosted URLs (signed, fresh) or inline base64 (from ``stored`` when given)."""
     svc = services_of(request)
     if response_format == "url":
         now = svc.clock()
         return hosted_images(job, lambda img: public_url(request, svc.signer.path(img.file_id, now)))
-    return inline_images(job, await load_job_images(svc, job))
+    return inline_images(job, stored if stored is not None else await load_job_images(svc, job))
 
 
 async def _answer(request: Request, job: Job, model: ModelSpec, output: OutputOptions) -> Response:
-    finished = raise_if_failed(await wait_for_job(services_of(request), job.id))
-    images = await rendered_images(request, finished, output.response_format)
+    finished, stored = await wait_for_result(services_of(request), job.id)
+    raise_if_failed(finished)
+    images = await rendered_images(request, finished, output.response_format, stored)
     # orjson: megabytes of b64_json serialise several times faster than with json.dumps
     return Response(
         orjson.dumps(render_images_response(finished, images, model, output=output)), media_type="application/json"

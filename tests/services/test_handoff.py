@@ -1,0 +1,114 @@
+"""A sync waiter gets the job and its images from the worker in this process, without reading them back."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from imagegate.core.jobs import Job, JobStatus
+from imagegate.errors import UpstreamUnavailable
+from imagegate.services import accounts
+from imagegate.services.context import ServiceConfig, Services
+from imagegate.services.execute import execute_job
+from imagegate.services.handoff import ResultHandoff
+from imagegate.services.queries import wait_for_result
+from imagegate.services.submit import submit_job
+
+from .conftest import FakeProvider, PNG_1x1, ServicesFactory, text_spec
+
+
+class _CountingStore:
+    """The in-memory store, counting reads."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def get(self, key: str) -> bytes:
+        self.reads += 1
+        data: bytes = await self._inner.get(key)
+        return data
+
+
+def _counting(svc: Services) -> tuple[Services, _CountingStore]:
+    store = _CountingStore(svc.store)
+    return replace(svc, store=store), store
+
+
+async def _run_worker(svc: Services) -> None:
+    await execute_job(svc, await svc.queue.dequeue())
+
+
+async def test_the_waiter_takes_the_workers_result_without_reading_files(make_services: ServicesFactory) -> None:
+    svc, store = _counting(make_services())
+    job = await submit_job(svc, (await accounts.create_key(svc, name="t")).record, text_spec())
+    worker = asyncio.create_task(_run_worker(svc))
+    finished, images = await wait_for_result(svc, job.id)
+    await worker
+    assert finished.status is JobStatus.SUCCEEDED
+    assert list(images) == [finished.images[0].file_id]
+    assert images[finished.images[0].file_id] == PNG_1x1
+    assert store.reads == 0
+    assert len(svc.handoff) == 0  # nothing kept once the waiter left
+
+
+async def test_a_job_finished_before_anyone_waited_is_read_back(make_services: ServicesFactory) -> None:
+    svc, store = _counting(make_services())
+    job = await submit_job(svc, (await accounts.create_key(svc, name="t")).record, text_spec())
+    await _run_worker(svc)  # nobody waits yet: nothing is kept in memory
+    assert len(svc.handoff) == 0
+    finished, images = await wait_for_result(svc, job.id)
+    assert finished.status is JobStatus.SUCCEEDED
+    assert images == {finished.images[0].file_id: PNG_1x1}
+    assert store.reads == 1
+
+
+async def test_a_failed_job_is_handed_over_with_its_error(make_services: ServicesFactory) -> None:
+    svc = make_services(FakeProvider(UpstreamUnavailable("down")))
+    job = await submit_job(svc, (await accounts.create_key(svc, name="t")).record, text_spec())
+    worker = asyncio.create_task(_run_worker(svc))
+    finished, images = await wait_for_result(svc, job.id)
+    await worker
+    assert finished.status is JobStatus.FAILED
+    assert finished.error is not None and finished.error.code == "upstream_unavailable"
+    assert images == {}
+
+
+async def test_a_job_cancelled_elsewhere_is_still_seen(make_services: ServicesFactory) -> None:
+    """No worker hands anything over for a cancellation: the waiter finds it in the database."""
+    svc = make_services(config=ServiceConfig(poll_interval_s=0.05))
+    principal = (await accounts.create_key(svc, name="t")).record
+    job = await submit_job(svc, principal, text_spec())
+    waiting = asyncio.create_task(wait_for_result(svc, job.id))
+    await asyncio.sleep(0.02)
+    async with svc.uow() as uow:
+        queued = await uow.jobs.get(job.id)
+        assert queued is not None
+        cancelled = queued.moved_to(JobStatus.CANCELLED, finished_at=svc.clock())
+        assert await uow.jobs.update(cancelled, expected_status=JobStatus.QUEUED, expected_attempts=0)
+        await uow.commit()
+    svc.events.publish(job.id)
+    finished, images = await asyncio.wait_for(waiting, 5)
+    assert finished.status is JobStatus.CANCELLED
+    assert images == {}
+
+
+def test_only_awaited_jobs_are_kept_and_only_while_awaited() -> None:
+    handoff = ResultHandoff()
+    job = _job("job_1")
+    handoff.offer(job, {"file_1": b"x"})
+    assert len(handoff) == 0
+    with handoff.watch("job_1") as first, handoff.watch("job_1") as second:
+        handoff.offer(job, {"file_1": b"x"})
+        assert first() is second() is not None
+    assert first() is None  # gone with the last waiter
+    assert len(handoff) == 0
+
+
+def _job(job_id: str) -> Job:
+    return Job(id=job_id, key_id="key_1", model="m", status=JobStatus.SUCCEEDED, created_at=datetime.now(UTC), n=1)
