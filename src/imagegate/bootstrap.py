@@ -24,6 +24,7 @@ from imagegate.providers.registry import build_provider
 from imagegate.queue import open_queue
 from imagegate.routing.router import Deployment, Router, RoutingPolicy
 from imagegate.services.context import ServiceConfig, Services
+from imagegate.services.key_cache import KeyCache
 from imagegate.services.ratelimit import KeyRateLimiter
 from imagegate.services.signing import FileUrlSigner
 from imagegate.services.workers import WorkerPool
@@ -125,6 +126,7 @@ async def open_runtime(
             signer=FileUrlSigner(url_signing_secret(settings), ttl_s=settings.file_url_ttl_s),
             transcode=imaging.transcode,
             limiter=KeyRateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None,
+            key_cache=KeyCache(settings.key_cache_s),
             metrics=metrics,
         )
         runtime = Runtime(settings, services, engine, fetcher, webhook_sender)

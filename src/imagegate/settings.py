@@ -209,6 +209,9 @@ class Settings(BaseSettings):
     )
     webhook_poll_s: float = Field(default=1.0, gt=0, description="how often due webhooks are looked for")
     rate_limit_per_minute: int = Field(default=0, ge=0, description="requests per key per minute; 0 = no limit")
+    key_cache_s: float = Field(
+        default=5.0, ge=0, description="a verified API key is trusted this long without a read; 0 = read every time"
+    )
 
     models: list[ModelSettings] = Field(default_factory=_default_models)
     deployments: list[DeploymentSettings] = Field(default_factory=list)

@@ -1,7 +1,8 @@
 """API keys: create, list, revoke, and authenticate a presented key.
 
 A presented key is checked for shape and checksum first (no database query for garbage), then looked up
-by its hash and compared in constant time.
+by its hash (in this process's short-lived cache of verified keys, else the database) and compared in
+constant time. Every change to a key clears that cache.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ async def create_key(svc: Services, *, name: str, credits: int | None = None, is
         if credits:
             await grant_credits(uow, record.id, credits, record.created_at)
         await uow.commit()
+    svc.key_cache.clear()
     return CreatedKey(replace(record, credits=credits or 0), raw)
 
 
@@ -53,6 +55,7 @@ async def add_credits(svc: Services, key_id: str, amount: int) -> int:
         if balance is None:
             raise NotFound(f"no key with id {key_id}")
         await uow.commit()
+    svc.key_cache.clear()  # the key is metered from now on
     return balance
 
 
@@ -66,6 +69,7 @@ async def revoke_key(svc: Services, key_id: str) -> None:
         if not await uow.keys.revoke(key_id, svc.clock()):
             raise NotFound(f"no active key with id {key_id}")
         await uow.commit()
+    svc.key_cache.clear()
 
 
 async def ensure_admin_key(svc: Services) -> CreatedKey | None:
@@ -83,8 +87,12 @@ async def authenticate(svc: Services, presented: str | None) -> ApiKey:
     if not is_well_formed(presented):
         raise InvalidApiKey("API key not valid. Please pass a valid API key.")
     digest = hash_key(presented)
-    async with svc.uow() as uow:
-        record = await uow.keys.find_by_hash(digest)
+    record = svc.key_cache.get(digest)
+    if record is None:
+        async with svc.uow() as uow:
+            record = await uow.keys.find_by_hash(digest)
+        if record is not None and record.active:
+            svc.key_cache.put(record)
     if record is None or not hmac.compare_digest(record.key_hash, digest) or not record.active:
         raise InvalidApiKey("API key not valid. Please pass a valid API key.")
     return record

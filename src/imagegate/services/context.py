@@ -13,6 +13,7 @@ from imagegate.core.ports import JobEvents, JobQueue, ObjectStore, Transcoder, U
 from imagegate.metrics import Metrics
 from imagegate.routing.router import Router
 from imagegate.services.handoff import ResultHandoff
+from imagegate.services.key_cache import KeyCache
 from imagegate.services.ratelimit import KeyRateLimiter
 from imagegate.services.signing import FileUrlSigner
 
@@ -50,3 +51,4 @@ class Services:
     # How a webhook shows its job (set by the web app, which knows the dialects); None: id and status only.
     webhook_payload: Callable[[Job], Awaitable[dict[str, Any]]] | None = None
     handoff: ResultHandoff = field(default_factory=ResultHandoff)  # finished jobs to waiters in this process
+    key_cache: KeyCache = field(default_factory=lambda: KeyCache(ttl_s=0))  # off unless the server sets a TTL
