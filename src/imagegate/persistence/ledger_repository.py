@@ -18,21 +18,20 @@ class SqlLedgerRepository:
         self._session = session
 
     async def add(self, entry: LedgerEntry) -> None:
-        await self._session.execute(
-            insert(ledger).values(
-                id=entry.id,
-                key_id=entry.key_id,
-                job_id=entry.job_id,
-                kind=entry.kind,
-                amount=entry.amount,
-                balance_after=entry.balance_after,
-                images=entry.images,
-                input_tokens=entry.input_tokens,
-                output_tokens=entry.output_tokens,
-                model=entry.model,
-                created_at=entry.created_at,
-            )
-        )
+        row = {
+            "id": entry.id,
+            "key_id": entry.key_id,
+            "job_id": entry.job_id,
+            "kind": entry.kind,
+            "amount": entry.amount,
+            "balance_after": entry.balance_after,
+            "images": entry.images,
+            "input_tokens": entry.input_tokens,
+            "output_tokens": entry.output_tokens,
+            "model": entry.model,
+            "created_at": entry.created_at,
+        }
+        await self._session.execute(insert(ledger), [row])  # parameters apart: the compiled INSERT is reused
 
     async def for_job(self, job_id: str) -> builtins.list[LedgerEntry]:
         query = select(ledger).where(ledger.c.job_id == job_id).order_by(ledger.c.created_at, ledger.c.id)

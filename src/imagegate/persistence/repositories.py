@@ -23,6 +23,22 @@ from imagegate.persistence.transaction import SqlTransaction
 # Everything but the spec: the spec can be large (input images) and only the worker that runs the job reads it.
 _JOB_COLUMNS = [column for column in jobs.c if column.key != "spec"]
 
+#: What a job's life changes (``_mutable_values``); identity, owner, request and spec are written once by ``add``.
+_MUTABLE_COLUMNS = (
+    "status",
+    "attempts",
+    "started_at",
+    "finished_at",
+    "lease_expires_at",
+    "deployment",
+    "results",
+    "error",
+    "held",
+    "charged",
+    "progress_done",
+    "progress_total",
+)
+
 
 class SqlKeyRepository:
     """API keys as stored: hashes, never the keys themselves."""
@@ -110,6 +126,19 @@ _CLAIM_JOB = _CLAIM.returning(*_JOB_COLUMNS)
 _CLAIM_WITH_SPEC = _CLAIM.returning(*_JOB_COLUMNS, jobs.c.spec)
 
 
+# Every mutable column from a parameter of its own name, written only while the row is as the writer last saw it.
+_FENCED_UPDATE = (
+    update(jobs)
+    .where(
+        jobs.c.id == bindparam("job_id"),
+        jobs.c.status == bindparam("expected_status"),
+        jobs.c.attempts == bindparam("expected_attempts"),
+    )
+    .values({name: bindparam(f"set_{name}") for name in _MUTABLE_COLUMNS})  # a column's own name is reserved
+    .returning(jobs.c.id)
+)
+
+
 def _claim_values(job_id: str, now: datetime, lease_until: datetime) -> dict[str, Any]:
     return {"job_id": job_id, "now": now, "lease_until": lease_until}
 
@@ -160,17 +189,13 @@ class SqlJobRepository:
 
     async def update(self, job: Job, *, expected_status: JobStatus, expected_attempts: int) -> bool:
         """Write ``job`` only if the row is still in ``expected_status`` at ``expected_attempts`` (fencing)."""
-        statement = (
-            update(jobs)
-            .where(
-                jobs.c.id == job.id,
-                jobs.c.status == expected_status.value,
-                jobs.c.attempts == expected_attempts,
-            )
-            .values(**_mutable_values(job))
-            .returning(jobs.c.id)
-        )
-        return (await self._session.execute(statement)).first() is not None
+        values = {
+            **{f"set_{name}": value for name, value in _mutable_values(job).items()},
+            "job_id": job.id,
+            "expected_status": expected_status.value,
+            "expected_attempts": expected_attempts,
+        }
+        return (await self._session.execute(_FENCED_UPDATE, values)).first() is not None
 
     async def set_progress(self, job_id: str, progress: Progress, *, expected_attempts: int) -> bool:
         """Record how far a RUNNING job is; fenced like ``update`` so a replaced worker cannot write."""
@@ -220,20 +245,19 @@ class SqlFileRepository:
         self._session = session
 
     async def add(self, record: FileRecord) -> None:
-        await self._session.execute(
-            insert(files).values(
-                id=record.id,
-                job_id=record.job_id,
-                key_id=record.key_id,
-                storage_key=record.storage_key,
-                mime_type=record.mime_type,
-                size_bytes=record.size_bytes,
-                width=record.width,
-                height=record.height,
-                created_at=record.created_at,
-                expires_at=record.expires_at,
-            )
-        )
+        row = {
+            "id": record.id,
+            "job_id": record.job_id,
+            "key_id": record.key_id,
+            "storage_key": record.storage_key,
+            "mime_type": record.mime_type,
+            "size_bytes": record.size_bytes,
+            "width": record.width,
+            "height": record.height,
+            "created_at": record.created_at,
+            "expires_at": record.expires_at,
+        }
+        await self._session.execute(insert(files), [row])
 
     async def get(self, file_id: str) -> FileRecord | None:
         row = (await self._session.execute(select(files).where(files.c.id == file_id))).first()
@@ -269,7 +293,7 @@ def _file(row: Row[Any]) -> FileRecord:
 
 
 def _mutable_values(job: Job) -> dict[str, Any]:
-    """The columns a job's life changes; identity, owner, request and spec are written once by ``add``."""
+    """The ``_MUTABLE_COLUMNS`` of ``job``, as stored."""
     return {
         "status": job.status.value,
         "attempts": job.attempts,
