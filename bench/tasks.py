@@ -58,6 +58,7 @@ async def submit_all(url: str, key: str, tasks: int, concurrency: int) -> tuple[
 
 async def wait_all(url: str, key: str, expected: int, pid: int, timeout_s: float) -> dict[str, Any]:
     peak = 0.0
+    peak_running = 0
     started = time.perf_counter()
     async with httpx.AsyncClient(timeout=60, headers={"authorization": f"Bearer {key}"}) as client:
         while True:
@@ -74,12 +75,14 @@ async def wait_all(url: str, key: str, expected: int, pid: int, timeout_s: float
                 if not page["has_more"]:
                     break
                 after = page["last_id"]
+            peak_running = max(peak_running, statuses.get("running", 0))
             done = sum(n for s, n in statuses.items() if s in ("succeeded", "failed", "cancelled"))
             if done >= expected or time.perf_counter() - started > timeout_s:
                 return {
                     "statuses": statuses,
                     "wait_s": round(time.perf_counter() - started, 1),
                     "sampled_peak_rss_mib": round(peak, 1),
+                    "peak_running": peak_running,  # the most seen running at once (sampled after submission)
                 }
             await asyncio.sleep(0.5)
 

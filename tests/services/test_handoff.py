@@ -58,11 +58,12 @@ async def test_the_waiter_takes_the_workers_result_without_reading_files(make_se
 
 
 async def test_a_job_finished_before_anyone_waited_is_read_back(make_services: ServicesFactory) -> None:
-    svc, store = _counting(make_services())
+    """A stream starts after its job may have finished: the waiter reads it at once, not at the next poll."""
+    svc, store = _counting(make_services(config=ServiceConfig(poll_interval_s=60)))
     job = await submit_job(svc, (await accounts.create_key(svc, name="t")).record, text_spec())
     await _run_worker(svc)  # nobody waits yet: nothing is kept in memory
     assert len(svc.handoff) == 0
-    finished, images = await wait_for_result(svc, job.id)
+    finished, images = await asyncio.wait_for(wait_for_result(svc, job.id), 5)
     assert finished.status is JobStatus.SUCCEEDED
     assert images == {finished.images[0].file_id: PNG_1x1}
     assert store.reads == 1

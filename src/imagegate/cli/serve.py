@@ -52,4 +52,8 @@ def serve(
         log_level="info",
         access_log=settings.access_log,
         timeout_graceful_shutdown=10,
+        # Longer than the idle expiry of clients' pools (httpx, Node and many SDKs use 5 s): the client closes an
+        # idle connection first, instead of sending a request into one we are closing (a reset, seen in
+        # docs/benchmarks.md with uvicorn's default of 5 s on both sides).
+        timeout_keep_alive=75,
     )

@@ -26,8 +26,17 @@ def pooled_transport(max_connections: int, *, shard_size: int = SHARD_SIZE) -> h
     return ShardedTransport(max_connections, shard_size=shard_size)
 
 
+#: Idle connections are closed after this. Servers commonly close theirs after 5 s (uvicorn, Node); at httpx's
+#: default of 5 s too, a request now and then went out on a connection the upstream was closing, and failed.
+KEEPALIVE_EXPIRY_S = 4.0
+
+
 def _limits(max_connections: int) -> httpx.Limits:
-    return httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    return httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=KEEPALIVE_EXPIRY_S,
+    )
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):

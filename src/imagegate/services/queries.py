@@ -41,25 +41,21 @@ async def wait_for_job(
 ) -> Job:
     """The job once it is finished. Wakes on events, and re-reads the database in case one was missed.
 
-    With ``handed`` (a hand-off getter), a job finished by this process is taken from it without a read, and the
-    first read is skipped: the job was just submitted, so there is nothing to see yet.
+    With ``handed`` (a hand-off getter), a job finished by this process is taken from it without a read.
     """
     deadline = time.monotonic() + (timeout_s if timeout_s is not None else svc.config.sync_timeout_s)
     subscription = svc.events.subscribe(job_id)
-    read = handed is None
     try:
         while True:
             delivered = handed() if handed is not None else None
             if delivered is not None:
                 return delivered.job
-            if read:
-                async with svc.uow() as uow:
-                    job = await uow.jobs.get(job_id)
-                if job is None:
-                    raise NotFound(f"job {job_id} not found")
-                if job.status.terminal:
-                    return job
-            read = True
+            async with svc.uow() as uow:
+                job = await uow.jobs.get(job_id)
+            if job is None:
+                raise NotFound(f"job {job_id} not found")
+            if job.status.terminal:
+                return job
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise UpstreamTimeout(
