@@ -20,18 +20,35 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import BENCH, MODEL, Service, load, peak_rss_mib, scratch, start_imagegate, start_litellm, start_upstream
+from harness import (
+    BENCH,
+    MODEL,
+    Service,
+    cpu_seconds,
+    load,
+    peak_rss_mib,
+    scratch,
+    start_imagegate,
+    start_litellm,
+    start_upstream,
+)
+
+Target = tuple[str, str, dict[str, str], int | None]  # name, URL, headers, the gateway's pid (None: direct)
 
 
-async def measure(
-    targets: list[tuple[str, str, dict[str, str]]], levels: list[int], per_level: dict[int, int]
-) -> list[dict[str, Any]]:
+async def measure(targets: list[Target], levels: list[int], per_level: dict[int, int]) -> list[dict[str, Any]]:
     rows = []
     for level in levels:
-        for name, url, headers in targets:
+        for name, url, headers, pid in targets:
+            cpu_before = cpu_seconds(pid) if pid else None
             run = await load(name, url, headers, concurrency=level, requests=per_level[level])
-            rows.append(run.summary())
-            print(json.dumps(rows[-1]), flush=True)
+            cpu_after = cpu_seconds(pid) if pid else None
+            row = run.summary()
+            # The gateway's own work per request, whatever the machine's contention: its CPU time over the run.
+            if cpu_before is not None and cpu_after is not None:
+                row["gateway_cpu_ms_per_request"] = round((cpu_after - cpu_before) / per_level[level] * 1000, 2)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     return rows
 
 
@@ -51,6 +68,7 @@ def added(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "throughput_rps": row["throughput_rps"],
                 "direct_rps": base["throughput_rps"],
                 "errors": row["errors"],
+                "gateway_cpu_ms_per_request": row.get("gateway_cpu_ms_per_request"),
             }
         )
     return out
@@ -79,11 +97,14 @@ def main() -> None:
         gateway = start_imagegate(work, upstream, workers=max(levels) * 2)
         services.append(gateway)
         path = f"/v1beta/models/{MODEL}:generateContent"
-        targets = [("direct", upstream.url + path, {}), ("imagegate", gateway.url + path, gateway.headers)]
+        targets: list[Target] = [
+            ("direct", upstream.url + path, {}, None),
+            ("imagegate", gateway.url + path, gateway.headers, gateway.process.pid),
+        ]
         if not args.no_litellm and args.litellm.exists():
             litellm = start_litellm(work, upstream, args.litellm)
             services.append(litellm)
-            targets.append(("litellm", litellm.url + path, litellm.headers))
+            targets.append(("litellm", litellm.url + path, litellm.headers, litellm.process.pid))
         rows = asyncio.run(measure(targets, levels, per_level))
         memory = {s.name: peak_rss_mib(s.process.pid) for s in services}
     finally:
@@ -97,11 +118,11 @@ def main() -> None:
         "added": added(rows),
         "peak_rss_mib": memory,
     }
-    print("\ntarget      conc  added p50 ms  added p99 ms  rps (direct)  errors")
+    print("\ntarget      conc  added p50 ms  added p99 ms  rps (direct)  errors  gateway CPU ms/request")
     for row in report["added"]:
         print(
             f"{row['target']:<11} {row['concurrency']:>4}  {row['added_p50_ms']:>12}  {row['added_p99_ms']:>12}  "
-            f"{row['throughput_rps']} ({row['direct_rps']})  {row['errors']}"
+            f"{row['throughput_rps']} ({row['direct_rps']})  {row['errors']}  {row['gateway_cpu_ms_per_request']}"
         )
     print(f"peak RSS MiB: {memory}")
     if args.out:

@@ -23,7 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import MODEL, peak_rss_mib, rss_mib, scratch, start_imagegate, start_upstream
+from harness import MODEL, cpu_seconds, peak_rss_mib, rss_mib, scratch, start_imagegate, start_upstream
 
 
 async def submit_all(url: str, key: str, tasks: int, concurrency: int) -> tuple[list[str], int, float]:
@@ -100,7 +100,9 @@ def main() -> None:
     gateway = start_imagegate(work, upstream, workers=args.tasks + 16)
     key = gateway.headers["x-goog-api-key"]
     try:
+        cpu_before = cpu_seconds(gateway.process.pid)
         ids, submit_errors, submit_s = asyncio.run(submit_all(gateway.url, key, args.tasks, args.concurrency))
+        cpu_after = cpu_seconds(gateway.process.pid)
         waited = asyncio.run(
             wait_all(gateway.url, key, len(ids), gateway.process.pid, timeout_s=args.p95_ms / 1000 * 20 + 120)
         )
@@ -116,6 +118,10 @@ def main() -> None:
         "submit_errors": submit_errors,
         "submit_s": round(submit_s, 2),
         "submissions_per_s": round(len(ids) / submit_s, 1) if submit_s else None,
+        # the gateway's CPU while submissions ran (accepting them and running the jobs already taken), per task
+        "gateway_cpu_ms_per_submission": (
+            round((cpu_after - cpu_before) / len(ids) * 1000, 2) if ids and cpu_before and cpu_after else None
+        ),
         **waited,
         "peak_rss_mib": round(peak, 1) if peak else None,
     }

@@ -32,6 +32,7 @@ def test_run_measures_direct_and_through_imagegate(tmp_path: Path) -> None:
     assert all(r["errors"] == 0 and r["p50_ms"] > 0 and r["throughput_rps"] > 0 for r in report["runs"])
     assert [(a["target"], a["concurrency"]) for a in report["added"]] == [("imagegate", 1), ("imagegate", 4)]
     assert report["peak_rss_mib"]["imagegate"] > 0
+    assert all(r["gateway_cpu_ms_per_request"] > 0 for r in report["runs"] if r["target"] == "imagegate")
 
 
 def test_tasks_holds_every_task_to_the_end(tmp_path: Path) -> None:
@@ -56,3 +57,4 @@ def test_tasks_holds_every_task_to_the_end(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["submitted"] == 40 and report["submit_errors"] == 0
     assert report["statuses"] == {"succeeded": 40} and report["peak_rss_mib"] > 0
+    assert report["gateway_cpu_ms_per_submission"] > 0 and report["peak_running"] >= 0
