@@ -18,7 +18,13 @@ def base62(number: int, width: int = 0) -> str:
 
 
 def random_base62(length: int) -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    """``length`` uniformly random base-62 digits, from one draw of the system's randomness (not one per digit:
+    ids are made several times per request)."""
+    space = 62**length
+    while True:  # rejection sampling keeps every string equally likely; a draw is accepted at least half the time
+        number = secrets.randbits(space.bit_length())
+        if number < space:
+            return base62(number, length)
 
 
 def new_id(prefix: str) -> str:
