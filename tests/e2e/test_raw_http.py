@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import httpx
 import pytest
@@ -66,11 +67,28 @@ def test_invalid_key_is_400_api_key_invalid(server: Server) -> None:
     assert error["details"][0]["reason"] == "API_KEY_INVALID"
 
 
-def test_a_revoked_key_stops_working(server: Server) -> None:
+def test_a_key_revoked_from_the_cli_stops_working_within_the_key_cache_ttl(server: Server) -> None:
+    """The CLI is another process: the server sees the revocation when its cached copy expires (5 s)."""
     created = json.loads(cli(server.home, "keys", "create", "--name", "short-lived", "--json"))
     body = {"contents": [{"parts": [{"text": "x"}]}]}
     assert post(server, f"/v1{PATH}", body, headers={"x-goog-api-key": created["key"]}).status_code == 200
     cli(server.home, "keys", "revoke", created["id"])
+    deadline = time.monotonic() + 5 + 3  # key_cache_s, and room for a slow machine
+    while (response := post(server, f"/v1{PATH}", body, headers={"x-goog-api-key": created["key"]})).status_code == 200:
+        assert time.monotonic() < deadline, "the revoked key still works after the key cache's TTL"
+        time.sleep(0.25)
+    assert response.status_code == 400 and response.json()["error"]["details"][0]["reason"] == "API_KEY_INVALID"
+
+
+def test_a_key_revoked_through_the_admin_api_stops_working_at_once(server: Server) -> None:
+    created = json.loads(cli(server.home, "keys", "create", "--name", "short-lived", "--json"))
+    body = {"contents": [{"parts": [{"text": "x"}]}]}
+    assert post(server, f"/v1{PATH}", body, headers={"x-goog-api-key": created["key"]}).status_code == 200
+    admin = json.loads(cli(server.home, "keys", "create", "--name", "admin", "--admin", "--json"))["key"]
+    revoked = httpx.post(
+        f"{server.url}/v1/admin/keys/{created['id']}/revoke", headers={"authorization": f"Bearer {admin}"}
+    )
+    assert revoked.status_code == 200, revoked.text
     response = post(server, f"/v1{PATH}", body, headers={"x-goog-api-key": created["key"]})
     assert response.status_code == 400 and response.json()["error"]["details"][0]["reason"] == "API_KEY_INVALID"
 

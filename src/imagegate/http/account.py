@@ -13,16 +13,11 @@ from imagegate.core.money import format_amount, parse_amount
 from imagegate.core.ports import ApiKey
 from imagegate.errors import InvalidRequest, PermissionDenied
 from imagegate.http.auth import require_principal
-from imagegate.http.deps import services_of
+from imagegate.http.deps import mark_dialect, services_of
 from imagegate.services import accounts
 from imagegate.services.usage import account, usage
 
-
-def _mark_dialect(request: Request) -> None:
-    request.state.dialect = "openai"
-
-
-router = APIRouter(dependencies=[Depends(_mark_dialect)], tags=["account"])
+router = APIRouter(dependencies=[Depends(mark_dialect("openai"))], tags=["account"])
 
 
 def _key(key: ApiKey) -> dict[str, Any]:

@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import math
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from imagegate.http.deps import services_of
+from imagegate.http.deps import mark_dialect, services_of
 from imagegate.services.files import read_file
 
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
-def _mark_dialect(request: Request) -> None:
-    request.state.dialect = "openai"  # file links are handed out by the OpenAI and task dialects
-
-
-router = APIRouter(tags=["files"])
+# File links are handed out by the OpenAI and task dialects, so errors here are worded as theirs.
+router = APIRouter(tags=["files"], dependencies=[Depends(mark_dialect("openai"))])
 
 
 @router.api_route("/v1/files/{file_id}", methods=["GET", "HEAD"])
 async def get_file(file_id: str, request: Request) -> Response:
-    _mark_dialect(request)
     svc = services_of(request)
     now = svc.clock()
     expires = svc.signer.verify(

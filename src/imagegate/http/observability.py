@@ -13,15 +13,10 @@ from fastapi.responses import JSONResponse
 from imagegate.core.ports import ApiKey
 from imagegate.errors import PermissionDenied
 from imagegate.http.auth import require_principal
-from imagegate.http.deps import runtime_of, services_of
+from imagegate.http.deps import mark_dialect, runtime_of, services_of
 from imagegate.metrics import CONTENT_TYPE
 
-
-def _mark_dialect(request: Request) -> None:
-    request.state.dialect = "openai"
-
-
-router = APIRouter(dependencies=[Depends(_mark_dialect)], tags=["observability"])
+router = APIRouter(dependencies=[Depends(mark_dialect("openai"))], tags=["observability"])
 
 
 @router.get("/v1/providers")

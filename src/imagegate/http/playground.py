@@ -15,16 +15,12 @@ from imagegate.core.money import format_amount
 from imagegate.core.ports import ApiKey
 from imagegate.errors import InvalidRequest
 from imagegate.http.auth import require_principal
-from imagegate.http.deps import services_of
+from imagegate.http.deps import mark_dialect, services_of
 
 MAX_IDS = 100
 
 
-def _mark_dialect(request: Request) -> None:
-    request.state.dialect = "openai"
-
-
-router = APIRouter(dependencies=[Depends(_mark_dialect)], tags=["playground"], include_in_schema=False)
+router = APIRouter(dependencies=[Depends(mark_dialect("openai"))], tags=["playground"], include_in_schema=False)
 
 
 def describe_model(model: ModelSpec) -> dict[str, Any]:

@@ -139,6 +139,10 @@ def _create_sqlite_engine(url: URL, engine_options: dict[str, Any]) -> AsyncEngi
         )
     if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        # SQLAlchemy's default pool keeps 5 connections and closes every extra one on return: under a burst each
+        # request opened a fresh one (a thread, the file, the pragmas). SQLite connections are cheap to keep.
+        engine_options.setdefault("pool_size", 32)
+        engine_options.setdefault("max_overflow", 32)
     # The driver's own transaction handling stays: Python's sqlite3 begins a transaction only before the first
     # write, so a competing writer waits (busy_timeout) there, instead of failing with SQLITE_BUSY as it would
     # when upgrading a read transaction begun earlier. Races are settled by conditional UPDATEs, not by reads.

@@ -29,7 +29,7 @@ from imagegate.dialects.gemini.translate import (
 )
 from imagegate.errors import ImagegateError, InvalidRequest, NotFound
 from imagegate.http.auth import require_principal
-from imagegate.http.deps import services_of
+from imagegate.http.deps import mark_dialect, services_of
 from imagegate.services.context import Services
 from imagegate.services.queries import raise_if_failed, wait_for_result
 from imagegate.services.submit import submit_job
@@ -37,11 +37,7 @@ from imagegate.services.submit import submit_job
 API_VERSIONS = ("v1", "v1beta")
 
 
-def _mark_dialect(request: Request) -> None:
-    request.state.dialect = "gemini"
-
-
-router = APIRouter(dependencies=[Depends(_mark_dialect)], tags=["gemini"])
+router = APIRouter(dependencies=[Depends(mark_dialect("gemini"))], tags=["gemini"])
 
 
 def _check_version(version: str, request: Request) -> None:

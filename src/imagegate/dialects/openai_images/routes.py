@@ -35,16 +35,11 @@ from imagegate.dialects.openai_images.translate import (
 )
 from imagegate.errors import InvalidRequest, ModelNotFound
 from imagegate.http.auth import require_principal
-from imagegate.http.deps import public_url, runtime_of, services_of
+from imagegate.http.deps import mark_dialect, public_url, runtime_of, services_of
 from imagegate.services.queries import load_job_images, raise_if_failed, wait_for_result
 from imagegate.services.submit import submit_job
 
-
-def _mark_dialect(request: Request) -> None:
-    request.state.dialect = "openai"
-
-
-router = APIRouter(prefix="/v1/images", dependencies=[Depends(_mark_dialect)], tags=["openai"])
+router = APIRouter(prefix="/v1/images", dependencies=[Depends(mark_dialect("openai"))], tags=["openai"])
 
 
 @router.post("/generations")

@@ -21,18 +21,13 @@ from imagegate.dialects.openai_images.tasks import render_task, render_task_list
 from imagegate.dialects.openai_images.translate import hosted_images
 from imagegate.errors import InvalidRequest
 from imagegate.http.auth import require_principal
-from imagegate.http.deps import services_of
+from imagegate.http.deps import mark_dialect, services_of
 from imagegate.services.context import Services
 from imagegate.services.queries import get_job
 from imagegate.services.tasks import MAX_PAGE, cancel_job, list_jobs
 from imagegate.services.webhooks import PayloadRenderer, webhook_secret_text
 
-
-def _mark_dialect(request: Request) -> None:
-    request.state.dialect = "openai"
-
-
-router = APIRouter(dependencies=[Depends(_mark_dialect)], tags=["tasks"])
+router = APIRouter(dependencies=[Depends(mark_dialect("openai"))], tags=["tasks"])
 ResponseFormat = Literal["url", "b64_json"]
 
 
