@@ -21,12 +21,12 @@ _t = idempotency_keys.c
 
 
 class SqlIdempotencyRepository:
-    def __init__(self, session: SqlTransaction) -> None:
-        self._session = session
+    def __init__(self, tx: SqlTransaction) -> None:
+        self._tx = tx
 
     async def get(self, scope: str, key: str) -> IdempotencyRecord | None:
         query = select(idempotency_keys).where(_t.scope == scope, _t.idempotency_key == key)
-        row = (await self._session.execute(query)).first()
+        row = (await self._tx.execute(query)).first()
         return None if row is None else _record(row)
 
     async def add(self, record: IdempotencyRecord) -> bool:
@@ -34,7 +34,7 @@ class SqlIdempotencyRepository:
         statement = (
             self._insert().values(**values).on_conflict_do_nothing(index_elements=[_t.scope, _t.idempotency_key])
         )
-        result = await self._session.execute(statement)
+        result = await self._tx.execute(statement)
         return bool(getattr(result, "rowcount", 0))
 
     async def replace(self, record: IdempotencyRecord, *, expected_token: str) -> bool:
@@ -43,23 +43,23 @@ class SqlIdempotencyRepository:
             .where(_t.scope == record.scope, _t.idempotency_key == record.key, _t.token == expected_token)
             .values(**_values(record))
         )
-        result = await self._session.execute(statement)
+        result = await self._tx.execute(statement)
         return bool(getattr(result, "rowcount", 0))
 
     async def delete(self, scope: str, key: str, *, expected_token: str) -> bool:
         statement = delete(idempotency_keys).where(
             _t.scope == scope, _t.idempotency_key == key, _t.token == expected_token
         )
-        result = await self._session.execute(statement)
+        result = await self._tx.execute(statement)
         return bool(getattr(result, "rowcount", 0))
 
     async def delete_expired(self, now: datetime) -> int:
-        result = await self._session.execute(delete(idempotency_keys).where(_t.expires_at < now))
+        result = await self._tx.execute(delete(idempotency_keys).where(_t.expires_at < now))
         return int(getattr(result, "rowcount", 0) or 0)
 
     def _insert(self) -> postgresql.Insert | sqlite.Insert:
         # Both dialects spell "insert unless the key exists" the same way, but each has its own construct.
-        dialect = self._session.dialect_name
+        dialect = self._tx.dialect_name
         if dialect == "postgresql":
             return postgresql.insert(idempotency_keys)
         if dialect == "sqlite":

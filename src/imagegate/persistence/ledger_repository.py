@@ -14,8 +14,8 @@ from imagegate.persistence.transaction import SqlTransaction
 
 
 class SqlLedgerRepository:
-    def __init__(self, session: SqlTransaction) -> None:
-        self._session = session
+    def __init__(self, tx: SqlTransaction) -> None:
+        self._tx = tx
 
     async def add(self, entry: LedgerEntry) -> None:
         row = {
@@ -31,16 +31,16 @@ class SqlLedgerRepository:
             "model": entry.model,
             "created_at": entry.created_at,
         }
-        await self._session.execute(insert(ledger), [row])  # parameters apart: the compiled INSERT is reused
+        await self._tx.execute(insert(ledger), [row])  # parameters apart: the compiled INSERT is reused
 
     async def for_job(self, job_id: str) -> builtins.list[LedgerEntry]:
         query = select(ledger).where(ledger.c.job_id == job_id).order_by(ledger.c.created_at, ledger.c.id)
-        return [_entry(row) for row in await self._session.execute(query)]
+        return [_entry(row) for row in await self._tx.execute(query)]
 
     async def held(self, key_id: str) -> int:
         # Holds of jobs not settled yet: the job's ``charged`` is written in the transaction that settles it.
         query = select(func.coalesce(func.sum(jobs.c.held), 0)).where(jobs.c.key_id == key_id, jobs.c.charged.is_(None))
-        return int((await self._session.execute(query)).scalar_one())
+        return int((await self._tx.execute(query)).scalar_one())
 
     async def captures(self, key_id: str | None, since: datetime | None = None) -> builtins.list[LedgerEntry]:
         query = select(ledger).where(ledger.c.kind == "capture")
@@ -49,7 +49,7 @@ class SqlLedgerRepository:
         if since is not None:
             query = query.where(ledger.c.created_at >= since)
         query = query.order_by(ledger.c.created_at, ledger.c.id)
-        return [_entry(row) for row in await self._session.execute(query)]
+        return [_entry(row) for row in await self._tx.execute(query)]
 
 
 def _entry(row: Row[Any]) -> LedgerEntry:

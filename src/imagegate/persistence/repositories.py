@@ -43,11 +43,11 @@ _MUTABLE_COLUMNS = (
 class SqlKeyRepository:
     """API keys as stored: hashes, never the keys themselves."""
 
-    def __init__(self, session: SqlTransaction) -> None:
-        self._session = session
+    def __init__(self, tx: SqlTransaction) -> None:
+        self._tx = tx
 
     async def add(self, key: ApiKey) -> None:
-        await self._session.execute(
+        await self._tx.execute(
             insert(api_keys).values(
                 id=key.id,
                 name=key.name,
@@ -62,17 +62,17 @@ class SqlKeyRepository:
         )
 
     async def get(self, key_id: str) -> ApiKey | None:
-        row = (await self._session.execute(select(api_keys).where(api_keys.c.id == key_id))).first()
+        row = (await self._tx.execute(select(api_keys).where(api_keys.c.id == key_id))).first()
         return None if row is None else _api_key(row)
 
     async def find_by_hash(self, key_hash: str) -> ApiKey | None:
         query = select(api_keys).where(api_keys.c.key_hash == key_hash)
-        row = (await self._session.execute(query)).first()
+        row = (await self._tx.execute(query)).first()
         return None if row is None else _api_key(row)
 
     async def list(self) -> builtins.list[ApiKey]:
         query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
-        return [_api_key(row) for row in await self._session.execute(query)]
+        return [_api_key(row) for row in await self._tx.execute(query)]
 
     async def revoke(self, key_id: str, at: datetime) -> bool:
         """True when this call revoked an active key; an already revoked key keeps its first revocation time."""
@@ -82,10 +82,10 @@ class SqlKeyRepository:
             .values(revoked_at=at)
             .returning(api_keys.c.id)
         )
-        return (await self._session.execute(statement)).first() is not None
+        return (await self._tx.execute(statement)).first() is not None
 
     async def count(self) -> int:
-        total = (await self._session.execute(select(func.count()).select_from(api_keys))).scalar_one()
+        total = (await self._tx.execute(select(func.count()).select_from(api_keys))).scalar_one()
         return int(total)
 
     async def debit(self, key_id: str, amount: int) -> int | None:
@@ -97,7 +97,7 @@ class SqlKeyRepository:
             .values(credits=api_keys.c.credits - amount)
             .returning(api_keys.c.credits)
         )
-        balance = (await self._session.execute(statement)).scalar_one_or_none()
+        balance = (await self._tx.execute(statement)).scalar_one_or_none()
         return None if balance is None else int(balance)
 
     async def credit(self, key_id: str, amount: int, *, meter: bool = False) -> int | None:
@@ -105,7 +105,7 @@ class SqlKeyRepository:
         if meter:
             values["metered"] = True
         statement = update(api_keys).where(api_keys.c.id == key_id).values(**values).returning(api_keys.c.credits)
-        balance = (await self._session.execute(statement)).scalar_one_or_none()
+        balance = (await self._tx.execute(statement)).scalar_one_or_none()
         return None if balance is None else int(balance)
 
 
@@ -126,6 +126,10 @@ _CLAIM_JOB = _CLAIM.returning(*_JOB_COLUMNS)
 _CLAIM_WITH_SPEC = _CLAIM.returning(*_JOB_COLUMNS, jobs.c.spec)
 
 
+def _claim_values(job_id: str, now: datetime, lease_until: datetime) -> dict[str, Any]:
+    return {"job_id": job_id, "now": now, "lease_until": lease_until}
+
+
 # Every mutable column from a parameter of its own name, written only while the row is as the writer last saw it.
 _FENCED_UPDATE = (
     update(jobs)
@@ -139,15 +143,11 @@ _FENCED_UPDATE = (
 )
 
 
-def _claim_values(job_id: str, now: datetime, lease_until: datetime) -> dict[str, Any]:
-    return {"job_id": job_id, "now": now, "lease_until": lease_until}
-
-
 class SqlJobRepository:
     """Jobs and their specs; ``claim`` and ``update`` are the fenced moves that make execution at-least-once safe."""
 
-    def __init__(self, session: SqlTransaction) -> None:
-        self._session = session
+    def __init__(self, tx: SqlTransaction) -> None:
+        self._tx = tx
 
     async def add(self, job: Job, spec_doc: Mapping[str, Any]) -> None:
         # Parameters apart from the statement: the compiled INSERT is cached, instead of rebuilding a statement
@@ -163,28 +163,26 @@ class SqlJobRepository:
             "spec": dict(spec_doc),
             **_mutable_values(job),
         }
-        await self._session.execute(insert(jobs), [row])
+        await self._tx.execute(insert(jobs), [row])
 
     async def get(self, job_id: str) -> Job | None:
-        row = (await self._session.execute(select(*_JOB_COLUMNS).where(jobs.c.id == job_id))).first()
+        row = (await self._tx.execute(select(*_JOB_COLUMNS).where(jobs.c.id == job_id))).first()
         return None if row is None else _job(row)
 
     async def get_spec_doc(self, job_id: str) -> dict[str, Any] | None:
-        spec = (await self._session.execute(select(jobs.c.spec).where(jobs.c.id == job_id))).scalar_one_or_none()
+        spec = (await self._tx.execute(select(jobs.c.spec).where(jobs.c.id == job_id))).scalar_one_or_none()
         return None if spec is None else dict(spec)
 
     async def claim(self, job_id: str, *, now: datetime, lease_until: datetime) -> Job | None:
         """Atomically move a QUEUED job to RUNNING, counting the attempt; None when it was not QUEUED."""
-        row = (
-            await self._session.execute(_CLAIM.returning(*_JOB_COLUMNS), _claim_values(job_id, now, lease_until))
-        ).first()
+        row = (await self._tx.execute(_CLAIM_JOB, _claim_values(job_id, now, lease_until))).first()
         return None if row is None else _job(row)
 
     async def claim_with_spec(
         self, job_id: str, *, now: datetime, lease_until: datetime
     ) -> tuple[Job, dict[str, Any]] | None:
         values = _claim_values(job_id, now, lease_until)
-        row = (await self._session.execute(_CLAIM_WITH_SPEC, values)).first()
+        row = (await self._tx.execute(_CLAIM_WITH_SPEC, values)).first()
         return None if row is None else (_job(row), dict(row.spec))
 
     async def update(self, job: Job, *, expected_status: JobStatus, expected_attempts: int) -> bool:
@@ -195,7 +193,7 @@ class SqlJobRepository:
             "expected_status": expected_status.value,
             "expected_attempts": expected_attempts,
         }
-        return (await self._session.execute(_FENCED_UPDATE, values)).first() is not None
+        return (await self._tx.execute(_FENCED_UPDATE, values)).first() is not None
 
     async def set_progress(self, job_id: str, progress: Progress, *, expected_attempts: int) -> bool:
         """Record how far a RUNNING job is; fenced like ``update`` so a replaced worker cannot write."""
@@ -209,23 +207,23 @@ class SqlJobRepository:
             .values(progress_done=progress.done, progress_total=progress.total)
             .returning(jobs.c.id)
         )
-        return (await self._session.execute(statement)).first() is not None
+        return (await self._tx.execute(statement)).first() is not None
 
     async def ids_with_status(self, status: JobStatus, *, limit: int = 1000) -> builtins.list[str]:
         query = (
             select(jobs.c.id).where(jobs.c.status == status.value).order_by(jobs.c.created_at, jobs.c.id).limit(limit)
         )
-        return [str(job_id) for job_id in (await self._session.execute(query)).scalars()]
+        return [str(job_id) for job_id in (await self._tx.execute(query)).scalars()]
 
     async def list_for_key(self, key_id: str, *, limit: int, before: str | None = None) -> builtins.list[Job]:
         query = select(*_JOB_COLUMNS).where(jobs.c.key_id == key_id)
         if before is not None:
-            cursor = (await self._session.execute(select(jobs.c.created_at).where(jobs.c.id == before))).scalar()
+            cursor = (await self._tx.execute(select(jobs.c.created_at).where(jobs.c.id == before))).scalar()
             if cursor is None:
                 return []
             query = query.where(or_(jobs.c.created_at < cursor, and_(jobs.c.created_at == cursor, jobs.c.id < before)))
         query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
-        return [_job(row) for row in await self._session.execute(query)]
+        return [_job(row) for row in await self._tx.execute(query)]
 
     async def expired_leases(self, now: datetime, *, limit: int = 1000) -> builtins.list[Job]:
         """RUNNING jobs whose lease ran out: their worker died or lost contact."""
@@ -235,14 +233,14 @@ class SqlJobRepository:
             .order_by(jobs.c.lease_expires_at, jobs.c.id)
             .limit(limit)
         )
-        return [_job(row) for row in await self._session.execute(query)]
+        return [_job(row) for row in await self._tx.execute(query)]
 
 
 class SqlFileRepository:
     """Records of stored output images; the bytes live in the object store."""
 
-    def __init__(self, session: SqlTransaction) -> None:
-        self._session = session
+    def __init__(self, tx: SqlTransaction) -> None:
+        self._tx = tx
 
     async def add(self, record: FileRecord) -> None:
         row = {
@@ -257,10 +255,10 @@ class SqlFileRepository:
             "created_at": record.created_at,
             "expires_at": record.expires_at,
         }
-        await self._session.execute(insert(files), [row])
+        await self._tx.execute(insert(files), [row])
 
     async def get(self, file_id: str) -> FileRecord | None:
-        row = (await self._session.execute(select(files).where(files.c.id == file_id))).first()
+        row = (await self._tx.execute(select(files).where(files.c.id == file_id))).first()
         return None if row is None else _file(row)
 
     async def expired(self, now: datetime, *, limit: int = 500) -> builtins.list[FileRecord]:
@@ -270,10 +268,10 @@ class SqlFileRepository:
             .order_by(files.c.expires_at)
             .limit(limit)
         )
-        return [_file(row) for row in (await self._session.execute(query)).all()]
+        return [_file(row) for row in (await self._tx.execute(query)).all()]
 
     async def delete(self, file_id: str) -> bool:
-        result = await self._session.execute(delete(files).where(files.c.id == file_id))
+        result = await self._tx.execute(delete(files).where(files.c.id == file_id))
         return bool(getattr(result, "rowcount", 0))
 
 

@@ -40,37 +40,37 @@ class SqlUnitOfWork:
     def __init__(self, engine: AsyncEngine, gate: WriteGate | None) -> None:
         self._engine = engine
         self._gate = gate
-        self._session: SqlTransaction | None = None
+        self._tx: SqlTransaction | None = None
 
     async def __aenter__(self) -> Self:
-        if self._session is not None:
+        if self._tx is not None:
             raise RuntimeError("this unit of work is already open; make a new one per transaction")
-        session = SqlTransaction(self._engine, self._gate)
-        self._session = session
-        self.keys = SqlKeyRepository(session)
-        self.jobs = SqlJobRepository(session)
-        self.files = SqlFileRepository(session)
-        self.webhooks = SqlWebhookRepository(session)
-        self.idempotency = SqlIdempotencyRepository(session)
-        self.ledger = SqlLedgerRepository(session)
+        tx = SqlTransaction(self._engine, self._gate)
+        self._tx = tx
+        self.keys = SqlKeyRepository(tx)
+        self.jobs = SqlJobRepository(tx)
+        self.files = SqlFileRepository(tx)
+        self.webhooks = SqlWebhookRepository(tx)
+        self.idempotency = SqlIdempotencyRepository(tx)
+        self.ledger = SqlLedgerRepository(tx)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        session, self._session = self._require_session(), None
-        await session.close()  # after a commit nothing is left; otherwise what was not committed is discarded
+        tx, self._tx = self._require_tx(), None
+        await tx.close()  # after a commit nothing is left; otherwise what was not committed is discarded
 
     async def commit(self) -> None:
-        await self._require_session().commit()
+        await self._require_tx().commit()
 
     async def rollback(self) -> None:
-        await self._require_session().rollback()
+        await self._require_tx().rollback()
 
-    def _require_session(self) -> SqlTransaction:
-        if self._session is None:
+    def _require_tx(self) -> SqlTransaction:
+        if self._tx is None:
             raise RuntimeError("use the unit of work inside 'async with'")
-        return self._session
+        return self._tx
 
 
 class SqlUnitOfWorkFactory:

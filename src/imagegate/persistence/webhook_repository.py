@@ -15,14 +15,14 @@ from imagegate.persistence.transaction import SqlTransaction
 
 
 class SqlWebhookRepository:
-    def __init__(self, session: SqlTransaction) -> None:
-        self._session = session
+    def __init__(self, tx: SqlTransaction) -> None:
+        self._tx = tx
 
     async def add(self, record: WebhookRecord) -> None:
-        await self._session.execute(insert(webhooks).values(**_values(record), job_id=record.job_id))
+        await self._tx.execute(insert(webhooks).values(**_values(record), job_id=record.job_id))
 
     async def get(self, job_id: str) -> WebhookRecord | None:
-        row = (await self._session.execute(select(webhooks).where(webhooks.c.job_id == job_id))).first()
+        row = (await self._tx.execute(select(webhooks).where(webhooks.c.job_id == job_id))).first()
         return None if row is None else _record(row)
 
     async def due(self, now: datetime, *, limit: int = 100) -> builtins.list[WebhookRecord]:
@@ -37,7 +37,7 @@ class SqlWebhookRepository:
             .order_by(webhooks.c.created_at)
             .limit(limit)
         )
-        return [_record(row) for row in (await self._session.execute(query)).all()]
+        return [_record(row) for row in (await self._tx.execute(query)).all()]
 
     async def update(self, record: WebhookRecord, *, expected_attempts: int) -> bool:
         statement = (
@@ -45,7 +45,7 @@ class SqlWebhookRepository:
             .where(webhooks.c.job_id == record.job_id, webhooks.c.attempts == expected_attempts)
             .values(**_values(record))
         )
-        result = await self._session.execute(statement)
+        result = await self._tx.execute(statement)
         return bool(getattr(result, "rowcount", 0))
 
 
