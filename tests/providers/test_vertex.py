@@ -402,7 +402,7 @@ async def test_image_safety_refusal(vertex: Factory) -> None:
 @pytest.mark.parametrize("content", [b"<html>ok</html>", b"[]", b'{"candidates": "x"}', b"{}"])
 async def test_garbage_200_body_names_vertex(vertex: Factory, content: bytes) -> None:
     made = vertex(lambda request: httpx.Response(200, content=content))
-    with pytest.raises(UpstreamUnavailable, match=r"^Vertex AI answered 200 with a body imagegate cannot read"):
+    with pytest.raises(UpstreamUnavailable, match=r"^Vertex AI answered with a body imagegate cannot read"):
         await generate(made.provider)
 
 

@@ -16,9 +16,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from imagegate import __version__
@@ -147,6 +148,22 @@ def build_client(
 async def _first_byte(response: httpx.Response) -> None:
     # httpx runs response hooks once the status line and headers are in, before the body is read
     mark_first_byte()
+
+
+def unreadable(upstream: str, why: str) -> UpstreamUnavailable:
+    """The error for a successful-looking answer imagegate cannot make sense of (an upstream fault: failover)."""
+    return UpstreamUnavailable(f"{upstream} answered with a body imagegate cannot read: {why}.")
+
+
+def json_object(response: httpx.Response, upstream: str) -> dict[str, Any]:
+    """The JSON object of an answer, parsed with orjson (image answers are megabytes); else ``unreadable``."""
+    try:
+        body = orjson.loads(response.content)
+    except ValueError as exc:
+        raise unreadable(upstream, "it is not JSON") from exc
+    if not isinstance(body, dict):
+        raise unreadable(upstream, "it is not a JSON object")
+    return body
 
 
 def transport_error(exc: httpx.HTTPError, upstream: str) -> UpstreamError:

@@ -43,9 +43,11 @@ from imagegate.providers.base import (
     RetryPolicy,
     Sleep,
     build_client,
+    json_object,
     parse_options,
     retry_after_header,
     send_with_retries,
+    unreadable,
 )
 from imagegate.providers.downloads import DEFAULT_MAX_BYTES, download_image
 from imagegate.providers.flatten import flatten
@@ -126,7 +128,7 @@ class FalProvider:
             return submitted
         status_url, response_url = submitted.get("status_url"), submitted.get("response_url")
         if not isinstance(status_url, str) or not isinstance(response_url, str):
-            raise _malformed("the queue answer has no status_url/response_url")
+            raise unreadable(UPSTREAM, "the queue answer has no status_url/response_url")
         cancel_url = submitted.get("cancel_url")
         progress = _QueueProgress()
         progress.seen(submitted)
@@ -139,7 +141,7 @@ class FalProvider:
                 if state == "COMPLETED":
                     return await self._call("GET", response_url, app)
                 if state not in ("IN_QUEUE", "IN_PROGRESS"):
-                    raise _malformed(f"unknown request status {state!r}")
+                    raise unreadable(UPSTREAM, f"unknown request status {state!r}")
                 if self._clock() >= deadline:
                     await self._cancel(cancel_url)
                     raise UpstreamTimeout(
@@ -176,19 +178,19 @@ class FalProvider:
             self._client, request, policy=self._policy, upstream=UPSTREAM, sleep=self._sleep, retryable=_retryable
         )
         if response.status_code in (200, 201, 202):
-            return _json_object(response)
+            return json_object(response, UPSTREAM)
         return _error_for(response, app, self._options.api_key.get_secret_value())
 
     async def _generation(self, output: Mapping[str, Any], spec: JobSpec, model: ModelSpec) -> Generation:
         items = output.get("images")
         if not isinstance(items, list):
-            raise _malformed("the result has no 'images' list")
+            raise unreadable(UPSTREAM, "the result has no 'images' list")
         allow_http = self._options.queue_base_url.startswith("http://") or self._options.base_url.startswith("http://")
         images = []
         for item in items:
             url = item.get("url") if isinstance(item, dict) else None
             if not isinstance(url, str):
-                raise _malformed("an image has no url")
+                raise unreadable(UPSTREAM, "an image has no url")
             images.append(
                 await download_image(
                     self._client,
@@ -244,20 +246,6 @@ def _retryable(response: httpx.Response) -> bool:
     if response.headers.get("x-fal-retryable", "").strip().lower() == "false":
         return False
     return response.status_code in RETRYABLE_STATUSES
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = json.loads(response.content)
-    except ValueError as exc:
-        raise _malformed("it is not JSON") from exc
-    if not isinstance(body, dict):
-        raise _malformed("it is not a JSON object")
-    return body
-
-
-def _malformed(why: str) -> UpstreamUnavailable:
-    return UpstreamUnavailable(f"{UPSTREAM} answered with a body imagegate cannot read: {why}.")
 
 
 def _error_for(response: httpx.Response, app: str, secret: str) -> Generation:

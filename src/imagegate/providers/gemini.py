@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from typing import Any, Self
 
 import httpx
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from imagegate.core.capabilities import ModelSpec
@@ -36,8 +35,10 @@ from imagegate.providers.base import (
     RetryPolicy,
     Sleep,
     build_client,
+    json_object,
     parse_options,
     send_with_retries,
+    unreadable,
 )
 
 UPSTREAM = "Google AI Studio"
@@ -90,13 +91,13 @@ class GeminiProvider:
     async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
         body = build_request_body(spec)
         response = await self._post(upstream_model, "generateContent", body)
-        return parse_generation(json_object(response))
+        return parse_generation(json_object(response, UPSTREAM))
 
     async def count_tokens(self, spec: JobSpec, upstream_model: str) -> int:
         """Google's own token count of ``spec``'s conversation (free, unmetered)."""
         response = await self._post(upstream_model, "countTokens", {"contents": _contents(spec.turns)})
         # proto3 JSON leaves out zero values, so a missing count means 0
-        return _count(json_object(response).get("totalTokens"))
+        return _count(json_object(response, UPSTREAM).get("totalTokens"))
 
     async def _post(self, upstream_model: str, method: str, body: dict[str, Any]) -> httpx.Response:
         name = upstream_model.removeprefix("models/")
@@ -161,13 +162,13 @@ def parse_generation(body: Mapping[str, Any], *, upstream: str = UPSTREAM) -> Ge
     candidates = body.get("candidates") or []
     feedback = body.get("promptFeedback") or {}
     if not isinstance(candidates, list) or not isinstance(feedback, dict):
-        raise _malformed("'candidates' or 'promptFeedback' has the wrong type", upstream)
+        raise unreadable(upstream, "'candidates' or 'promptFeedback' has the wrong type")
     block_reason = feedback.get("blockReason")
     usage = parse_usage(body.get("usageMetadata") or {})
     model_version = body.get("modelVersion")
     if not candidates:
         if not block_reason:
-            raise _malformed("it has neither candidates nor a promptFeedback.blockReason", upstream)
+            raise unreadable(upstream, "it has neither candidates nor a promptFeedback.blockReason")
         return Generation(
             images=(),
             finish_reason=None,
@@ -178,16 +179,16 @@ def parse_generation(body: Mapping[str, Any], *, upstream: str = UPSTREAM) -> Ge
         )
     candidate = candidates[0]  # Google refuses candidateCount > 1 for image models: n is fanned out instead
     if not isinstance(candidate, dict):
-        raise _malformed("a candidate is not an object", upstream)
+        raise unreadable(upstream, "a candidate is not an object")
     content = candidate.get("content") or {}  # refusals come back with content {} or none at all
     parts = (content.get("parts") or []) if isinstance(content, dict) else None
     if not isinstance(parts, list):
-        raise _malformed("'content.parts' is not a list", upstream)
+        raise unreadable(upstream, "'content.parts' is not a list")
     images: list[ImageOutput] = []
     texts: list[str] = []
     for part in parts:
         if not isinstance(part, dict):
-            raise _malformed("a part is not an object", upstream)
+            raise unreadable(upstream, "a part is not an object")
         if part.get("thought") is True:  # the model's reasoning (and interim images), not its answer
             continue
         if isinstance(part.get("text"), str):
@@ -211,7 +212,7 @@ def _image(blob: Mapping[str, Any], upstream: str) -> ImageOutput | None:
     try:
         data = decode_base64(blob.get("data") or "")
     except (TypeError, ValueError) as exc:
-        raise _malformed("an image's data is not base64", upstream) from exc
+        raise unreadable(upstream, "an image's data is not base64") from exc
     mime = sniff_mime_type(data)
     if mime is None:
         if not (isinstance(declared, str) and declared.startswith("image/")):
@@ -261,21 +262,6 @@ def _count(value: object) -> int:
     if isinstance(value, str) and value.isdigit():  # int64 fields arrive as strings in proto3 JSON
         return int(value)
     return 0
-
-
-def json_object(response: httpx.Response, *, upstream: str = UPSTREAM) -> dict[str, Any]:
-    """The JSON object of a 200 answer; anything else raises UpstreamUnavailable naming ``upstream``."""
-    try:
-        body = orjson.loads(response.content)
-    except ValueError as exc:
-        raise _malformed("it is not JSON", upstream) from exc
-    if not isinstance(body, dict):
-        raise _malformed("it is not a JSON object", upstream)
-    return body
-
-
-def _malformed(why: str, upstream: str = UPSTREAM) -> UpstreamUnavailable:
-    return UpstreamUnavailable(f"{upstream} answered 200 with a body imagegate cannot read: {why}.")
 
 
 # -- errors ----------------------------------------------------------------------------------------------

@@ -69,10 +69,12 @@ from imagegate.providers.base import (
     RetryPolicy,
     Sleep,
     build_client,
+    json_object,
     parse_options,
     retry_after_header,
     send_with_retries,
     transport_error,
+    unreadable,
 )
 from imagegate.providers.flatten import flatten
 
@@ -200,7 +202,7 @@ class OpenAICompatProvider:
                     block_reason=MODERATION_BLOCK_REASON,
                 )
             raise self._error_for(response, error, upstream_model)
-        return await self._generation(_json_object(response, self.upstream))
+        return await self._generation(json_object(response, self.upstream))
 
     # -- request ---------------------------------------------------------------------------------------
 
@@ -231,10 +233,10 @@ class OpenAICompatProvider:
         data = body.get("data")
         aiml_images = body.get("images")  # AIML's other answer shape: images[] of {url, content_type} + description
         if data is None and aiml_images is None:
-            raise self._malformed("it has neither 'data' nor 'images'")
+            raise unreadable(self.upstream, "it has neither 'data' nor 'images'")
         items = data if data is not None else aiml_images
         if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-            raise self._malformed("its image list is not a list of objects")
+            raise unreadable(self.upstream, "its image list is not a list of objects")
         images = [await self._image(item) for item in items]
         description = body.get("description")
         model = body.get("model")
@@ -254,7 +256,7 @@ class OpenAICompatProvider:
         elif isinstance(url, str) and url:
             data = await self._download(url)
         else:
-            raise self._malformed("an image has neither 'b64_json' nor 'url'")
+            raise unreadable(self.upstream, "an image has neither 'b64_json' nor 'url'")
         mime = sniff_mime_type(data)
         if mime is None:
             raise UpstreamUnavailable(f"{self.upstream} returned something that is not an image.")
@@ -272,19 +274,19 @@ class OpenAICompatProvider:
         try:
             return decode_base64(text)
         except (TypeError, ValueError) as exc:
-            raise self._malformed(f"{what} is not base64") from exc
+            raise unreadable(self.upstream, f"{what} is not base64") from exc
 
     async def _download(self, url: str) -> bytes:
         """The image behind a URL of the answer: GET, redirects followed, no key sent, at most the byte limit."""
         if url.startswith("data:"):  # some proxies put a data URL where the URL goes
             header, _, payload = url[5:].partition(",")
             if "base64" not in header.split(";"):
-                raise self._malformed("an image URL is a data URL without base64")
+                raise unreadable(self.upstream, "an image URL is a data URL without base64")
             return self._decode(payload, "a data URL")
         try:
             target = httpx.URL(url)
         except httpx.InvalidURL as exc:
-            raise self._malformed("an image URL is not a URL") from exc
+            raise unreadable(self.upstream, "an image URL is not a URL") from exc
         allowed = ("https", "http") if self._base.startswith("http://") else ("https",)
         if target.scheme not in allowed or not target.host:
             raise UpstreamUnavailable(
@@ -324,9 +326,6 @@ class OpenAICompatProvider:
                 return b"".join(chunks)
         except httpx.HTTPError as exc:
             raise _RetryableDownload(transport_error(exc, where)) from exc
-
-    def _malformed(self, why: str) -> UpstreamUnavailable:
-        return UpstreamUnavailable(f"{self.upstream} answered 200 with a body imagegate cannot read: {why}.")
 
     # -- errors ----------------------------------------------------------------------------------------
 
@@ -490,18 +489,6 @@ def _text(value: object) -> str:
 
 def _is_moderation(error: _ErrorBody) -> bool:
     return error.code in _MODERATION_CODES
-
-
-def _json_object(response: httpx.Response, upstream: str) -> dict[str, Any]:
-    try:
-        body = json.loads(response.content)
-    except ValueError as exc:
-        raise UpstreamUnavailable(
-            f"{upstream} answered 200 with a body imagegate cannot read: it is not JSON."
-        ) from exc
-    if not isinstance(body, dict):
-        raise UpstreamUnavailable(f"{upstream} answered 200 with a body imagegate cannot read: not a JSON object.")
-    return body
 
 
 def _retryable(response: httpx.Response) -> bool:

@@ -42,9 +42,11 @@ from imagegate.providers.base import (
     RetryPolicy,
     Sleep,
     build_client,
+    json_object,
     parse_options,
     retry_after_header,
     send_with_retries,
+    unreadable,
 )
 from imagegate.providers.downloads import DEFAULT_MAX_BYTES, download_image
 from imagegate.providers.flatten import flatten
@@ -139,7 +141,7 @@ class ReplicateProvider:
         try:
             while prediction.get("status") in _RUNNING:
                 if not isinstance(get_url, str):
-                    raise _malformed("a running prediction has no urls.get")
+                    raise unreadable(UPSTREAM, "a running prediction has no urls.get")
                 if self._clock() >= deadline:
                     await self._cancel(cancel_url)
                     raise UpstreamTimeout(
@@ -173,7 +175,7 @@ class ReplicateProvider:
             self._client, request, policy=self._policy, upstream=UPSTREAM, sleep=self._sleep
         )
         if response.status_code in (200, 201, 202):
-            return _json_object(response)
+            return json_object(response, UPSTREAM)
         raise _error_for(response, name, self._options.api_key.get_secret_value())
 
     async def _generation(self, prediction: Mapping[str, Any], spec: JobSpec, model: ModelSpec) -> Generation:
@@ -188,11 +190,11 @@ class ReplicateProvider:
         if status == "canceled":
             raise UpstreamUnavailable(f"{UPSTREAM} prediction {prediction.get('id')} was canceled upstream.")
         if status != "succeeded":
-            raise _malformed(f"unknown prediction status {status!r}")
+            raise unreadable(UPSTREAM, f"unknown prediction status {status!r}")
         output = prediction.get("output")
         urls = [output] if isinstance(output, str) else output if isinstance(output, list) else None
         if urls is None or not all(isinstance(u, str) for u in urls):
-            raise _malformed("'output' is neither a URL nor a list of URLs")
+            raise unreadable(UPSTREAM, "'output' is neither a URL nor a list of URLs")
         images = [
             await download_image(
                 self._client,
@@ -213,20 +215,6 @@ class ReplicateProvider:
             usage=estimate_usage(spec, model, output_images=len(images)),
             model_version=version if isinstance(version, str) and version else None,
         )
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = json.loads(response.content)
-    except ValueError as exc:
-        raise _malformed("it is not JSON") from exc
-    if not isinstance(body, dict):
-        raise _malformed("it is not a JSON object")
-    return body
-
-
-def _malformed(why: str) -> UpstreamUnavailable:
-    return UpstreamUnavailable(f"{UPSTREAM} answered with a body imagegate cannot read: {why}.")
 
 
 def _error_for(response: httpx.Response, name: str, secret: str) -> ImagegateError:

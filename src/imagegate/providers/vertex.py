@@ -41,12 +41,12 @@ from imagegate.providers.base import (
     RetryPolicy,
     Sleep,
     build_client,
+    json_object,
     parse_options,
     send_with_retries,
 )
 from imagegate.providers.gemini import (
     build_request_body,
-    json_object,
     parse_generation,
     rpc_error,
     rpc_retry_delay,
@@ -139,7 +139,7 @@ class VertexProvider:
     async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
         body = build_request_body(spec)
         response = await self._post(upstream_model, "generateContent", body)
-        return parse_generation(json_object(response, upstream=UPSTREAM), upstream=UPSTREAM)
+        return parse_generation(json_object(response, UPSTREAM), upstream=UPSTREAM)
 
     # -- the call --------------------------------------------------------------------------------------
 
