@@ -9,6 +9,8 @@ in tests and sidecars) is fetched.
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import Callable
 
 import httpx
 
@@ -41,6 +43,7 @@ async def download_image(
     max_bytes: int = DEFAULT_MAX_BYTES,
     policy: RetryPolicy | None = None,
     sleep: Sleep = asyncio.sleep,
+    rand: Callable[[], float] = random.random,
 ) -> ImageOutput:
     """The image at ``url`` (or in a ``data:`` URL) that ``upstream`` answered with."""
     if url.startswith("data:"):
@@ -59,7 +62,7 @@ async def download_image(
             return image_output(await _fetch(client, target, upstream=upstream, max_bytes=max_bytes), upstream)
         except _Retryable as exc:
             retry += 1
-            delay = policy.delay_s(retry)
+            delay = policy.delay_s(retry, rand=rand)
             if delay is None:
                 raise exc.error from exc.__cause__
             await sleep(delay)

@@ -51,7 +51,6 @@ from imagegate.core.images import (
     ImageInput,
     ImageOutput,
     decode_base64,
-    sniff_mime_type,
 )
 from imagegate.core.jobs import FinishReason, Generation, JobSpec, Usage
 from imagegate.errors import (
@@ -63,7 +62,7 @@ from imagegate.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from imagegate.imaging import probe, transcode
+from imagegate.imaging import transcode
 from imagegate.providers.base import (
     RETRYABLE_STATUSES,
     RetryPolicy,
@@ -73,9 +72,9 @@ from imagegate.providers.base import (
     parse_options,
     retry_after_header,
     send_with_retries,
-    transport_error,
     unreadable,
 )
+from imagegate.providers.downloads import download_image, image_output
 from imagegate.providers.flatten import flatten
 
 #: The block reason of a moderation refusal (Gemini's vocabulary, which the dialects render).
@@ -252,19 +251,19 @@ class OpenAICompatProvider:
     async def _image(self, item: Mapping[str, Any]) -> ImageOutput:
         encoded, url = item.get("b64_json"), item.get("url")
         if isinstance(encoded, str) and encoded:
-            data = self._decode(encoded, "its b64_json")
-        elif isinstance(url, str) and url:
-            data = await self._download(url)
-        else:
-            raise unreadable(self.upstream, "an image has neither 'b64_json' nor 'url'")
-        mime = sniff_mime_type(data)
-        if mime is None:
-            raise UpstreamUnavailable(f"{self.upstream} returned something that is not an image.")
-        try:
-            width, height = probe(data)
-        except InvalidImage as exc:
-            raise UpstreamUnavailable(f"{self.upstream} returned an image ({mime}) that cannot be read.") from exc
-        return ImageOutput(data=data, mime_type=mime, width=width, height=height)
+            return image_output(self._decode(encoded, "its b64_json"), self.upstream)
+        if isinstance(url, str) and url:  # a data: URL too, as some proxies answer
+            return await download_image(
+                self._client,
+                url,
+                upstream=self.upstream,
+                allow_http=self._base.startswith("http://"),
+                max_bytes=self._options.max_download_bytes,
+                policy=self._policy,
+                sleep=self._sleep,
+                rand=self._rand,
+            )
+        raise unreadable(self.upstream, "an image has neither 'b64_json' nor 'url'")
 
     def _decode(self, text: str, what: str) -> bytes:
         if 3 * (len(text) // 4) > self._options.max_download_bytes + 3:
@@ -275,57 +274,6 @@ class OpenAICompatProvider:
             return decode_base64(text)
         except (TypeError, ValueError) as exc:
             raise unreadable(self.upstream, f"{what} is not base64") from exc
-
-    async def _download(self, url: str) -> bytes:
-        """The image behind a URL of the answer: GET, redirects followed, no key sent, at most the byte limit."""
-        if url.startswith("data:"):  # some proxies put a data URL where the URL goes
-            header, _, payload = url[5:].partition(",")
-            if "base64" not in header.split(";"):
-                raise unreadable(self.upstream, "an image URL is a data URL without base64")
-            return self._decode(payload, "a data URL")
-        try:
-            target = httpx.URL(url)
-        except httpx.InvalidURL as exc:
-            raise unreadable(self.upstream, "an image URL is not a URL") from exc
-        allowed = ("https", "http") if self._base.startswith("http://") else ("https",)
-        if target.scheme not in allowed or not target.host:
-            raise UpstreamUnavailable(
-                f"{self.upstream} returned an image URL imagegate will not fetch ({target.scheme})."
-            )
-        retry = 0
-        while True:
-            try:
-                return await self._fetch(target)
-            except _RetryableDownload as exc:
-                retry += 1
-                delay = self._policy.delay_s(retry, rand=self._rand)
-                if delay is None:
-                    raise exc.error from exc.__cause__
-                await self._sleep(delay)  # a GET of a finished image: asking again costs the upstream nothing
-
-    async def _fetch(self, url: httpx.URL) -> bytes:
-        limit = self._options.max_download_bytes
-        where = f"the image URL {self.upstream} returned (host {url.host})"
-        try:
-            async with self._client.stream("GET", url, follow_redirects=True) as response:
-                if response.status_code != 200:
-                    error = UpstreamUnavailable(f"Downloading {where} failed with HTTP {response.status_code}.")
-                    if response.status_code in RETRYABLE_STATUSES:
-                        raise _RetryableDownload(error)
-                    raise error
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > limit:
-                    raise UpstreamUnavailable(f"{where} is {declared} bytes, over the {limit}-byte limit.")
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        raise UpstreamUnavailable(f"{where} is over the {limit}-byte limit.")
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except httpx.HTTPError as exc:
-            raise _RetryableDownload(transport_error(exc, where)) from exc
 
     # -- errors ----------------------------------------------------------------------------------------
 
@@ -369,12 +317,6 @@ class OpenAICompatProvider:
         secret = self._options.api_key.get_secret_value()
         text = text.replace(secret, "***") if secret else text
         return _MASKED_KEY.sub("***", text)  # "Incorrect API key provided: sk-ab****wxyz": not even a part
-
-
-class _RetryableDownload(Exception):
-    def __init__(self, error: ImagegateError) -> None:
-        super().__init__(error.message)
-        self.error = error
 
 
 async def _sendable(image: ImageInput) -> ImageInput:
