@@ -120,7 +120,9 @@ def main() -> None:
         "submissions_per_s": round(len(ids) / submit_s, 1) if submit_s else None,
         # the gateway's CPU while submissions ran (accepting them and running the jobs already taken), per task
         "gateway_cpu_ms_per_submission": (
-            round((cpu_after - cpu_before) / len(ids) * 1000, 2) if ids and cpu_before and cpu_after else None
+            round((cpu_after - cpu_before) / len(ids) * 1000, 2)
+            if ids and cpu_before is not None and cpu_after is not None
+            else None
         ),
         **waited,
         "peak_rss_mib": round(peak, 1) if peak else None,
