@@ -14,7 +14,7 @@ from imagegate.dialects.gemini import errors as gemini_errors
 from imagegate.dialects.gemini.routes import router as gemini_router
 from imagegate.dialects.linkmodel import errors as linkmodel_errors
 from imagegate.dialects.linkmodel.routes import router as linkmodel_router
-from imagegate.dialects.openai_images import errors as openai_errors
+from imagegate.dialects.openai_common import errors as openai_errors
 from imagegate.dialects.openai_images.routes import router as openai_router
 from imagegate.dialects.openai_images.task_routes import router as tasks_router
 from imagegate.dialects.openai_images.task_routes import webhook_renderer

@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from imagegate.dialects.openai_images.errors import (
+from imagegate.dialects.openai_common.errors import (
     INTERNAL_MESSAGE,
     INVALID_API_KEY_MESSAGE,
     MISSING_API_KEY_MESSAGE,

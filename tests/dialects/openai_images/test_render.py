@@ -16,7 +16,7 @@ from openai.types import ImagesResponse
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.images import JPEG, PNG
 from imagegate.core.jobs import FinishReason, Job, JobError, JobStatus, SlotResult, StoredImage, Usage
-from imagegate.dialects.openai_images.errors import render_error
+from imagegate.dialects.openai_common.errors import render_error
 from imagegate.dialects.openai_images.translate import (
     OutputOptions,
     RenderedImage,

@@ -14,7 +14,7 @@ from imagegate.core.capabilities import ModelSpec
 from imagegate.core.ids import order_id_of
 from imagegate.core.jobs import Job, JobStatus
 from imagegate.core.money import format_amount
-from imagegate.dialects.openai_images.errors import render_error
+from imagegate.dialects.openai_common.errors import render_error
 from imagegate.dialects.openai_images.requests import OutputOptions
 from imagegate.dialects.openai_images.responses import RenderedImage, render_images_response
 from imagegate.errors import ImagegateError, JobCancelled, error_from_code

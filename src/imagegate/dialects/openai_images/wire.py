@@ -17,12 +17,11 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, model_validator
-from pydantic_core import PydanticCustomError
 
 from imagegate.core.images import ASPECT_RATIOS, ImageInput
+from imagegate.dialects.openai_common.wire import PARAM_ERROR, json_type, param_error, quote_list
 
-#: The error type every field validator raises; its context holds ``message`` and, when not the field, ``param``.
-PARAM_ERROR = "openai_param"
+__all__ = ["PARAM_ERROR", "ImagesRequest", "json_type", "param_error", "quote_list"]
 
 DEFAULT_MODEL = "gemini-2.5-flash-image"
 MAX_PROMPT_CHARS = 32000
@@ -37,37 +36,6 @@ STYLES = ("vivid", "natural")
 INPUT_FIDELITIES = ("high", "low")
 
 _SIZE = re.compile(r"^(\d{1,6})\s*[x:]\s*(\d{1,6})$")
-_JSON_TYPES: tuple[tuple[type, str], ...] = (
-    (bool, "a boolean"),  # before int: a bool is an int to Python, never to JSON
-    (int, "an integer"),
-    (float, "a decimal"),
-    (str, "a string"),
-    (list, "an array"),
-    (tuple, "an array"),
-    (dict, "an object"),
-)
-
-
-def param_error(message: str, param: str | None = None) -> PydanticCustomError:
-    context: dict[str, Any] = {"message": message}
-    if param is not None:
-        context["param"] = param
-    return PydanticCustomError(PARAM_ERROR, "{message}", context)
-
-
-def json_type(value: object) -> str:
-    """How OpenAI names a value's JSON type in its messages (``a string``, ``an integer``, …)."""
-    if value is None:
-        return "null"
-    return next((name for kind, name in _JSON_TYPES if isinstance(value, kind)), "an unknown type")
-
-
-def quote_list(values: Sequence[str]) -> str:
-    """``'a' and 'b'`` / ``'a', 'b', and 'c'``, as OpenAI lists supported values."""
-    quoted = [f"'{v}'" for v in values]
-    if len(quoted) <= 2:
-        return " and ".join(quoted)
-    return ", ".join(quoted[:-1]) + ", and " + quoted[-1]
 
 
 def parse_dimensions(text: str) -> tuple[int, int] | None:
