@@ -9,7 +9,7 @@ from datetime import UTC, timedelta, timezone
 import pytest
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from imagegate.core.jobs import Job, JobStatus
+from imagegate.core.jobs import Job, JobPriority, JobStatus
 from imagegate.core.ports import UnitOfWorkFactory
 
 from .records import SPEC_DOC, T0, finished_job, make_file, make_job, make_key
@@ -100,6 +100,13 @@ async def test_job_round_trip_with_results(uow_factory: UnitOfWorkFactory) -> No
     assert loaded == done
     assert loaded.results[1].error is not None
     assert loaded.results[1].error.retry_after_s == 2.5
+
+
+async def test_job_priority_round_trip(uow_factory: UnitOfWorkFactory) -> None:
+    jobs = [replace(make_job(f"job_{p.name}"), priority=p) for p in JobPriority]
+    await _store(uow_factory, *jobs)
+    async with uow_factory() as uow:
+        assert [await uow.jobs.get(job.id) for job in jobs] == jobs
 
 
 async def test_spec_doc_round_trip(uow_factory: UnitOfWorkFactory) -> None:

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from imagegate.bootstrap import Runtime
 from imagegate.cli.common import ConfigOption, run_with_runtime, settings_from
 from imagegate.core.images import ImageInput
-from imagegate.core.jobs import Job, JobSpec, JobStatus, Role, Turn
+from imagegate.core.jobs import Job, JobPriority, JobSpec, JobStatus, Role, Turn
 from imagegate.core.ports import ApiKey
 from imagegate.errors import ImagegateError, InvalidImage
 from imagegate.services import accounts
@@ -101,7 +101,7 @@ async def _in_process(
 ) -> list[tuple[bytes, str, str]]:
     svc = runtime.services
     principal = await _local_principal(runtime)
-    job = await submit_job(svc, principal, spec)
+    job = await submit_job(svc, principal, spec, priority=JobPriority.INTERACTIVE)  # the user waits on it
     follower = asyncio.create_task(_follow_steps(runtime, principal, job.id, on_steps))
     try:
         finished = await wait_for_job(svc, job.id)

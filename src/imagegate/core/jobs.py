@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 from imagegate.core.images import ImageInput, ImageOutput
 
@@ -36,6 +36,18 @@ ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.FAILED: frozenset(),
     JobStatus.CANCELLED: frozenset(),
 }
+
+
+class JobPriority(IntEnum):
+    """Which jobs a worker claims first: a lower value runs sooner.
+
+    A caller waiting on the open connection (sync) comes before an async task, which comes before bulk work
+    (batch APIs), so a flood of tasks never delays an interactive request. Stored on the job row.
+    """
+
+    INTERACTIVE = 0
+    ASYNC = 1
+    BATCH = 2
 
 
 class InvalidTransition(Exception):
@@ -251,6 +263,7 @@ class Job:
     held: int = 0  # micro-units reserved at submission (metered keys)
     charged: int | None = None  # the final price once settled; None until the job ends
     progress: Progress | None = None  # while running, when the provider reports steps
+    priority: JobPriority = JobPriority.ASYNC
 
     @property
     def images(self) -> tuple[StoredImage, ...]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Row, and_, bindparam, delete, func, insert, or_, select, update
 
-from imagegate.core.jobs import Job, JobStatus, Progress
+from imagegate.core.jobs import Job, JobPriority, JobStatus, Progress
 from imagegate.core.ports import ApiKey, FileRecord
 from imagegate.persistence.codec import decode_error, decode_results, encode_error, encode_results
 from imagegate.persistence.tables import api_keys, files, jobs
@@ -23,7 +23,8 @@ from imagegate.persistence.transaction import SqlTransaction
 # Everything but the spec: the spec can be large (input images) and only the worker that runs the job reads it.
 _JOB_COLUMNS = [column for column in jobs.c if column.key != "spec"]
 
-#: What a job's life changes (``_mutable_values``); identity, owner, request and spec are written once by ``add``.
+#: What a job's life changes (``_mutable_values``); identity, owner, request, priority and spec are written once
+#: by ``add``.
 _MUTABLE_COLUMNS = (
     "status",
     "attempts",
@@ -160,6 +161,7 @@ class SqlJobRepository:
             "n": job.n,
             "created_at": job.created_at,
             "request_id": job.request_id,
+            "priority": int(job.priority),
             "spec": dict(spec_doc),
             **_mutable_values(job),
         }
@@ -342,4 +344,5 @@ def _job(row: Row[Any]) -> Job:
         held=row.held,
         charged=row.charged,
         progress=None if row.progress_total is None else Progress(row.progress_done or 0, row.progress_total),
+        priority=JobPriority(row.priority),
     )

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     TypeDecorator,
@@ -114,6 +115,8 @@ jobs = Table(
     Column("charged", BigInteger, nullable=True),  # the final price, once settled
     Column("progress_done", Integer, nullable=True),  # steps finished, while a provider reports them
     Column("progress_total", Integer, nullable=True),
+    # JobPriority: 0 interactive (sync), 1 async tasks, 2 batch; claims take the lowest first.
+    Column("priority", SmallInteger, nullable=False, server_default="1"),
     CheckConstraint("status IN ({})".format(", ".join(f"'{s}'" for s in JOB_STATUSES)), name="status"),
     # Both start with status, so they also serve plain status lookups: the first for the oldest jobs of a
     # status (ids_with_status), the second for the lease sweeper (expired_leases).

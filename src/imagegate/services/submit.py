@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.ids import new_id
-from imagegate.core.jobs import Job, JobSpec, JobStatus
+from imagegate.core.jobs import Job, JobPriority, JobSpec, JobStatus
 from imagegate.core.ports import ApiKey, WebhookRecord
 from imagegate.errors import InvalidRequest, ModelNotFound
 from imagegate.services.billing import hold_for, place_hold
@@ -41,7 +41,9 @@ async def submit_job(
     *,
     request_id: str | None = None,
     webhook_url: str | None = None,
+    priority: JobPriority = JobPriority.ASYNC,
 ) -> Job:
+    """Accept one job; ``priority`` says who waits for it (sync callers pass ``INTERACTIVE``)."""
     model = resolve_model(svc, spec.model)
     check_spec(spec, model, svc.config.max_n)
     if webhook_url is not None:
@@ -58,6 +60,7 @@ async def submit_job(
         dialect=spec.dialect,
         request_id=request_id,
         held=hold_for(principal, spec, model, svc.router),
+        priority=priority,
     )
     spec_doc = await save_spec(spec, svc.store)
     async with svc.uow() as uow:

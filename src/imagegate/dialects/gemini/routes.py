@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from imagegate.core.capabilities import ModelSpec, estimate_usage
-from imagegate.core.jobs import Job
+from imagegate.core.jobs import Job, JobPriority
 from imagegate.core.ports import ApiKey
 from imagegate.dialects.gemini.errors import model_not_found_message, render_error
 from imagegate.dialects.gemini.translate import (
@@ -102,7 +102,8 @@ async def model_action(
         spec = to_job_spec(parse_count_tokens_request(await _json_body(request)), model)
         return JSONResponse(render_count_tokens(estimate_usage(spec, model)))
     spec = to_job_spec(parse_generate_request(await _json_body(request)), model)
-    job = await submit_job(svc, principal, spec, request_id=request.state.request_id)
+    # Both actions hold the connection open until the images come: an interactive job.
+    job = await submit_job(svc, principal, spec, request_id=request.state.request_id, priority=JobPriority.INTERACTIVE)
     if action == "generateContent":
         finished, images = await wait_for_result(svc, job.id)
         raise_if_failed(finished)

@@ -17,7 +17,7 @@ from starlette.datastructures import UploadFile
 
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.images import ImageInput
-from imagegate.core.jobs import Job
+from imagegate.core.jobs import Job, JobPriority
 from imagegate.core.ports import ApiKey
 from imagegate.dialects.openai_images.translate import (
     ImagesRequest,
@@ -70,7 +70,12 @@ async def parse_edit(request: Request) -> ImagesRequest:
 
 
 async def submit_images_request(
-    request: Request, principal: ApiKey, parsed: ImagesRequest, *, webhook_url: str | None = None
+    request: Request,
+    principal: ApiKey,
+    parsed: ImagesRequest,
+    *,
+    webhook_url: str | None = None,
+    priority: JobPriority = JobPriority.INTERACTIVE,
 ) -> tuple[Job, ModelSpec]:
     """Check, fetch the image URLs, and submit: the part the sync and async endpoints share."""
     svc = services_of(request)
@@ -78,7 +83,9 @@ async def submit_images_request(
     check_input_limits(parsed, model)  # before fetching anything
     fetched = await _fetch_all(request, parsed.image_urls)
     spec = to_job_spec(parsed, model, fetched)
-    job = await submit_job(svc, principal, spec, request_id=request.state.request_id, webhook_url=webhook_url)
+    job = await submit_job(
+        svc, principal, spec, request_id=request.state.request_id, webhook_url=webhook_url, priority=priority
+    )
     return job, model
 
 

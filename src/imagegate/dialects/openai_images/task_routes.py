@@ -9,7 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from imagegate.core.jobs import Job
+from imagegate.core.jobs import Job, JobPriority
 from imagegate.core.ports import ApiKey
 from imagegate.dialects.openai_images.routes import (
     parse_edit,
@@ -34,14 +34,18 @@ ResponseFormat = Literal["url", "b64_json"]
 @router.post("/v1/async/images/generations")
 async def async_generations(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
     parsed = await parse_generation(request)
-    job, _ = await submit_images_request(request, principal, parsed, webhook_url=await _webhook_url(request))
+    job, _ = await submit_images_request(
+        request, principal, parsed, webhook_url=await _webhook_url(request), priority=JobPriority.ASYNC
+    )
     return JSONResponse(await _task(request, job))
 
 
 @router.post("/v1/async/images/edits")
 async def async_edits(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
     parsed = await parse_edit(request)
-    job, _ = await submit_images_request(request, principal, parsed, webhook_url=await _webhook_url(request))
+    job, _ = await submit_images_request(
+        request, principal, parsed, webhook_url=await _webhook_url(request), priority=JobPriority.ASYNC
+    )
     return JSONResponse(await _task(request, job))
 
 
