@@ -12,7 +12,7 @@ import asyncio
 import importlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from backend_servers import MotoS3Server, RedisServer
 from imagegate.core.ports import UnitOfWorkFactory
 from imagegate.persistence.db import create_engine, upgrade_database
 from imagegate.persistence.uow import unit_of_work_factory
@@ -104,3 +105,21 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def uow_factory(engine: AsyncEngine) -> UnitOfWorkFactory:
     return unit_of_work_factory(engine)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3Server]:
+    """One moto S3 server for the session (tests that stop a server start their own ``MotoS3Server``)."""
+    server = MotoS3Server(tmp_path_factory.mktemp("moto"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private redis-server for the session, on its own port (never the machine's shared 6379)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()

@@ -29,7 +29,7 @@ from imagegate.services.ratelimit import KeyRateLimiter
 from imagegate.services.signing import FileUrlSigner
 from imagegate.services.workers import WorkerPool
 from imagegate.settings import Settings
-from imagegate.storage import open_object_store
+from imagegate.storage import S3Options, open_object_store
 
 
 @dataclass
@@ -52,6 +52,22 @@ def url_signing_secret(settings: Settings) -> bytes:
         with os.fdopen(fd, "w") as sink:
             sink.write(secrets.token_hex(32))
     return path.read_text().strip().encode()
+
+
+def s3_options(settings: Settings) -> S3Options:
+    s3 = settings.s3
+    return S3Options(
+        endpoint=s3.endpoint,
+        region=s3.region,
+        access_key_id=s3.access_key_id,
+        secret_access_key=s3.secret_access_key.get_secret_value() if s3.secret_access_key else None,
+        session_token=s3.session_token.get_secret_value() if s3.session_token else None,
+        virtual_hosted_style=s3.virtual_hosted_style,
+        timeout_s=s3.timeout_s,
+        connect_timeout_s=s3.connect_timeout_s,
+        max_retries=s3.max_retries,
+        retry_timeout_s=s3.retry_timeout_s,
+    )
 
 
 def build_router(settings: Settings, metrics: Metrics | None = None) -> Router:
@@ -111,7 +127,7 @@ async def open_runtime(
         await upgrade_database(engine)
         services = Services(
             uow=unit_of_work_factory(engine),
-            store=open_object_store(settings.effective_storage_url),
+            store=open_object_store(settings.effective_storage_url, s3=s3_options(settings)),
             queue=queue,
             events=events,
             router=router,

@@ -24,6 +24,7 @@ renderers map to a status code and body.
     │   ├── UpstreamTimeout       no answer in time
     │   ├── UpstreamRateLimited   the provider's own quota (a RateLimited for the caller)
     │   └── UpstreamRejected      the provider refused the request as invalid or unauthorised
+    ├── StorageUnavailable        the object store did not answer; nothing stored, nothing charged
     ├── JobCancelled
     ├── InternalError
     └── IdempotencyMismatch       an Idempotency-Key reused for a different request
@@ -137,6 +138,13 @@ class UpstreamRateLimited(UpstreamError, RateLimited):
 
 class UpstreamRejected(UpstreamError):
     code = "upstream_rejected"
+
+
+class StorageUnavailable(ImagegateError):
+    """The object store (S3, a shared directory) did not answer: nothing was stored, nothing is charged."""
+
+    kind = "upstream_unavailable"
+    code = "storage_unavailable"
 
 
 class JobCancelled(ImagegateError):

@@ -172,6 +172,27 @@ class RoutingSettings(BaseModel):
     retry_max_wait_s: float = Field(default=10.0, ge=0, description="longer Retry-After: fail over at once")
 
 
+class S3Settings(BaseModel):
+    """How an ``s3://`` storage URL is reached (``[s3]``, env ``IMAGEGATE_S3__ENDPOINT`` ...).
+
+    Options left unset fall back to obstore's own ``AWS_*`` environment variables (``AWS_ENDPOINT_URL``,
+    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION``).
+    """
+
+    model_config = {"extra": "forbid"}
+
+    endpoint: str | None = Field(default=None, description="S3-compatible server URL; none: AWS (or AWS_ENDPOINT_URL)")
+    region: str | None = Field(default=None, description="bucket region; none: AWS_REGION or us-east-1")
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    virtual_hosted_style: bool = Field(default=False, description="bucket.host URLs instead of host/bucket paths")
+    timeout_s: float = Field(default=30.0, gt=0, description="time limit of one storage request")
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, description="retries of a failed storage request, with backoff")
+    retry_timeout_s: float = Field(default=30.0, gt=0, description="the most time spent retrying one operation")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="IMAGEGATE_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -181,6 +202,13 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: sqlite under home
     storage_url: str | None = None  # default: file:// under home/files
     queue_url: str = "inprocess://"
+    rate_limit_url: str = Field(
+        default="memory://",
+        description="where quotas, concurrency slots, breakers and provider stats are shared: memory:// or redis://",
+    )
+    storage_shared: bool = Field(
+        default=False, description="a file:// storage_url is one directory all processes see (one host, shared mount)"
+    )
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -216,6 +244,7 @@ class Settings(BaseSettings):
     models: list[ModelSettings] = Field(default_factory=_default_models)
     deployments: list[DeploymentSettings] = Field(default_factory=list)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
     metrics_public: bool = Field(default=False, description="serve /metrics without an admin key")
     emulator: dict[str, Any] = Field(default_factory=dict, description="options of the default emulator")
     gemini_api_key: SecretStr | None = Field(
@@ -230,6 +259,23 @@ class Settings(BaseSettings):
         ):
             return None
         return value
+
+    @model_validator(mode="after")
+    def _distributed_queue_needs_shared_storage(self) -> Settings:
+        # Another process may run the job, or serve its image: each must reach the same bytes.
+        if self.distributed_queue and self.effective_storage_url.startswith("file:") and not self.storage_shared:
+            raise ValueError(
+                f"queue_url = {self.queue_url!r} runs jobs in several processes, but storage_url "
+                f"{self.effective_storage_url!r} is a local directory. Use an object store "
+                "(storage_url = 's3://bucket/prefix'), or set storage_shared = true (IMAGEGATE_STORAGE_SHARED=true) "
+                "if every process sees this same directory (one host, or a shared mount)."
+            )
+        return self
+
+    @property
+    def distributed_queue(self) -> bool:
+        """Whether jobs travel between processes (anything but the in-process queue)."""
+        return not self.queue_url.startswith("inprocess")
 
     @classmethod
     def settings_customise_sources(
@@ -273,6 +319,10 @@ class Settings(BaseSettings):
         data["database_url"] = _mask_url(self.effective_database_url)
         data["storage_url"] = self.effective_storage_url
         data["url_signing_key"] = "***" if self.url_signing_key else None
+        data["rate_limit_url"] = _mask_url(self.rate_limit_url)
+        for secret in ("secret_access_key", "session_token"):
+            if data["s3"].get(secret):
+                data["s3"][secret] = "***"
         for dep in data.get("deployments", []):
             dep["options"] = _mask_options(dep.get("options", {}))
             if dep.get("api_key"):

@@ -26,6 +26,7 @@ from imagegate.errors import (
     ImagegateError,
     InternalError,
     ModelNotFound,
+    StorageUnavailable,
 )
 from imagegate.services.billing import record_settlement, with_charge
 from imagegate.services.context import Services
@@ -132,7 +133,10 @@ def _count(svc: Services, job: Job, captured: int) -> None:
 
 async def _discard(svc: Services, records: list[FileRecord]) -> None:
     for record in records:
-        await svc.store.delete(record.storage_key)
+        try:
+            await svc.store.delete(record.storage_key)
+        except StorageUnavailable:  # an unreferenced object costs bytes, not correctness: the job must still end
+            log.warning("job %s: could not delete orphaned object %s", record.job_id, record.storage_key)
 
 
 class _Stop:
