@@ -14,6 +14,7 @@ from imagegate.dialects.gemini import errors as gemini_errors
 from imagegate.dialects.gemini.routes import router as gemini_router
 from imagegate.dialects.linkmodel import errors as linkmodel_errors
 from imagegate.dialects.linkmodel.routes import router as linkmodel_router
+from imagegate.dialects.openai_chat.routes import router as chat_router
 from imagegate.dialects.openai_common import errors as openai_errors
 from imagegate.dialects.openai_images.routes import router as openai_router
 from imagegate.dialects.openai_images.task_routes import router as tasks_router
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app, renderers)
     app.include_router(openai_router)
+    app.include_router(chat_router)
     app.include_router(linkmodel_router)
     app.include_router(tasks_router)
     app.include_router(gemini_router)

@@ -29,7 +29,8 @@ from imagegate.dialects.linkmodel.translate import (
 from imagegate.dialects.linkmodel.wire import parse_request
 from imagegate.errors import InvalidRequest, NotFound
 from imagegate.http.auth import require_principal
-from imagegate.http.deps import public_url, runtime_of, services_of
+from imagegate.http.deps import public_url, services_of
+from imagegate.http.inputs import load_image_url
 from imagegate.services.queries import get_job
 from imagegate.services.submit import resolve_model, submit_job
 
@@ -64,7 +65,7 @@ async def create_task(request: Request, principal: ApiKey = Depends(require_prin
     svc = services_of(request)
     model = resolve_model(svc, parsed.model)
     check_input_limits(parsed, model)  # before fetching anything
-    images = await _fetch_all(request, parsed.images)
+    images = await _fetch_all(request, principal, parsed.images)
     request_id = request_id_of(request)
     job = await submit_job(svc, principal, to_job_spec(parsed, model, images), request_id=request_id)
     return JSONResponse(envelope(created_data(job, model), request_id))
@@ -95,13 +96,11 @@ def _image_urls(request: Request, job: Job) -> list[str]:
     return [public_url(request, svc.signer.path(image.file_id, now)) for image in job.images]
 
 
-async def _fetch_all(request: Request, urls: list[str]) -> list[ImageInput]:
-    fetcher = runtime_of(request).fetcher
-
+async def _fetch_all(request: Request, principal: ApiKey, urls: list[str]) -> list[ImageInput]:
     async def fetch(index: int, url: str) -> ImageInput:
         field = f"images[{index}]"
         try:
-            return await fetcher.fetch(url, field=field)
+            return await load_image_url(request, principal, url, field=field)
         except InvalidRequest as exc:  # with up to ten URLs, the caller needs to know which one failed
             raise type(exc)(f"{field}: {exc.message}", field=field) from exc
 

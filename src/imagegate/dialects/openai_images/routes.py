@@ -5,7 +5,6 @@ Thin glue: parse with the translate functions, fetch image URLs safely, submit o
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -16,7 +15,6 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from imagegate.core.capabilities import ModelSpec
-from imagegate.core.images import ImageInput
 from imagegate.core.jobs import Job, JobPriority
 from imagegate.core.ports import ApiKey
 from imagegate.dialects.openai_images.translate import (
@@ -35,7 +33,8 @@ from imagegate.dialects.openai_images.translate import (
 )
 from imagegate.errors import InvalidRequest, ModelNotFound
 from imagegate.http.auth import require_principal
-from imagegate.http.deps import mark_dialect, public_url, runtime_of, services_of
+from imagegate.http.deps import mark_dialect, public_url, services_of
+from imagegate.http.inputs import load_image_urls
 from imagegate.services.queries import load_job_images, raise_if_failed, wait_for_result
 from imagegate.services.submit import submit_job
 
@@ -81,7 +80,7 @@ async def submit_images_request(
     svc = services_of(request)
     model = resolve_model(request, parsed.model)
     check_input_limits(parsed, model)  # before fetching anything
-    fetched = await _fetch_all(request, parsed.image_urls)
+    fetched = await load_image_urls(request, principal, parsed.image_urls, ["image"] * len(parsed.image_urls))
     spec = to_job_spec(parsed, model, fetched)
     job = await submit_job(
         svc, principal, spec, request_id=request.state.request_id, webhook_url=webhook_url, priority=priority
@@ -115,11 +114,6 @@ def resolve_model(request: Request, name: str) -> ModelSpec:
     if model is None:
         raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", field="model")
     return model
-
-
-async def _fetch_all(request: Request, urls: tuple[str, ...]) -> list[ImageInput]:
-    fetcher = runtime_of(request).fetcher
-    return list(await asyncio.gather(*(fetcher.fetch(url, field="image") for url in urls)))
 
 
 async def _json_body(request: Request) -> Any:

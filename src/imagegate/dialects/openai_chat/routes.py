@@ -1,0 +1,119 @@
+"""Chat Completions routes: ``POST /v1/chat/completions`` and OpenRouter's ``/api/v1/chat/completions``.
+
+Thin glue: parse, check the model makes images, load the image parts (own links from the store, the rest
+through the safe fetcher), submit one job, then answer whole or as server-sent events. Everything that can be
+refused is refused before the stream starts, so those errors are ordinary HTTP errors; once the stream is open
+a failure is sent as a ``data: {"error": …}`` event, which the openai SDK raises as ``APIError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
+
+from imagegate.core.capabilities import ModelSpec
+from imagegate.core.jobs import Job, JobPriority
+from imagegate.core.ports import ApiKey
+from imagegate.dialects.openai_chat.translate import (
+    check_input_limits,
+    render_completion,
+    stream_rest,
+    stream_start,
+    to_job_spec,
+)
+from imagegate.dialects.openai_chat.wire import parse_chat_request
+from imagegate.dialects.openai_common.errors import render_error
+from imagegate.errors import ImagegateError, InvalidRequest
+from imagegate.http.auth import require_principal
+from imagegate.http.deps import mark_dialect, services_of
+from imagegate.http.inputs import load_image_urls
+from imagegate.services.context import Services
+from imagegate.services.queries import wait_for_result
+from imagegate.services.submit import submit_job
+
+#: While the image is being made, an SSE comment this often keeps proxies and clients from timing out
+#: (OpenRouter sends ``: OPENROUTER PROCESSING`` the same way; SSE clients skip comment lines).
+KEEPALIVE_S = 10.0
+
+router = APIRouter(dependencies=[Depends(mark_dialect("openai"))], tags=["openai-chat"])
+
+
+@router.post("/v1/chat/completions")
+@router.post("/api/v1/chat/completions")
+@router.post("/openai/v1/chat/completions", include_in_schema=False)
+async def chat_completions(request: Request, principal: ApiKey = Depends(require_principal)) -> Response:
+    parsed = parse_chat_request(await _json_body(request))
+    svc = services_of(request)
+    model = _image_model(svc, parsed.model)
+    check_input_limits(parsed, model)  # before fetching anything
+    urls = parsed.image_urls
+    loaded = await load_image_urls(request, principal, [u.url for u in urls], [u.field for u in urls])
+    spec = to_job_spec(parsed, model, {u.field: image for u, image in zip(urls, loaded, strict=True)})
+    job = await submit_job(svc, principal, spec, request_id=request.state.request_id, priority=JobPriority.INTERACTIVE)
+    if parsed.stream:
+        return _stream(svc, job, model)
+    finished, stored = await wait_for_result(svc, job.id)
+    return Response(orjson.dumps(render_completion(finished, model, stored)), media_type="application/json")
+
+
+def _image_model(svc: Services, name: str) -> ModelSpec:
+    """The model, which must be one this server makes images with: chat models for text only are not served."""
+    model = svc.catalog.resolve(name)
+    if model is None:
+        served = ", ".join(m.id for m in svc.catalog.models)
+        raise InvalidRequest(
+            f"The model `{name}` is not served here. This endpoint answers with images and serves image-output "
+            f'models only: {served}. Send modalities ["image", "text"] with one of them.',
+            field="model",
+        )
+    return model
+
+
+def _stream(svc: Services, job: Job, model: ModelSpec) -> StreamingResponse:
+    async def events() -> AsyncIterator[bytes]:
+        for chunk in stream_start(job, model):
+            yield _event(chunk)
+        waiting = asyncio.create_task(wait_for_result(svc, job.id))
+        try:
+            while not waiting.done():
+                done, _ = await asyncio.wait({waiting}, timeout=KEEPALIVE_S)
+                if not done:
+                    yield b": imagegate processing\n\n"
+            finished, stored = waiting.result()
+            rest = stream_rest(finished, model, stored)
+        except ImagegateError as exc:
+            _, body, _ = render_error(exc)
+            yield _event(body)
+            return
+        finally:
+            if not waiting.done():  # the client went away: stop waiting (the job itself goes on and is billed)
+                waiting.cancel()
+                with contextlib.suppress(BaseException):
+                    await waiting
+        for chunk in rest:
+            yield _event(chunk)
+        yield b"data: [DONE]\n\n"
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+def _event(body: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request. Send valid JSON with Content-Type: application/json."
+        ) from exc
