@@ -230,6 +230,10 @@ class Settings(BaseSettings):
         default_factory=list, description="CIDRs image URLs may point into although not public (e.g. a sidecar)"
     )
     fetch_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="largest image fetched from a URL")
+    max_input_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="largest input image, however sent")
+    max_input_pixels: int = Field(
+        default=40_000_000, gt=0, description="largest input image in pixels, read from its header (no decoding)"
+    )
     fetch_timeout_s: float = Field(default=15.0, gt=0, description="time limit of one image URL fetch")
     webhook_retry_delays_s: list[float] = Field(
         default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0],

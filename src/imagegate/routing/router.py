@@ -6,7 +6,9 @@ weighted random draw within a priority, the weights scaled by recent success so 
 fails a lot gets less work. Deployments at their concurrency limit go last. A retryable failure (timeout, 429,
 5xx, connection loss) is retried on the same deployment after a backoff that honours the upstream's
 Retry-After/RetryInfo, then the next deployment is tried. When every breaker is open the call fails at once
-with ``NoDeploymentAvailable`` carrying the time until one half-opens.
+with ``NoDeploymentAvailable`` carrying the time until one half-opens. A failure the request caused (an
+``InvalidRequest`` such as an upstream 400, or text that cannot be encoded) never counts against a deployment's
+breaker or success rate: one caller's bad input must not pause a model for everyone.
 """
 
 from __future__ import annotations
@@ -267,6 +269,9 @@ class Router:
             except asyncio.CancelledError:
                 health.breaker.release()
                 raise
+            except UnicodeError as exc:  # text the request carried cannot be encoded: its fault, not the upstream's
+                self._finish(dep, health, Outcome.REJECTED, started, first_byte)
+                raise InvalidRequest(f"The request has text that cannot be encoded ({exc}).") from exc
             except Exception as exc:  # a provider bug must not take the job down with it: fail over
                 log.exception("deployment %s: provider %s failed unexpectedly", dep.name, dep.provider_name)
                 self._finish(dep, health, Outcome.ERROR, started, first_byte)

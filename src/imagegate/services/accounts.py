@@ -12,10 +12,12 @@ from dataclasses import dataclass, replace
 
 from imagegate.core.ids import new_id
 from imagegate.core.keys import display_prefix, generate_key, hash_key, is_well_formed
+from imagegate.core.money import MAX_MICROS, format_amount
 from imagegate.core.ports import ApiKey
 from imagegate.errors import InvalidApiKey, InvalidRequest, MissingApiKey, NotFound
 from imagegate.services.billing import grant_credits
 from imagegate.services.context import Services
+from imagegate.services.inputs import check_text
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class CreatedKey:
 
 async def create_key(svc: Services, *, name: str, credits: int | None = None, is_admin: bool = False) -> CreatedKey:
     """A new key. With ``credits`` (even 0) it is metered: requests must be covered by its balance."""
+    check_text(name, "name")
+    if credits is not None and credits > MAX_MICROS:
+        raise InvalidRequest(f"credits may be at most {format_amount(MAX_MICROS)}", field="credits")
     raw = generate_key()
     record = ApiKey(
         id=new_id("key"),
@@ -51,6 +56,10 @@ async def add_credits(svc: Services, key_id: str, amount: int) -> int:
     if amount <= 0:
         raise InvalidRequest("the amount must be positive", field="amount")
     async with svc.uow() as uow:
+        current = await uow.keys.get(key_id)
+        if current is not None and current.credits + amount > MAX_MICROS:
+            limit = format_amount(MAX_MICROS)
+            raise InvalidRequest(f"a balance may be at most {limit}; this grant would exceed it", field="amount")
         balance = await grant_credits(uow, key_id, amount, svc.clock())
         if balance is None:
             raise NotFound(f"no key with id {key_id}")

@@ -29,6 +29,8 @@ class ServiceConfig:
     sync_timeout_s: float = 600.0
     poll_interval_s: float = 1.0  # waiters re-read the database this often, in case an event was missed
     max_n: int = 10
+    max_input_image_bytes: int = 20 * 1024 * 1024  # one input image, as sent
+    max_input_pixels: int = 40_000_000  # one input image, as its header declares (decompression bombs)
     file_retention_s: float | None = 7 * 24 * 3600.0  # None: keep output images forever
     # Waits between webhook attempts; after the last one fails, delivery is given up.
     webhook_retry_delays_s: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0)

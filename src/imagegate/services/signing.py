@@ -33,11 +33,16 @@ class FileUrlSigner:
 
     def verify(self, file_id: str, expires: str | None, signature: str | None, now: datetime) -> int:
         """The expiry (unix seconds) of a valid, unexpired link; raises ``PermissionDenied`` otherwise."""
-        if not expires or not signature or not expires.isdigit():
+        # str.isdigit() is true for "²" and other digits int() refuses; a signature is URL-safe base64 (ASCII)
+        if not expires or not signature or not _is_unix_time(expires):
             raise PermissionDenied("This file URL is not signed; use the URL the API returned.")
         expected = self._signature(file_id, int(expires))
-        if not hmac.compare_digest(expected, signature):
+        if not signature.isascii() or not hmac.compare_digest(expected, signature):
             raise PermissionDenied("This file URL's signature is not valid.")
         if int(expires) < now.timestamp():
             raise PermissionDenied("This file URL has expired; ask the API for the result again for a fresh link.")
         return int(expires)
+
+
+def _is_unix_time(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 12

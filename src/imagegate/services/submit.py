@@ -9,6 +9,7 @@ from imagegate.core.ports import ApiKey, WebhookRecord
 from imagegate.errors import InvalidRequest, ModelNotFound
 from imagegate.services.billing import hold_for, place_hold
 from imagegate.services.context import Services
+from imagegate.services.inputs import check_spec_inputs, check_text
 from imagegate.services.spec_codec import save_spec
 from imagegate.services.webhooks import check_webhook_url
 
@@ -46,7 +47,9 @@ async def submit_job(
     """Accept one job; ``priority`` says who waits for it (sync callers pass ``INTERACTIVE``)."""
     model = resolve_model(svc, spec.model)
     check_spec(spec, model, svc.config.max_n)
+    check_spec_inputs(spec, svc.config)  # before any hold: text that cannot be stored, hostile images
     if webhook_url is not None:
+        check_text(webhook_url, "webhook_url")
         check_webhook_url(webhook_url)
     if svc.limiter is not None:  # after validation: a malformed request does not use up the quota
         svc.limiter.check(principal.id)

@@ -30,6 +30,7 @@ from imagegate.dialects.gemini.translate import (
 from imagegate.errors import ImagegateError, InvalidRequest, NotFound
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, services_of
+from imagegate.http.jsonbody import load_json
 from imagegate.services.context import Services
 from imagegate.services.queries import raise_if_failed, wait_for_result
 from imagegate.services.submit import submit_job
@@ -57,11 +58,9 @@ async def _json_body(request: Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"Invalid JSON payload received. {exc.msg} at position {exc.pos}.") from exc
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest("Invalid JSON payload received. The body is not UTF-8.") from exc
+        return load_json(raw)
+    except ValueError as exc:
+        raise InvalidRequest(f"Invalid JSON payload received. {exc}.") from exc
 
 
 @router.get("/{version}/models")

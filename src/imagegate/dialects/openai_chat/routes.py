@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -34,6 +33,7 @@ from imagegate.errors import ImagegateError, InvalidRequest
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, services_of
 from imagegate.http.inputs import load_image_urls
+from imagegate.http.jsonbody import load_json
 from imagegate.services.context import Services
 from imagegate.services.queries import wait_for_result
 from imagegate.services.submit import submit_job
@@ -112,8 +112,9 @@ def _event(body: dict[str, Any]) -> bytes:
 async def _json_body(request: Request) -> Any:
     raw = await request.body()
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return load_json(raw)
+    except ValueError as exc:
         raise InvalidRequest(
-            "We could not parse the JSON body of your request. Send valid JSON with Content-Type: application/json."
+            f"We could not parse the JSON body of your request ({exc}). "
+            "Send valid JSON with Content-Type: application/json."
         ) from exc

@@ -5,7 +5,6 @@ Thin glue: parse with the translate functions, fetch image URLs safely, submit o
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +34,7 @@ from imagegate.errors import InvalidRequest, ModelNotFound
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, public_url, services_of
 from imagegate.http.inputs import load_image_urls
+from imagegate.http.jsonbody import load_json
 from imagegate.services.queries import load_job_images, raise_if_failed, wait_for_result
 from imagegate.services.submit import submit_job
 
@@ -119,10 +119,11 @@ def resolve_model(request: Request, name: str) -> ModelSpec:
 async def _json_body(request: Request) -> Any:
     raw = await request.body()
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return load_json(raw)
+    except ValueError as exc:
         raise InvalidRequest(
-            "We could not parse the JSON body of your request. Send valid JSON with Content-Type: application/json."
+            f"We could not parse the JSON body of your request ({exc}). "
+            "Send valid JSON with Content-Type: application/json."
         ) from exc
 
 

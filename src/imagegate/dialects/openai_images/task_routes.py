@@ -3,7 +3,6 @@ read, listed and cancelled under ``/v1/tasks``. A task is a job, so jobs from ev
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -22,6 +21,7 @@ from imagegate.dialects.openai_images.translate import hosted_images
 from imagegate.errors import InvalidRequest
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, services_of
+from imagegate.http.jsonbody import load_json
 from imagegate.services.context import Services
 from imagegate.services.queries import get_job
 from imagegate.services.tasks import MAX_PAGE, cancel_job, list_jobs
@@ -89,7 +89,10 @@ async def _webhook_url(request: Request) -> str | None:
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         value: object = (await request.form()).get("webhook_url")
     else:
-        body = json.loads(await request.body())
+        try:
+            body = load_json(await request.body())
+        except ValueError:
+            return None  # the images parser has already refused a body that is not JSON
         value = body.get("webhook_url") if isinstance(body, dict) else None
     if value is None or value == "":
         return None
