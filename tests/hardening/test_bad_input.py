@@ -28,12 +28,15 @@ JSON_ROUTES = [
     f"/v1beta/models/{MODEL}:streamGenerateContent",
     COUNT,
     "/api/v1/image-generation",
+    "/v1/chat/completions",
+    "/api/v1/chat/completions",
+    "/openai/v1/chat/completions",
 ]
 
 
 def assert_dialect_400(path: str, status: int, body: dict[str, object]) -> None:
     assert status == 400, body
-    if path.startswith("/api/v1/"):
+    if path.startswith("/api/v1/image-generation"):
         assert body["code"] == 400 and isinstance(body["msg"], str)
     elif path.startswith("/v1beta/"):
         error = body["error"]
