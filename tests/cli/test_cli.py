@@ -39,7 +39,7 @@ def test_keys_create_list_revoke(home: Path) -> None:
     invoke("keys", "revoke", created["id"])
     assert json.loads(invoke("keys", "list", "--json"))[0]["revoked"] is not None
     again = runner.invoke(app, ["keys", "revoke", created["id"]])
-    assert again.exit_code == 1 and "no active key" in again.output
+    assert again.exit_code == 2 and "no active key" in again.output  # an unknown id is a usage error
 
 
 def test_admin_flag_and_bad_credits(home: Path) -> None:
@@ -56,7 +56,7 @@ def test_credits_add_meters_a_key(home: Path) -> None:
     assert invoke("credits", "add", created["id"], "2.50").strip() == f"{created['id']}: balance 2.5"
     assert json.loads(invoke("keys", "list", "--json"))[0]["credits"] == "2.5"
     unknown = runner.invoke(app, ["credits", "add", "key_nope", "1"])
-    assert unknown.exit_code == 1 and "no key" in unknown.output
+    assert unknown.exit_code == 2 and "no key" in unknown.output
     negative = runner.invoke(app, ["credits", "add", created["id"], "-1"])
     assert negative.exit_code == 2
 
@@ -81,9 +81,9 @@ def test_generate_single_file_and_aspect_ratio(home: Path, tmp_path: Path) -> No
 
 def test_generate_reports_refusals_and_errors(home: Path, tmp_path: Path) -> None:
     refused = runner.invoke(app, ["generate", "emulate:image_safety", "-o", str(tmp_path)])
-    assert refused.exit_code == 2 and "IMAGE_SAFETY" in refused.output
+    assert refused.exit_code == 3 and "IMAGE_SAFETY" in refused.output
     failed = runner.invoke(app, ["generate", "a cat", "--aspect-ratio", "7:3", "-o", str(tmp_path)])
-    assert failed.exit_code == 1 and "7:3" in failed.output
+    assert failed.exit_code == 2 and "7:3" in failed.output
     missing = runner.invoke(app, ["generate", "x", "-i", str(tmp_path / "nope.png")])
     assert missing.exit_code == 2 and "cannot read" in missing.output
 
@@ -124,7 +124,7 @@ def test_providers_lists_the_configured_deployments(home: Path) -> None:
         ("main", ["gemini-2.5-flash-image"], 1, 1.0, 4),
         ("spare", ["*"], 2, 0.5, None),
     ]
-    table = invoke("providers")
+    table = runner.invoke(app, ["providers"]).output  # the table on stdout, the installed providers on stderr
     assert "main" in table and "spare" in table and "installed providers: " in table and "gemini" in table
 
 
@@ -132,4 +132,4 @@ def test_providers_live_needs_a_key_and_explains_an_unreachable_server(home: Pat
     result = runner.invoke(app, ["providers", "--server", "http://127.0.0.1:9"], env={"IMAGEGATE_API_KEY": ""})
     assert result.exit_code == 2 and "--key" in result.output
     result = runner.invoke(app, ["providers", "--server", "http://127.0.0.1:9", "--key", "ig_x"])
-    assert result.exit_code == 1 and "cannot reach http://127.0.0.1:9" in result.output
+    assert result.exit_code == 4 and "cannot reach http://127.0.0.1:9" in result.output

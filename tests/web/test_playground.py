@@ -262,7 +262,7 @@ def test_copied_snippets_run_and_make_the_same_images(desktop: Tab, web: Web, tm
         page.locator(".copy-as").get_by_role("button", name=button, exact=True).click()
         snippets[button] = page.locator("#snippet-code").inner_text()
         page.keyboard.press("Escape")
-    env = {**os.environ, "IMAGEGATE_KEY": web.key}
+    env = {**os.environ, "IMAGEGATE_API_KEY": web.key}
     for name in ("google-genai", "openai"):
         folder = tmp_path / name
         folder.mkdir()

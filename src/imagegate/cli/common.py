@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 import typer
 
 from imagegate.bootstrap import Runtime, open_runtime
+from imagegate.cli.failures import EXIT_FAILED, EXIT_USAGE, fail
 from imagegate.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -18,10 +20,19 @@ ConfigOption = typer.Option(None, "--config", "-c", help="TOML config file (defa
 
 
 def settings_from(config: Path | None, **overrides: Any) -> Settings:
+    home = os.environ.get("IMAGEGATE_HOME")
+    if home is not None and not home.strip():
+        fail(
+            "IMAGEGATE_HOME is set but empty",
+            code=EXIT_FAILED,
+            hint="unset it to use ~/.imagegate, or point it at a folder",
+        )
+    if home is not None and "home" not in overrides:
+        overrides["home"] = Path(home).expanduser().resolve()  # a relative home would make relative URLs
     try:
         return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
     except FileNotFoundError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--config") from exc
+        fail(str(exc), code=EXIT_USAGE, hint="check --config")
 
 
 def run_with_runtime(settings: Settings, action: Callable[[Runtime], Awaitable[T]], *, workers: bool = False) -> T:

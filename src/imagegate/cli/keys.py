@@ -7,12 +7,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from imagegate.cli.common import ConfigOption, run_with_runtime, settings_from
+from imagegate.cli.failures import friendly
+from imagegate.cli.tables import print_table
 from imagegate.core.money import format_amount, parse_amount
 from imagegate.core.ports import ApiKey
-from imagegate.errors import NotFound
 from imagegate.services import accounts
 
 app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
@@ -20,6 +20,7 @@ console = Console()
 
 
 @app.command("create")
+@friendly
 def create(
     name: str = typer.Option(..., "--name", "-n", help="A name to recognise the key by."),
     credits: str | None = typer.Option(
@@ -53,6 +54,7 @@ def create(
 
 
 @app.command("list")
+@friendly
 def list_(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array."), config: Path | None = ConfigOption
 ) -> None:
@@ -73,32 +75,31 @@ def list_(
     if as_json:
         typer.echo(json.dumps(rows))
         return
-    table = Table("id", "name", "prefix", "credits", "admin", "created", "revoked", box=None)
-    for key in keys:
-        table.add_row(
-            key.id,
-            key.name,
-            f"{key.prefix}…",
-            _credits(key),
-            "yes" if key.is_admin else "",
-            key.created_at.isoformat(timespec="seconds"),
-            key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "",
-        )
-    # Keep whole ids on one line even when piped (rich assumes 80 columns off a terminal).
-    Console(width=max(console.width, 160)).print(table)
+    print_table(
+        ["id", "name", "credits", "admin", "created", "revoked"],
+        [
+            [
+                key.id,
+                key.name,
+                _credits(key),
+                "yes" if key.is_admin else "",
+                key.created_at.date().isoformat(),
+                key.revoked_at.date().isoformat() if key.revoked_at else "",
+            ]
+            for key in keys
+        ],
+        numeric={"credits"},
+    )
 
 
 @app.command("revoke")
+@friendly
 def revoke(
     key_id: str = typer.Argument(..., help="The key's id (see keys list)."),
     config: Path | None = ConfigOption,
 ) -> None:
     """Revoke a key at once; requests with it are refused from now on."""
-    try:
-        run_with_runtime(settings_from(config), lambda rt: accounts.revoke_key(rt.services, key_id))
-    except NotFound as exc:
-        console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1) from exc
+    run_with_runtime(settings_from(config), lambda rt: accounts.revoke_key(rt.services, key_id))
     console.print(f"Revoked {key_id}.")
 
 

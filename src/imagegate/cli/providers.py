@@ -8,10 +8,11 @@ from typing import Any
 
 import httpx
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from imagegate.cli.common import ConfigOption, settings_from
+from imagegate.cli.failures import EXIT_USAGE, fail
+from imagegate.cli.remote import http_failure, unreachable
+from imagegate.cli.tables import print_table
 from imagegate.providers.registry import available_providers
 
 
@@ -25,44 +26,69 @@ def providers(
     """Deployments: provider, models, priority, weight, limits; with --server their health and latency."""
     if server:
         if not key:
-            raise typer.BadParameter("--server needs --key (or IMAGEGATE_API_KEY)", param_hint="--key")
+            fail("--server needs an API key", code=EXIT_USAGE, hint="pass --key or set IMAGEGATE_API_KEY")
         rows = _live(server, key)
     else:
         rows = _configured(config)
     if as_json:
         typer.echo(json.dumps(rows))
         return
-    table = Table("name", "provider", "models", "priority", "weight", "limit", title="deployments")
-    if server:
-        for column in ("state", "health", "requests", "success", "p50 ms", "p95 ms", "ttfb p50"):
-            table.add_column(column)
+    if not server:
+        print_table(
+            ["name", "provider", "priority", "weight", "limit", "models"],
+            [
+                [
+                    row["name"],
+                    row["provider"],
+                    str(row["priority"]),
+                    f"{row['weight']:g}",
+                    str(row.get("concurrency_limit") or "-"),
+                    ", ".join(row["models"]),
+                ]
+                for row in rows
+            ],
+            numeric={"priority", "weight", "limit"},
+        )
+        typer.echo(f"installed providers: {', '.join(available_providers())}", err=True)
+        return
+    table = []
     for row in rows:
-        cells = [
-            row["name"],
-            row["provider"],
-            ", ".join(row["models"]),
-            str(row["priority"]),
-            f"{row['weight']:g}",
-            str(row.get("concurrency_limit") or "-"),
-        ]
-        if server:
-            stats = row["stats"].get(window)
-            if stats is None:
-                raise typer.BadParameter(f"unknown window {window!r}; use one of {sorted(row['stats'])}")
-            rate = stats["success_rate"]
-            cells += [
-                row["state"],
-                row["health"],
+        stats = row["stats"].get(window)
+        if stats is None:
+            fail(f"unknown window {window!r}", code=EXIT_USAGE, hint=f"use one of {', '.join(sorted(row['stats']))}")
+        rate = stats["success_rate"]
+        table.append(
+            [
+                row["name"],
+                health_word(row["state"], stats),
                 str(stats["requests"]),
-                "-" if rate is None else f"{rate:.1%}",
+                "-" if rate is None else f"{rate:.0%}",
+                str(stats.get("refusals", 0)),
+                str(stats.get("errors", 0)),
                 _ms(stats["latency_ms"]["p50"]),
                 _ms(stats["latency_ms"]["p95"]),
                 _ms(stats["ttfb_ms"]["p50"]),
             ]
-        table.add_row(*cells)
-    Console().print(table)
-    if not server:
-        typer.echo(f"installed providers: {', '.join(available_providers())}")
+        )
+    print_table(
+        ["name", "health", "reqs", "ok", "refused", "errors", "p50 ms", "p95 ms", "ttfb"],
+        table,
+        numeric={"reqs", "ok", "refused", "errors", "p50 ms", "p95 ms", "ttfb"},
+    )
+
+
+def health_word(state: str, stats: dict[str, Any]) -> str:
+    """The playground's words from the same figures: paused (breaker open: no traffic until it probes again),
+    no data (fewer than 5 judged calls), healthy (>= 95 % success), degraded (>= 50 %), down."""
+    if state != "closed":
+        return "paused"
+    judged = int(stats.get("requests", 0)) - int(stats.get("rejected", 0))
+    rate = stats.get("success_rate")
+    if rate is None or judged < 5:
+        return "no data"
+    if rate >= 0.95:
+        return "healthy"
+    return "degraded" if rate >= 0.5 else "down"
 
 
 def _ms(value: float | None) -> str:
@@ -91,14 +117,8 @@ def _live(server: str, key: str) -> list[dict[str, Any]]:
             f"{server.rstrip('/')}/v1/providers", headers={"authorization": f"Bearer {key}"}, timeout=30
         )
     except httpx.HTTPError as exc:
-        typer.echo(f"error: cannot reach {server}: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        raise unreachable(server, exc) from exc
     if response.status_code != 200:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:200]
-        typer.echo(f"error: HTTP {response.status_code}: {message}", err=True)
-        raise typer.Exit(1)
+        raise http_failure(response, server)
     data: list[dict[str, Any]] = response.json()["data"]
     return data

@@ -191,3 +191,13 @@ def test_the_provider_module_imports_no_ml_library() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "none", result.stderr
+
+
+async def test_without_the_local_extra_a_request_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    provider = DiffusersProvider(DiffusersOptions())
+    with pytest.raises(UpstreamRejected, match=r"needs torch.*pip install 'imagegate\[local\]'"):
+        await provider.generate(ask("a fox"), MODEL, "some/checkpoint")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 from collections.abc import Mapping
 from typing import Any, Self
 
@@ -18,7 +19,7 @@ from imagegate.core.capabilities import ModelSpec
 from imagegate.core.images import ImageOutput
 from imagegate.core.jobs import FinishReason, Generation, JobSpec, Usage
 from imagegate.core.progress import report_progress
-from imagegate.errors import InvalidRequest, UpstreamUnavailable
+from imagegate.errors import InvalidRequest, UpstreamRejected, UpstreamUnavailable
 from imagegate.providers.base import ProviderOptionsError, parse_options
 from imagegate.providers.local.capabilities import FamilyCapabilities, Task
 from imagegate.providers.local.families import family_for_pipeline, family_named
@@ -26,6 +27,16 @@ from imagegate.providers.local.messages import Cancelled, Done, Failed, Ready, R
 from imagegate.providers.local.options import DiffusersOptions
 from imagegate.providers.local.planning import plan
 from imagegate.providers.local.pool import PoolStats, WorkerPool, next_request_id
+
+
+def _require_local_extra() -> None:
+    """Say how to install what the workers import, instead of every request failing on ModuleNotFoundError."""
+    missing = [name for name in ("torch", "diffusers") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UpstreamRejected(
+            f"the diffusers provider needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+            "not installed here: pip install 'imagegate[local]' (see docs/local-models.md)"
+        )
 
 
 class DiffusersProvider:
@@ -58,6 +69,7 @@ class DiffusersProvider:
             raise ProviderOptionsError(f"steps = {steps}, but {upstream_model} allows at most {caps.max_steps}")
 
     async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
+        _require_local_extra()
         pool = self._pool(upstream_model)
         handle = pool.reserve(self._batch_slots(pool))
         try:

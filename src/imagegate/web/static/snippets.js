@@ -1,5 +1,5 @@
 // "Copy as": the Create form's request as curl, Python google-genai and Python openai code that makes the same
-// images. The key is read from $IMAGEGATE_KEY so a pasted snippet never carries it.
+// images. The key is read from $IMAGEGATE_API_KEY so a pasted snippet never carries it.
 
 const shellQuote = (text) => `'${String(text).replaceAll("'", "'\\''")}'`;
 const py = (text) => JSON.stringify(String(text)); // a JSON string is a valid Python string literal
@@ -9,11 +9,11 @@ function inputNames(count) {
 }
 
 export function curlSnippet(req, base) {
-  const lines = [`# export IMAGEGATE_KEY=ig_…`];
+  const lines = [`# export IMAGEGATE_API_KEY=ig_…`];
   if (req.inputs) {
     lines.push(
       `curl -s ${base}/v1/images/edits \\`,
-      `  -H "Authorization: Bearer $IMAGEGATE_KEY" \\`,
+      `  -H "Authorization: Bearer $IMAGEGATE_API_KEY" \\`,
       `  -F model=${shellQuote(req.model)} \\`,
       `  --form-string prompt=${shellQuote(req.prompt)} \\`,
       `  -F n=${req.n} \\`,
@@ -26,7 +26,7 @@ export function curlSnippet(req, base) {
     if (req.aspectRatio) body.aspect_ratio = req.aspectRatio;
     lines.push(
       `curl -s ${base}/v1/images/generations \\`,
-      `  -H "Authorization: Bearer $IMAGEGATE_KEY" \\`,
+      `  -H "Authorization: Bearer $IMAGEGATE_API_KEY" \\`,
       `  -H "Content-Type: application/json" \\`,
       `  -d ${shellQuote(JSON.stringify(body))}`,
     );
@@ -49,7 +49,7 @@ from google import genai
 from google.genai import types
 
 client = genai.Client(
-    api_key=os.environ["IMAGEGATE_KEY"],
+    api_key=os.environ["IMAGEGATE_API_KEY"],
     http_options=types.HttpOptions(base_url=${py(base)}),
 )
 # generateContent makes one image per call: call it once per image.
@@ -91,7 +91,7 @@ import os
 
 from openai import OpenAI
 
-client = OpenAI(api_key=os.environ["IMAGEGATE_KEY"], base_url=${py(`${base}/v1`)})
+client = OpenAI(api_key=os.environ["IMAGEGATE_API_KEY"], base_url=${py(`${base}/v1`)})
 result = ${call}
 for i, image in enumerate(result.data, start=1):
     with open(f"image-{i}.png", "wb") as f:
