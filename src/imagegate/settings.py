@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -172,6 +172,19 @@ class RoutingSettings(BaseModel):
     retry_max_wait_s: float = Field(default=10.0, ge=0, description="longer Retry-After: fail over at once")
 
 
+class OpenAIImagesSettings(BaseModel):
+    """What the OpenAI Images dialect answers when the caller leaves it open."""
+
+    default_response_format: Literal["url", "b64_json"] = Field(
+        default="url",
+        description="without response_format: url (OpenAI's default, and what the Lumenfall and AIML seeds show) "
+        "or b64_json (what gpt-image models always return)",
+    )
+    revised_prompt: bool = Field(
+        default=True, description="label each image with revised_prompt (the prompt it was made from, unchanged)"
+    )
+
+
 class S3Settings(BaseModel):
     """How an ``s3://`` storage URL is reached (``[s3]``, env ``IMAGEGATE_S3__ENDPOINT`` ...).
 
@@ -248,6 +261,7 @@ class Settings(BaseSettings):
     models: list[ModelSettings] = Field(default_factory=_default_models)
     deployments: list[DeploymentSettings] = Field(default_factory=list)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    openai_images: OpenAIImagesSettings = Field(default_factory=OpenAIImagesSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
     metrics_public: bool = Field(default=False, description="serve /metrics without an admin key")
     emulator: dict[str, Any] = Field(default_factory=dict, description="options of the default emulator")

@@ -58,7 +58,8 @@ def test_aiml_extensions(server: Server) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert len(body["data"]) == 2 and body["meta"]["usage"]["tokens_used"] == body["usage"]["total_tokens"]
-    assert open_bytes(base64.b64decode(body["data"][0]["b64_json"])).size == (768, 1344)
+    # No response_format: a URL, as the AI/ML API documents (and OpenAI's Images API defaults to).
+    assert open_bytes(httpx.get(body["data"][0]["url"], timeout=30).content).size == (768, 1344)
 
 
 def test_edit_with_three_images(oai: openai.OpenAI) -> None:
@@ -67,7 +68,7 @@ def test_edit_with_three_images(oai: openai.OpenAI) -> None:
         ("green.png", png_bytes(solid((20, 200, 20))), "image/png"),
         ("blue", png_bytes(solid((20, 20, 230))), "application/octet-stream"),
     ]
-    result = oai.images.edit(model=MODEL, image=files, prompt="side by side")
+    result = oai.images.edit(model=MODEL, image=files, prompt="side by side", response_format="b64_json")
     composed = open_bytes(base64.b64decode(result.data[0].b64_json or ""))
     for check in (
         lambda p: p[0] > 180 and p[1] < 80 and p[2] < 80,
@@ -80,7 +81,7 @@ def test_edit_with_three_images(oai: openai.OpenAI) -> None:
 def test_edit_single_image_keeps_its_ratio(oai: openai.OpenAI) -> None:
     source = io.BytesIO(png_bytes(solid((200, 30, 30), (1600, 900))))
     source.name = "photo.png"
-    result = oai.images.edit(model=MODEL, image=source, prompt="make it blue")
+    result = oai.images.edit(model=MODEL, image=source, prompt="make it blue", response_format="b64_json")
     edited = open_bytes(base64.b64decode(result.data[0].b64_json or ""))
     assert edited.size == (1344, 768)
     assert colour_share(content_area(edited), lambda p: p[2] > p[0] + 40) > 0.5
@@ -122,7 +123,7 @@ def test_json_edit_with_an_image_url(server: Server, oai: openai.OpenAI) -> None
     response = httpx.post(
         f"{server.url}/v1/images/edits",
         headers={"Authorization": f"Bearer {server.key}"},
-        json={"model": MODEL, "prompt": "make it greyscale", "image": first.data[0].url},
+        json={"model": MODEL, "prompt": "make it greyscale", "image": first.data[0].url, "response_format": "b64_json"},
         timeout=60,
     )
     assert response.status_code == 200, response.text

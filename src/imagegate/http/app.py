@@ -57,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat_router)
     app.include_router(linkmodel_router)
     app.include_router(tasks_router)
+    # Lumenfall's base URL is https://api.lumenfall.ai/openai/v1: the same OpenAI routes under that prefix.
+    app.include_router(openai_router, prefix="/openai", include_in_schema=False)
+    app.include_router(tasks_router, prefix="/openai", include_in_schema=False)
     app.include_router(gemini_router)
     app.include_router(files_router)
     app.include_router(account_router)

@@ -24,6 +24,7 @@ ErrorRenderer = Callable[[ImagegateError], tuple[int, dict[str, object], dict[st
 _DIALECT_BY_PATH = (
     ("/api/v1/chat/", "openai"),  # OpenRouter's path, before linkmodel's /api/v1/
     ("/v1/chat/", "openai"),
+    ("/openai/v1/", "openai"),  # Lumenfall's prefix
     ("/api/v1/", "linkmodel"),
     ("/v1/images/", "openai"),
     ("/v1/async/", "openai"),

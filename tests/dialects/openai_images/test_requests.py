@@ -51,7 +51,7 @@ def test_captured_sdk_body_verbatim(model: ModelSpec) -> None:
     assert (request.prompt, request.model, request.n, request.count) == ("a cat", "gemini-2.5-flash-image", 1, 1)
     assert (request.background, request.moderation, request.quality, request.user) == ("auto", "auto", "high", "u1")
     assert request.size == "1024x1024" and request.aspect_ratio == "16:9"
-    assert output_options(request) == OutputOptions(response_format="b64_json", mime_type=PNG, quality=None)
+    assert output_options(request) == OutputOptions(response_format="b64_json", mime_type=PNG, quality=None)  # as sent
     spec = to_job_spec(request, model)
     assert spec.aspect_ratio == "16:9"  # AIML's aspect_ratio wins over size
     assert (spec.n, spec.dialect, spec.model, spec.prompt) == (1, "openai", model.id, "a cat")
@@ -74,7 +74,9 @@ def test_aiml_body(model: ModelSpec) -> None:
 def test_defaults(model: ModelSpec) -> None:
     request = parse_generation_request({"prompt": "a cat"})
     assert request.model == "gemini-2.5-flash-image" and request.count == 1 and request.stream is False
-    assert output_options(request) == OutputOptions("b64_json", PNG, None)
+    assert output_options(request) == OutputOptions("url", PNG, None)  # OpenAI's own default
+    assert output_options(request, default_response_format="b64_json") == OutputOptions("b64_json", PNG, None)
+    assert output_options(request, revised_prompt=True).revised_prompt == "a cat"
     spec = to_job_spec(request, model)
     assert spec.aspect_ratio is None and spec.output_mime_type == PNG and spec.output_quality is None
     assert len(spec.turns) == 1 and spec.turns[0].role is Role.USER and spec.turns[0].parts == ("a cat",)
@@ -186,7 +188,7 @@ def test_response_format() -> None:
 )
 def test_output_format_and_compression(fields: dict[str, Any], expected: OutputOptions, model: ModelSpec) -> None:
     request = parse_generation_request({"prompt": "x", **fields})
-    assert output_options(request) == expected
+    assert output_options(request, default_response_format="b64_json") == expected
     spec = to_job_spec(request, model)
     assert (spec.output_mime_type, spec.output_quality) == (expected.mime_type, expected.quality)
 

@@ -23,6 +23,7 @@ from imagegate.core.ports import ApiKey
 from imagegate.dialects.openai_chat.translate import (
     check_input_limits,
     render_completion,
+    render_model_list,
     stream_rest,
     stream_start,
     to_job_spec,
@@ -61,6 +62,14 @@ async def chat_completions(request: Request, principal: ApiKey = Depends(require
         return _stream(svc, job, model)
     finished, stored = await wait_for_result(svc, job.id)
     return Response(orjson.dumps(render_completion(finished, model, stored)), media_type="application/json")
+
+
+@router.get("/api/v1/models")
+@router.get("/openai/v1/models", include_in_schema=False)
+async def list_models(request: Request, principal: ApiKey = Depends(require_principal)) -> Response:
+    """The models as OpenAI lists them, with OpenRouter's ``architecture`` so clients can filter for image output."""
+    models = services_of(request).catalog.models
+    return Response(orjson.dumps(render_model_list(models)), media_type="application/json")
 
 
 def _image_model(svc: Services, name: str) -> ModelSpec:

@@ -11,7 +11,7 @@ nothing and refused nothing is raised as its error. Pure functions: images are h
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from imagegate.core.capabilities import ModelSpec
@@ -76,6 +76,23 @@ def _modalities(names: tuple[str, ...] | None) -> frozenset[Modality]:
     if names is None:
         return frozenset({Modality.TEXT, Modality.IMAGE})
     return frozenset(Modality(name.upper()) for name in names)
+
+
+def render_model_list(models: Sequence[ModelSpec]) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": m.id,
+                "object": "model",
+                "created": 0,
+                "owned_by": "imagegate",
+                "name": m.display_name,
+                "architecture": {"input_modalities": ["text", "image"], "output_modalities": ["image", "text"]},
+            }
+            for m in models
+        ],
+    }
 
 
 def completion_id(job: Job) -> str:

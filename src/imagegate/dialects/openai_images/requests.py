@@ -19,6 +19,7 @@ from imagegate.core.capabilities import ModelSpec
 from imagegate.core.images import JPEG, PNG, WEBP, ImageInput, decode_base64, nearest_aspect_ratio
 from imagegate.core.jobs import JobSpec, Role, Turn
 from imagegate.dialects.openai_images.wire import (
+    DEFAULT_RESPONSE_FORMAT,
     PARAM_ERROR,
     ImagesRequest,
     json_type,
@@ -35,11 +36,13 @@ _ImageRef = ImageInput | str
 
 @dataclass(frozen=True, slots=True)
 class OutputOptions:
-    """How the service encodes and delivers the images: ``b64_json`` or ``url``, a MIME type, JPEG/WEBP quality."""
+    """How the service encodes and delivers the images: ``b64_json`` or ``url``, a MIME type, JPEG/WEBP quality,
+    and the ``revised_prompt`` each image is labelled with (None: the field is left out)."""
 
     response_format: str
     mime_type: str
     quality: int | None
+    revised_prompt: str | None = None
 
 
 def parse_generation_request(body: object) -> ImagesRequest:
@@ -85,14 +88,22 @@ def parse_edit_form(fields: Sequence[tuple[str, str]], files: Sequence[tuple[str
     return _require_images(request)
 
 
-def output_options(request: ImagesRequest) -> OutputOptions:
-    """The encoding the caller asked for; ``output_compression`` only means something for JPEG and WEBP."""
+def output_options(
+    request: ImagesRequest, *, default_response_format: str = DEFAULT_RESPONSE_FORMAT, revised_prompt: bool = False
+) -> OutputOptions:
+    """The encoding the caller asked for; ``output_compression`` only means something for JPEG and WEBP.
+
+    Without ``response_format`` the server's configured default applies (``url``, as OpenAI's Images API
+    defaults to and the Lumenfall and AI/ML seeds document). With ``revised_prompt`` each image carries the
+    prompt it was made from: this model does not rewrite prompts, so it is the caller's own, unchanged.
+    """
     output_format = request.output_format or "png"
     quality = request.output_compression if output_format in ("jpeg", "webp") else None
     return OutputOptions(
-        response_format=request.response_format or "b64_json",
+        response_format=request.response_format or default_response_format,
         mime_type=_MIME_TYPES[output_format],
         quality=quality,
+        revised_prompt=request.prompt if revised_prompt else None,
     )
 
 

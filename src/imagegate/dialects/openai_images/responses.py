@@ -73,7 +73,10 @@ def _item(image: RenderedImage, output: OutputOptions) -> dict[str, str]:
     for key in (preferred, other):
         value = getattr(image, key)
         if value:
-            return {key: value}
+            item = {key: value}
+            if output.revised_prompt is not None:
+                item["revised_prompt"] = output.revised_prompt
+            return item
     raise InternalError(f"image {image.file_id} was handed over with neither base64 data nor a URL")
 
 

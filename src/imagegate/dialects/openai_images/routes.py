@@ -32,7 +32,7 @@ from imagegate.dialects.openai_images.translate import (
 )
 from imagegate.errors import InvalidRequest, ModelNotFound
 from imagegate.http.auth import require_principal
-from imagegate.http.deps import mark_dialect, public_url, services_of
+from imagegate.http.deps import mark_dialect, public_url, runtime_of, services_of
 from imagegate.http.inputs import load_image_urls
 from imagegate.http.jsonbody import load_json
 from imagegate.services.queries import load_job_images, raise_if_failed, wait_for_result
@@ -45,14 +45,14 @@ router = APIRouter(prefix="/v1/images", dependencies=[Depends(mark_dialect("open
 async def generations(request: Request, principal: ApiKey = Depends(require_principal)) -> Response:
     parsed = await parse_generation(request)
     job, model = await submit_images_request(request, principal, parsed)
-    return await _answer(request, job, model, output_options(parsed))
+    return await _answer(request, job, model, _output(request, parsed))
 
 
 @router.post("/edits")
 async def edits(request: Request, principal: ApiKey = Depends(require_principal)) -> Response:
     parsed = await parse_edit(request)
     job, model = await submit_images_request(request, principal, parsed)
-    return await _answer(request, job, model, output_options(parsed))
+    return await _answer(request, job, model, _output(request, parsed))
 
 
 async def parse_generation(request: Request) -> ImagesRequest:
@@ -106,6 +106,13 @@ async def _answer(request: Request, job: Job, model: ModelSpec, output: OutputOp
     # orjson: megabytes of b64_json serialise several times faster than with json.dumps
     return Response(
         orjson.dumps(render_images_response(finished, images, model, output=output)), media_type="application/json"
+    )
+
+
+def _output(request: Request, parsed: ImagesRequest) -> OutputOptions:
+    config = runtime_of(request).settings.openai_images
+    return output_options(
+        parsed, default_response_format=config.default_response_format, revised_prompt=config.revised_prompt
     )
 
 

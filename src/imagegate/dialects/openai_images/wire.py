@@ -28,6 +28,7 @@ MAX_PROMPT_CHARS = 32000
 MAX_N = 10
 MAX_NUM_IMAGES = 4  # the AI/ML API's own limit for its num_images
 RESPONSE_FORMATS = ("url", "b64_json")
+DEFAULT_RESPONSE_FORMAT = "url"  # OpenAI's own default; the server's setting overrides it
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
 QUALITIES = ("auto", "low", "medium", "high", "standard", "hd", "xhigh", "max")
 BACKGROUNDS = ("auto", "opaque", "transparent")
@@ -225,7 +226,7 @@ class ImagesRequest(BaseModel):
     size: Size = None
     aspect_ratio: AspectRatioName = None
     quality: Quality = None
-    response_format: ResponseFormat = None  # None: b64_json (see ``requests.output_options``)
+    response_format: ResponseFormat = None  # None: the server's default (see ``requests.output_options``)
     output_format: OutputFormat = None  # None: png
     output_compression: Compression = None
     background: Background = None
