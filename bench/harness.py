@@ -1,25 +1,29 @@
 """Processes and load for the benchmarks: start the fake upstream, imagegate and LiteLLM; send timed requests.
 
-Everything runs as separate processes on loopback; the load generator is this process (asyncio + httpx,
-one connection per request in flight), and it sends the same request body to each target.
+Everything runs as separate processes on loopback; the load generator is this process (``loadgen.py``: raw
+HTTP/1.1 keep-alive sockets, one connection per request in flight), and it sends the same request body to each
+target. Every run works in a scratch directory (``workdir()``) that is removed afterwards, images included.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from loadgen import Answer, build_request, hammer
 
 BENCH = Path(__file__).resolve().parent
 MODEL = "gemini-2.5-flash-image"
@@ -110,7 +114,21 @@ def start_upstream(
     return service
 
 
-def start_imagegate(work: Path, upstream: Service, *, workers: int, extra_env: dict[str, str] | None = None) -> Service:
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one run (its SQLAlchemy URL), dropped afterwards."""
+    name = f"imagegate_bench_{os.getpid()}_{int(time.time())}"
+    subprocess.run(["psql", admin_url, "-qc", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    base, _, _ = admin_url.rpartition("/")
+    try:
+        yield f"{base.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
+    finally:
+        subprocess.run(["psql", admin_url, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], capture_output=True)
+
+
+def start_imagegate(
+    work: Path, upstream: Service, *, workers: int, extra_env: dict[str, str] | None = None, name: str = "imagegate"
+) -> Service:
     home = work / "imagegate"
     home.mkdir(parents=True, exist_ok=True)
     (home / "imagegate.toml").write_text(
@@ -135,11 +153,11 @@ options = {{ max_connections = {max(workers, 100)}, max_retries = 0, timeout_s =
     )
     key = json.loads(created.stdout)["key"]
     port = free_port()
-    log = work / "imagegate.log"
+    log = home / "imagegate.log"
     process = subprocess.Popen(
         [*cli, "serve", "--port", str(port)], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
-    service = Service("imagegate", f"http://127.0.0.1:{port}", process, {"x-goog-api-key": key}, log)
+    service = Service(name, f"http://127.0.0.1:{port}", process, {"x-goog-api-key": key}, log)
     service.wait_until_up("/healthz")
     return service
 
@@ -183,11 +201,14 @@ class Run:
     errors: int
     wall_s: float
     first_error: str | None = None
+    ttfb_ms: list[float] = field(default_factory=list)
+    client_cpu_ms: float | None = None
 
-    def percentile(self, q: float) -> float | None:
-        if not self.latencies_ms:
+    def percentile(self, q: float, values: list[float] | None = None) -> float | None:
+        values = self.latencies_ms if values is None else values
+        if not values:
             return None
-        ordered = sorted(self.latencies_ms)
+        ordered = sorted(values)
         return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
     def summary(self) -> dict[str, Any]:
@@ -199,7 +220,9 @@ class Run:
             "p50_ms": _round(self.percentile(0.50)),
             "p99_ms": _round(self.percentile(0.99)),
             "mean_ms": _round(statistics.fmean(self.latencies_ms)) if self.latencies_ms else None,
+            "ttfb_p50_ms": _round(self.percentile(0.50, self.ttfb_ms)),
             "throughput_rps": round(self.requests / self.wall_s, 1) if self.wall_s else None,
+            "client_cpu_ms_per_request": _round(self.client_cpu_ms),
             "first_error": self.first_error,
         }
 
@@ -208,44 +231,37 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
+def _image_answer(answer: Answer) -> str | None:
+    if answer.status != 200 or b"inlineData" not in answer.head:
+        return f"HTTP {answer.status}: {answer.head[:300]!r}"
+    return None
+
+
 async def load(target: str, url: str, headers: dict[str, str], *, concurrency: int, requests: int) -> Run:
     """``requests`` POSTs of the same generateContent body, ``concurrency`` at a time; latency per request."""
     body = json.dumps(BODY).encode()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    latencies: list[float] = []
-    errors = 0
-    first_error: str | None = None
-    queue = iter(range(requests))
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(3600, connect=30)) as client:
-        # warm the connections so connection set-up is not counted as the gateway's latency
-        await asyncio.gather(
-            *(client.get(url.split("/v1beta")[0] + "/", headers=headers) for _ in range(min(concurrency, 64))),
-            return_exceptions=True,
-        )
-
-        async def worker() -> None:
-            nonlocal errors, first_error
-            for _ in queue:
-                started = time.perf_counter()
-                try:
-                    response = await client.post(
-                        url, content=body, headers={**headers, "content-type": "application/json"}
-                    )
-                    if response.status_code != 200 or b"inlineData" not in response.content[:4096]:
-                        errors += 1
-                        first_error = first_error or f"HTTP {response.status_code}: {response.text[:300]}"
-                        continue
-                except httpx.HTTPError as exc:
-                    errors += 1
-                    first_error = first_error or repr(exc)
-                    continue
-                latencies.append((time.perf_counter() - started) * 1000)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - started
-    return Run(target, concurrency, requests, latencies, errors, wall, first_error)
+    request = build_request("POST", url, {**headers, "content-type": "application/json"}, body)
+    # one exchange per connection first, so connection set-up is not counted as the gateway's latency
+    warm = build_request("GET", url.split("/v1beta")[0] + "/healthz", headers)
+    stats = await hammer(url, request, concurrency=concurrency, requests=requests, check=_image_answer, warm=warm)
+    return Run(
+        target,
+        concurrency,
+        requests,
+        stats.latencies_ms,
+        stats.errors,
+        stats.wall_s,
+        stats.first_error,
+        stats.ttfb_ms,
+        stats.client_cpu_ms,
+    )
 
 
-def scratch() -> Path:
-    return Path(tempfile.mkdtemp(prefix="imagegate-bench-"))
+@contextlib.contextmanager
+def workdir() -> Iterator[Path]:
+    """A scratch directory for one run (databases, logs, every image written), removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="imagegate-bench-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

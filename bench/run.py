@@ -2,17 +2,22 @@
 
     python bench/run.py                 # full run: concurrency 1, 64, 512 (a few minutes)
     python bench/run.py --quick         # smoke: small numbers, seconds (what CI runs)
+    python bench/run.py --levels 1 --requests 300 --postgres    # the hot path on SQLite and PostgreSQL
 
 For each concurrency level the same generateContent requests go straight to the fake upstream, through
-imagegate (Gemini dialect) and, when ``bench/.venv-litellm`` exists, through LiteLLM's proxy. The added
-latency at a percentile is that percentile through the gateway minus the same percentile straight to the
-upstream, measured back to back in one run. Results are printed as a table and written as JSON.
+imagegate (Gemini dialect; with ``--postgres`` a second imagegate on a fresh PostgreSQL database too), through
+imagegate's ``streamGenerateContent?alt=sse`` and, when ``bench/.venv-litellm`` exists, through LiteLLM's proxy.
+The added latency at a percentile is that percentile through the gateway minus the same percentile straight to
+the upstream, measured back to back in one run; a stream's added time to first byte is its first body byte
+minus the direct answer's. Results are printed as a table and written as JSON; the scratch directory (databases,
+images) is removed afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -27,10 +32,11 @@ from harness import (
     cpu_seconds,
     load,
     peak_rss_mib,
-    scratch,
+    postgres_database,
     start_imagegate,
     start_litellm,
     start_upstream,
+    workdir,
 )
 
 Target = tuple[str, str, dict[str, str], int | None]  # name, URL, headers, the gateway's pid (None: direct)
@@ -65,6 +71,7 @@ def added(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "concurrency": row["concurrency"],
                 "added_p50_ms": round(row["p50_ms"] - base["p50_ms"], 2),
                 "added_p99_ms": round(row["p99_ms"] - base["p99_ms"], 2),
+                "added_ttfb_p50_ms": round(row["ttfb_p50_ms"] - base["ttfb_p50_ms"], 2),
                 "throughput_rps": row["throughput_rps"],
                 "direct_rps": base["throughput_rps"],
                 "errors": row["errors"],
@@ -80,36 +87,54 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=100.0, help="the upstream's time per image")
     parser.add_argument("--image", type=int, default=1024, help="side of the answered PNG")
     parser.add_argument("--levels", default="1,64,512")
+    parser.add_argument("--requests", type=int, default=None, help="requests per target and level")
+    parser.add_argument("--postgres", action="store_true", help="also imagegate on PostgreSQL (see --postgres-url)")
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--no-stream", action="store_true", help="skip streamGenerateContent")
     parser.add_argument("--litellm", type=Path, default=BENCH / ".venv-litellm" / "bin" / "litellm")
     parser.add_argument("--no-litellm", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
     levels = [1, 4] if args.quick else [int(x) for x in args.levels.split(",")]
-    per_level = {level: (8 if args.quick else max(100, 2 * level)) for level in levels}
+    per_level = {level: args.requests or (8 if args.quick else max(100, 2 * level)) for level in levels}
     if args.quick:
         args.image = min(args.image, 256)
 
-    work = scratch()
     services: list[Service] = []
-    try:
-        upstream = start_upstream(work, image=args.image, delay_ms=args.delay_ms)
-        services.append(upstream)
-        gateway = start_imagegate(work, upstream, workers=max(levels) * 2)
-        services.append(gateway)
-        path = f"/v1beta/models/{MODEL}:generateContent"
-        targets: list[Target] = [
-            ("direct", upstream.url + path, {}, None),
-            ("imagegate", gateway.url + path, gateway.headers, gateway.process.pid),
-        ]
-        if not args.no_litellm and args.litellm.exists():
-            litellm = start_litellm(work, upstream, args.litellm)
-            services.append(litellm)
-            targets.append(("litellm", litellm.url + path, litellm.headers, litellm.process.pid))
-        rows = asyncio.run(measure(targets, levels, per_level))
-        memory = {s.name: peak_rss_mib(s.process.pid) for s in services}
-    finally:
-        for service in services:
-            service.stop()
+    with workdir() as work, contextlib.ExitStack() as stack:
+        try:
+            upstream = start_upstream(work, image=args.image, delay_ms=args.delay_ms)
+            services.append(upstream)
+            gateway = start_imagegate(work / "sqlite", upstream, workers=max(levels) * 2)
+            services.append(gateway)
+            path = f"/v1beta/models/{MODEL}:generateContent"
+            stream = f"/v1beta/models/{MODEL}:streamGenerateContent?alt=sse"
+            targets: list[Target] = [
+                ("direct", upstream.url + path, {}, None),
+                ("imagegate", gateway.url + path, gateway.headers, gateway.process.pid),
+            ]
+            if not args.no_stream:
+                targets.append(("imagegate-stream", gateway.url + stream, gateway.headers, gateway.process.pid))
+            if args.postgres:
+                url = stack.enter_context(postgres_database(args.postgres_url))
+                on_pg = start_imagegate(
+                    work / "postgres",
+                    upstream,
+                    workers=max(levels) * 2,
+                    extra_env={"IMAGEGATE_DATABASE_URL": url},
+                    name="imagegate-pg",
+                )
+                services.append(on_pg)
+                targets.append(("imagegate-pg", on_pg.url + path, on_pg.headers, on_pg.process.pid))
+            if not args.no_litellm and args.litellm.exists():
+                litellm = start_litellm(work, upstream, args.litellm)
+                services.append(litellm)
+                targets.append(("litellm", litellm.url + path, litellm.headers, litellm.process.pid))
+            rows = asyncio.run(measure(targets, levels, per_level))
+            memory = {s.name: peak_rss_mib(s.process.pid) for s in services}
+        finally:
+            for service in services:
+                service.stop()
     report = {
         "method": "same requests back to back; added = gateway percentile - direct percentile",
         "image_side": args.image,
@@ -118,11 +143,12 @@ def main() -> None:
         "added": added(rows),
         "peak_rss_mib": memory,
     }
-    print("\ntarget      conc  added p50 ms  added p99 ms  rps (direct)  errors  gateway CPU ms/request")
+    print("\ntarget            conc  added p50 ms  added p99 ms  added TTFB  rps (direct)  errors  gateway CPU ms/req")
     for row in report["added"]:
         print(
-            f"{row['target']:<11} {row['concurrency']:>4}  {row['added_p50_ms']:>12}  {row['added_p99_ms']:>12}  "
-            f"{row['throughput_rps']} ({row['direct_rps']})  {row['errors']}  {row['gateway_cpu_ms_per_request']}"
+            f"{row['target']:<17} {row['concurrency']:>4}  {row['added_p50_ms']:>12}  {row['added_p99_ms']:>12}  "
+            f"{row['added_ttfb_p50_ms']:>10}  {row['throughput_rps']} ({row['direct_rps']})  {row['errors']}  "
+            f"{row['gateway_cpu_ms_per_request']}"
         )
     print(f"peak RSS MiB: {memory}")
     if args.out:

@@ -98,6 +98,7 @@ def build_router(settings: Settings, metrics: Metrics | None = None) -> Router:
         breaker_max_cooldown_s=max(r.breaker_max_cooldown_s, r.breaker_cooldown_s),
         retry_base_delay_s=r.retry_base_delay_s,
         retry_max_wait_s=r.retry_max_wait_s,
+        retry_budget=r.retry_budget,
     )
     return Router(deployments, policy, metrics=metrics)
 

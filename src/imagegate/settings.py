@@ -170,6 +170,7 @@ class RoutingSettings(BaseModel):
     breaker_max_cooldown_s: float = Field(default=300.0, gt=0, description="failed probes double the pause to this")
     retry_base_delay_s: float = Field(default=0.5, ge=0, description="first backoff before retrying a deployment")
     retry_max_wait_s: float = Field(default=10.0, ge=0, description="longer Retry-After: fail over at once")
+    retry_budget: int = Field(default=3, ge=0, description="retries of one job, providers' and router's together")
 
 
 class OpenAIImagesSettings(BaseModel):

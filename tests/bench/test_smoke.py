@@ -23,16 +23,19 @@ def test_run_measures_direct_and_through_imagegate(tmp_path: Path) -> None:
         capture_output=True,
     )
     report = json.loads(out.read_text())
-    assert {(r["target"], r["concurrency"]) for r in report["runs"]} == {
-        ("direct", 1),
-        ("imagegate", 1),
-        ("direct", 4),
-        ("imagegate", 4),
-    }
+    targets = ("direct", "imagegate", "imagegate-stream")
+    assert {(r["target"], r["concurrency"]) for r in report["runs"]} == {(t, c) for t in targets for c in (1, 4)}
     assert all(r["errors"] == 0 and r["p50_ms"] > 0 and r["throughput_rps"] > 0 for r in report["runs"])
-    assert [(a["target"], a["concurrency"]) for a in report["added"]] == [("imagegate", 1), ("imagegate", 4)]
+    assert all(0 < r["ttfb_p50_ms"] <= r["p50_ms"] for r in report["runs"])
+    assert all(r["client_cpu_ms_per_request"] > 0 for r in report["runs"])
+    assert [(a["target"], a["concurrency"]) for a in report["added"]] == [
+        ("imagegate", 1),
+        ("imagegate-stream", 1),
+        ("imagegate", 4),
+        ("imagegate-stream", 4),
+    ]
     assert report["peak_rss_mib"]["imagegate"] > 0
-    assert all(r["gateway_cpu_ms_per_request"] > 0 for r in report["runs"] if r["target"] == "imagegate")
+    assert all(r["gateway_cpu_ms_per_request"] > 0 for r in report["runs"] if r["target"].startswith("imagegate"))
 
 
 def test_tasks_holds_every_task_to_the_end(tmp_path: Path) -> None:
@@ -58,3 +61,4 @@ def test_tasks_holds_every_task_to_the_end(tmp_path: Path) -> None:
     assert report["submitted"] == 40 and report["submit_errors"] == 0
     assert report["statuses"] == {"succeeded": 40} and report["peak_rss_mib"] > 0
     assert report["gateway_cpu_ms_per_submission"] > 0 and report["peak_running"] >= 0
+    assert report["gateway_cpu_ms_per_task_life"] is not None and report["client_cpu_ms_per_submission"] > 0

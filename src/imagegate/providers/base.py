@@ -1,10 +1,12 @@
-"""Shared HTTP plumbing for providers that call an upstream API over ``httpx``.
+"""Shared HTTP plumbing for providers that call an upstream API over ``httpx``: one ``HTTPUpstream`` each.
 
-It builds the client (timeouts, ``user-agent: imagegate/<version>``), sends one request with retries where a
-retry cannot make the upstream do (and bill) the work twice, and turns transport failures into the domain's
-``UpstreamTimeout`` / ``UpstreamUnavailable``. Mapping HTTP status codes and bodies to domain errors is each
-provider's own business, because every upstream words its errors differently; the hooks here let a provider
-say which responses are worth another try and how long the upstream asked it to wait.
+``HTTPUpstream`` owns a provider's client (timeouts, ``user-agent: imagegate/<version>``, pooled connections),
+sends one request with retries where a retry cannot make the upstream do (and bill) the work twice (drawing on
+the job's one retry budget, ``core.retry``), masks the provider's secrets in anything it words, and turns
+transport failures into the domain's ``UpstreamTimeout`` / ``UpstreamUnavailable``. Mapping HTTP status codes
+and bodies to domain errors is each provider's own business, because every upstream words its errors
+differently; the hooks here let a provider say which responses are worth another try and how long the upstream
+asked it to wait.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from imagegate import __version__
+from imagegate.core.retry import RetryPolicy as RetryPolicy  # its home is core (the router uses it too)
 from imagegate.core.timing import mark_first_byte
 from imagegate.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from imagegate.providers.transport import pooled_transport
@@ -64,35 +66,6 @@ def parse_options(model: type[OptionsT], options: Mapping[str, object], *, provi
             for err in exc.errors(include_input=False, include_url=False)
         )
         raise ProviderOptionsError(f"invalid options for provider {provider!r}: {problems}") from exc
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often and how patiently to retry: exponential backoff, or the upstream's own delay when it gave one."""
-
-    max_retries: int = 2
-    base_delay_s: float = 1.0
-    max_delay_s: float = 60.0
-    jitter: float = 0.2  # up to this fraction is added to a backoff, so many workers do not retry in step
-
-    def __post_init__(self) -> None:
-        if self.max_retries < 0 or self.base_delay_s < 0 or self.max_delay_s < 0 or self.jitter < 0:
-            raise ValueError("retry policy values must not be negative")
-
-    def delay_s(
-        self, retry: int, *, server_delay_s: float | None = None, rand: Callable[[], float] = random.random
-    ) -> float | None:
-        """Seconds to wait before retry number ``retry`` (1-based), or None when no retry should be made.
-
-        A delay the upstream asked for is honoured exactly; if it is longer than ``max_delay_s`` waiting less
-        would only be refused again, so the caller gets the error (with the delay) instead.
-        """
-        if retry > self.max_retries:
-            return None
-        if server_delay_s is not None:
-            return max(0.0, server_delay_s) if server_delay_s <= self.max_delay_s else None
-        backoff = min(self.max_delay_s, self.base_delay_s * 2.0 ** (retry - 1))
-        return min(self.max_delay_s, backoff * (1 + self.jitter * rand()))
 
 
 def retry_after_header(response: httpx.Response) -> float | None:
@@ -210,3 +183,72 @@ async def send_with_retries(
             log.warning("%s: HTTP %d, retrying in %.2fs", upstream, response.status_code, delay)
         retry += 1
         await sleep(delay)
+
+
+class HTTPUpstream:
+    """One provider's way to its upstream: the client, the retry rules, the upstream's name and secrets.
+
+    Every HTTP provider holds one instead of its own client + send + retry + redact block. An injected
+    ``client`` (tests, a shared client) belongs to whoever made it and is not closed here.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        timeout_s: float,
+        connect_timeout_s: float,
+        max_retries: int = 2,
+        max_connections: int = 100,
+        client: httpx.AsyncClient | None = None,
+        policy: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+        secrets: tuple[str, ...] = (),
+        retryable: ResponseCheck = default_retryable,
+        retry_after: RetryAfter = retry_after_header,
+    ) -> None:
+        self.name = name
+        self._owns_client = client is None
+        self.client = client or build_client(
+            timeout_s=timeout_s, connect_timeout_s=connect_timeout_s, max_connections=max_connections
+        )
+        self.policy = policy or RetryPolicy(max_retries=max_retries)
+        self.sleep = sleep
+        self.rand = rand
+        self._secrets = tuple(s for s in secrets if s)
+        self._retryable = retryable
+        self._retry_after = retry_after
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        files: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """One call with the upstream's retry rules; the last response whatever its status (body read)."""
+        request = self.client.build_request(method, url, json=json, data=data, files=files, headers=headers)
+        return await send_with_retries(
+            self.client,
+            request,
+            policy=self.policy,
+            upstream=self.name,
+            sleep=self.sleep,
+            retryable=self._retryable,
+            retry_after=self._retry_after,
+            rand=self.rand,
+        )
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret of this upstream masked (should an upstream ever quote one)."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()

@@ -40,13 +40,11 @@ from imagegate.errors import (
 )
 from imagegate.providers.base import (
     RETRYABLE_STATUSES,
-    RetryPolicy,
+    HTTPUpstream,
     Sleep,
-    build_client,
     json_object,
     parse_options,
     retry_after_header,
-    send_with_retries,
     unreadable,
 )
 from imagegate.providers.downloads import DEFAULT_MAX_BYTES, download_image
@@ -81,19 +79,26 @@ class FalProvider:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._options = options
-        self._owns_client = client is None
-        self._client = client or build_client(timeout_s=options.timeout_s, connect_timeout_s=options.connect_timeout_s)
+        self._http = HTTPUpstream(
+            UPSTREAM,
+            timeout_s=options.timeout_s,
+            connect_timeout_s=options.connect_timeout_s,
+            max_retries=options.max_retries,
+            client=client,
+            sleep=sleep,
+            secrets=(options.api_key.get_secret_value(),),
+            retryable=_retryable,
+        )
+        self._client = self._http.client
         self._sleep = sleep
         self._clock = clock
-        self._policy = RetryPolicy(max_retries=options.max_retries)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Self:
         return cls(parse_options(FalOptions, options, provider="fal"))
 
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
+        await self._http.aclose()
 
     async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
         prompt, images = flatten(spec, None, model.max_input_images, upstream=UPSTREAM)
@@ -173,10 +178,7 @@ class FalProvider:
         json_body: dict[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any] | Generation:
-        request = self._client.build_request(method, url, json=json_body, headers={**self._auth, **(headers or {})})
-        response = await send_with_retries(
-            self._client, request, policy=self._policy, upstream=UPSTREAM, sleep=self._sleep, retryable=_retryable
-        )
+        response = await self._http.send(method, url, json=json_body, headers={**self._auth, **(headers or {})})
         if response.status_code in (200, 201, 202):
             return json_object(response, UPSTREAM)
         return _error_for(response, app, self._options.api_key.get_secret_value())

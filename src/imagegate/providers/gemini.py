@@ -32,12 +32,11 @@ from imagegate.errors import (
 )
 from imagegate.imaging import probe
 from imagegate.providers.base import (
+    HTTPUpstream,
     RetryPolicy,
     Sleep,
-    build_client,
     json_object,
     parse_options,
-    send_with_retries,
     unreadable,
 )
 
@@ -71,22 +70,26 @@ class GeminiProvider:
         retry_policy: RetryPolicy | None = None,
     ) -> None:
         self._options = options
-        self._owns_client = client is None
-        self._client = client or build_client(
+        self._http = HTTPUpstream(
+            UPSTREAM,
             timeout_s=options.timeout_s,
             connect_timeout_s=options.connect_timeout_s,
+            max_retries=options.max_retries,
             max_connections=options.max_connections,
+            client=client,
+            policy=retry_policy,
+            sleep=sleep,
+            secrets=(options.api_key.get_secret_value(),),
+            retryable=_retryable,
+            retry_after=rpc_retry_delay,
         )
-        self._sleep = sleep
-        self._policy = retry_policy or RetryPolicy(max_retries=options.max_retries)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Self:
         return cls(parse_options(GeminiOptions, options, provider="gemini"))
 
     async def aclose(self) -> None:
-        if self._owns_client:  # an injected client belongs to whoever made it
-            await self._client.aclose()
+        await self._http.aclose()
 
     async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
         body = build_request_body(spec)
@@ -102,18 +105,8 @@ class GeminiProvider:
     async def _post(self, upstream_model: str, method: str, body: dict[str, Any]) -> httpx.Response:
         name = upstream_model.removeprefix("models/")
         url = f"{self._options.base_url.rstrip('/')}/{self._options.api_version}/models/{name}:{method}"
-        request = self._client.build_request(
-            "POST", url, json=body, headers={"x-goog-api-key": self._options.api_key.get_secret_value()}
-        )
-        response = await send_with_retries(
-            self._client,
-            request,
-            policy=self._policy,
-            upstream=UPSTREAM,
-            sleep=self._sleep,
-            retryable=_retryable,
-            retry_after=rpc_retry_delay,
-        )
+        headers = {"x-goog-api-key": self._options.api_key.get_secret_value()}
+        response = await self._http.send("POST", url, json=body, headers=headers)
         if response.status_code != 200:
             raise _error_for(response, name, self._options)
         return response

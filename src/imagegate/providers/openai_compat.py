@@ -65,13 +65,12 @@ from imagegate.errors import (
 from imagegate.imaging import transcode
 from imagegate.providers.base import (
     RETRYABLE_STATUSES,
+    HTTPUpstream,
     RetryPolicy,
     Sleep,
-    build_client,
     json_object,
     parse_options,
     retry_after_header,
-    send_with_retries,
     unreadable,
 )
 from imagegate.providers.downloads import download_image, image_output
@@ -146,21 +145,32 @@ class OpenAICompatProvider:
         rand: Callable[[], float] = random.random,
     ) -> None:
         self._options = options
-        self._owns_client = client is None
-        self._client = client or build_client(timeout_s=options.timeout_s, connect_timeout_s=options.connect_timeout_s)
-        self._sleep = sleep
-        self._rand = rand
-        self._policy = retry_policy or RetryPolicy(max_retries=options.max_retries)
         self._base = options.base_url.rstrip("/")
         self.upstream = httpx.URL(self._base).host or self._base  # how messages name it
+        self._http = HTTPUpstream(
+            self.upstream,
+            timeout_s=options.timeout_s,
+            connect_timeout_s=options.connect_timeout_s,
+            max_retries=options.max_retries,
+            client=client,
+            policy=retry_policy,
+            sleep=sleep,
+            rand=rand,
+            secrets=(options.api_key.get_secret_value(),),
+            retryable=_retryable,
+            retry_after=_retry_after,
+        )
+        self._client = self._http.client
+        self._sleep = sleep
+        self._rand = rand
+        self._policy = self._http.policy
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Self:
         return cls(parse_options(OpenAIOptions, options, provider="openai"))
 
     async def aclose(self) -> None:
-        if self._owns_client:  # an injected client belongs to whoever made it
-            await self._client.aclose()
+        await self._http.aclose()
 
     async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
         prompt, images = flatten(
@@ -175,22 +185,12 @@ class OpenAICompatProvider:
                 (self._options.image_field, (f"image-{i}.{_EXTENSIONS[img.mime_type]}", img.data, img.mime_type))
                 for i, img in enumerate(images, start=1)
             ]
-            request = self._client.build_request(
+            response = await self._http.send(
                 "POST", f"{self._base}/images/edits", data=form, files=files, headers=headers
             )
         else:
             body = {"model": fields.pop("model"), "prompt": prompt, **fields}
-            request = self._client.build_request("POST", f"{self._base}/images/generations", json=body, headers=headers)
-        response = await send_with_retries(
-            self._client,
-            request,
-            policy=self._policy,
-            upstream=self.upstream,
-            sleep=self._sleep,
-            retryable=_retryable,
-            retry_after=_retry_after,
-            rand=self._rand,
-        )
+            response = await self._http.send("POST", f"{self._base}/images/generations", json=body, headers=headers)
         if response.status_code != 200:
             error = _error_body(response)
             if _is_moderation(error):
@@ -314,9 +314,8 @@ class OpenAICompatProvider:
         return UpstreamRejected(f"{upstream} refused the request ({said}).")
 
     def _redact(self, text: str) -> str:
-        secret = self._options.api_key.get_secret_value()
-        text = text.replace(secret, "***") if secret else text
-        return _MASKED_KEY.sub("***", text)  # "Incorrect API key provided: sk-ab****wxyz": not even a part
+        # "Incorrect API key provided: sk-ab****wxyz": not even a part of the key
+        return _MASKED_KEY.sub("***", self._http.redact(text))
 
 
 async def _sendable(image: ImageInput) -> ImageInput:

@@ -39,13 +39,11 @@ from imagegate.errors import (
     UpstreamUnavailable,
 )
 from imagegate.providers.base import (
-    RetryPolicy,
+    HTTPUpstream,
     Sleep,
-    build_client,
     json_object,
     parse_options,
     retry_after_header,
-    send_with_retries,
     unreadable,
 )
 from imagegate.providers.downloads import DEFAULT_MAX_BYTES, download_image
@@ -84,22 +82,25 @@ class ReplicateProvider:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._options = options
-        self._owns_client = client is None
-        # one call may hold the connection for the whole wait
-        self._client = client or build_client(
-            timeout_s=options.wait_s + 30, connect_timeout_s=options.connect_timeout_s
+        self._http = HTTPUpstream(
+            UPSTREAM,
+            timeout_s=options.wait_s + 30,  # one call may hold the connection for the whole wait
+            connect_timeout_s=options.connect_timeout_s,
+            max_retries=options.max_retries,
+            client=client,
+            sleep=sleep,
+            secrets=(options.api_key.get_secret_value(),),
         )
+        self._client = self._http.client
         self._sleep = sleep
         self._clock = clock
-        self._policy = RetryPolicy(max_retries=options.max_retries)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Self:
         return cls(parse_options(ReplicateOptions, options, provider="replicate"))
 
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
+        await self._http.aclose()
 
     async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
         if not _MODEL.match(upstream_model):
@@ -170,10 +171,7 @@ class ReplicateProvider:
         headers: dict[str, str],
         json_body: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        request = self._client.build_request(method, url, json=json_body, headers=headers)
-        response = await send_with_retries(
-            self._client, request, policy=self._policy, upstream=UPSTREAM, sleep=self._sleep
-        )
+        response = await self._http.send(method, url, json=json_body, headers=headers)
         if response.status_code in (200, 201, 202):
             return json_object(response, UPSTREAM)
         raise _error_for(response, name, self._options.api_key.get_secret_value())

@@ -37,13 +37,12 @@ from imagegate.core.capabilities import ModelSpec
 from imagegate.core.jobs import Generation, JobSpec
 from imagegate.errors import ImagegateError, UpstreamRateLimited, UpstreamRejected, UpstreamUnavailable
 from imagegate.providers.base import (
+    HTTPUpstream,
     ProviderOptionsError,
     RetryPolicy,
     Sleep,
-    build_client,
     json_object,
     parse_options,
-    send_with_retries,
 )
 from imagegate.providers.gemini import (
     build_request_body,
@@ -111,10 +110,17 @@ class VertexProvider:
         self._options = options
         self._credentials = credentials
         self._project = options.project or project
-        self._owns_client = client is None
-        self._client = client or build_client(timeout_s=options.timeout_s, connect_timeout_s=options.connect_timeout_s)
-        self._sleep = sleep
-        self._policy = retry_policy or RetryPolicy(max_retries=options.max_retries)
+        self._http = HTTPUpstream(
+            UPSTREAM,
+            timeout_s=options.timeout_s,
+            connect_timeout_s=options.connect_timeout_s,
+            max_retries=options.max_retries,
+            client=client,
+            policy=retry_policy,
+            sleep=sleep,
+            retryable=_retryable,
+            retry_after=rpc_retry_delay,
+        )
         self._lock = asyncio.Lock()
         self._pending: asyncio.Future[None] | None = None  # the refresh under way, if any
         self._auth_request: Any = None  # google-auth's transport (a requests session), made at the first refresh
@@ -130,8 +136,7 @@ class VertexProvider:
         return cls(parsed, credentials=credentials, project=project)
 
     async def aclose(self) -> None:
-        if self._owns_client:  # an injected client belongs to whoever made it
-            await self._client.aclose()
+        await self._http.aclose()
         if self._auth_request is not None:
             self._auth_request.session.close()
             self._auth_request = None
@@ -161,16 +166,7 @@ class VertexProvider:
     async def _send(
         self, url: str, body: dict[str, Any], headers: dict[str, str], model: str, *, raising: bool = True
     ) -> httpx.Response:
-        request = self._client.build_request("POST", url, json=body, headers=headers)
-        response = await send_with_retries(
-            self._client,
-            request,
-            policy=self._policy,
-            upstream=UPSTREAM,
-            sleep=self._sleep,
-            retryable=_retryable,
-            retry_after=rpc_retry_delay,
-        )
+        response = await self._http.send("POST", url, json=body, headers=headers)
         if raising and response.status_code != 200:
             raise self._error_for(response, model, None)
         return response

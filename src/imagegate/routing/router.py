@@ -25,6 +25,7 @@ from typing import Any
 from imagegate.core.capabilities import ModelSpec, Prices
 from imagegate.core.jobs import FinishReason, Generation, JobSpec
 from imagegate.core.ports import ImageProvider
+from imagegate.core.retry import RetryPolicy, retry_budget
 from imagegate.core.timing import first_byte_marker
 from imagegate.errors import (
     ImagegateError,
@@ -94,6 +95,9 @@ class RoutingPolicy:
     breaker_max_cooldown_s: float = 300.0  # failed probes double the cooldown up to this
     retry_base_delay_s: float = 0.5  # first backoff on the same deployment; doubles per retry
     retry_max_wait_s: float = 10.0  # an upstream asking for a longer wait is failed over at once
+    # Retries one job may make in all: its deployments' and their providers' together (core.retry); failing over
+    # to another deployment is not a retry.
+    retry_budget: int = 3
     health_window_s: int = 300  # recent success rate that scales a deployment's weight
 
 
@@ -185,6 +189,10 @@ class Router:
         if not able:
             why = serving[0].deployment.refusal_for(spec)
             raise InvalidRequest(f"{model.id} is served here only by upstreams that take {why}.", field="contents")
+        with retry_budget(self.policy.retry_budget):
+            return await self._fail_over(able, spec, model)
+
+    async def _fail_over(self, able: list[Candidate], spec: JobSpec, model: ModelSpec) -> Routed:
         tried: set[str] = set()
         last_error: UpstreamError | None = None
         empty: Routed | None = None  # an imageless answer, kept in case no other deployment does better
@@ -224,20 +232,18 @@ class Router:
                 return Routed(await self._call(candidate, health, spec, model), dep.name)
             except UpstreamError as exc:
                 retry += 1
-                delay = self._backoff(retry, exc) if retry <= dep.retries else None
+                delay = self._backoff(retry, exc, dep.retries)
                 if delay is None:
                     raise
                 log.warning("deployment %s: %s; retry %d in %.2fs", dep.name, exc.code, retry, delay)
                 await self._sleep(delay)
 
-    def _backoff(self, retry: int, exc: UpstreamError) -> float | None:
+    def _backoff(self, retry: int, exc: UpstreamError, retries: int) -> float | None:
         if isinstance(exc, UpstreamRejected):
             return None  # a key or configuration problem does not fix itself in a second
         asked = exc.retry_after_s if isinstance(exc, RateLimited) else None
-        if asked is not None:
-            return asked if asked <= self.policy.retry_max_wait_s else None
-        backoff = self.policy.retry_base_delay_s * 2.0 ** (retry - 1)
-        return min(self.policy.retry_max_wait_s, backoff * (1 + 0.2 * self._rand()))
+        backoff = RetryPolicy(retries, self.policy.retry_base_delay_s, self.policy.retry_max_wait_s)
+        return backoff.delay_s(retry, server_delay_s=asked, rand=self._rand)
 
     async def _call(
         self, candidate: Candidate, health: DeploymentHealth, spec: JobSpec, model: ModelSpec
