@@ -6,6 +6,7 @@ notifications and image providers. The services see only these; tests substitute
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +14,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
 from imagegate.core.capabilities import ModelSpec
+from imagegate.core.history import EntryKind, HistoryEntry, JobFilter
 from imagegate.core.jobs import Generation, Job, JobSpec, JobStatus, Progress
 
 
@@ -213,6 +215,20 @@ class IdempotencyRepository(Protocol):
         ...
 
 
+class HistoryRepository(Protocol):
+    """The playground's runs and threads per key, and the jobs a key removed from its history."""
+
+    async def add(self, entry: HistoryEntry) -> None: ...
+    async def update(self, entry: HistoryEntry) -> bool: ...
+    async def get(self, key_id: str, entry_id: str) -> HistoryEntry | None: ...
+    async def list(
+        self, key_id: str, kind: EntryKind, *, limit: int, before: datetime | None = None
+    ) -> builtins.list[HistoryEntry]: ...
+    async def delete(self, key_id: str, entry_id: str) -> bool: ...
+    async def hide_job(self, key_id: str, job_id: str, at: datetime) -> None: ...
+    async def find_jobs(self, key_id: str, where: JobFilter) -> builtins.list[tuple[str, dict[str, Any]]]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository: commit or nothing."""
 
@@ -222,6 +238,7 @@ class UnitOfWork(Protocol):
     webhooks: WebhookRepository
     idempotency: IdempotencyRepository
     ledger: LedgerRepository
+    history: HistoryRepository
 
     async def __aenter__(self) -> Self: ...
 

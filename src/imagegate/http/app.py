@@ -22,6 +22,7 @@ from imagegate.dialects.openai_images.task_routes import webhook_renderer
 from imagegate.http.account import router as account_router
 from imagegate.http.errors import install_error_handlers
 from imagegate.http.files import router as files_router
+from imagegate.http.history import router as history_router
 from imagegate.http.idempotency import IdempotencyMiddleware
 from imagegate.http.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from imagegate.http.observability import router as observability_router
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files_router)
     app.include_router(account_router)
     app.include_router(observability_router)
+    app.include_router(history_router)
     app.include_router(playground_router)
     app.include_router(web_router)
 

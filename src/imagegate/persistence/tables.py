@@ -199,3 +199,29 @@ idempotency_keys = Table(
     Column("body", LargeBinary, nullable=True),
     Column("completed_at", UtcDateTime, nullable=True),
 )
+
+HISTORY_KINDS = ("run", "thread")
+
+# The playground's history per key (Create runs and Threads), so it survives reloads and other browsers.
+playground_history = Table(
+    "playground_history",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("key_id", String, ForeignKey("api_keys.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("title", String, nullable=False),
+    Column("doc", json_document(), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("kind IN ({})".format(", ".join(f"'{k}'" for k in HISTORY_KINDS)), name="kind"),
+    Index("ix_playground_history_key_id_kind_updated_at", "key_id", "kind", "updated_at"),
+)
+
+# Jobs a key deleted from its history: the job row stays (its money moved), the gallery no longer lists it.
+playground_hidden_jobs = Table(
+    "playground_hidden_jobs",
+    metadata,
+    Column("key_id", String, ForeignKey("api_keys.id"), primary_key=True),
+    Column("job_id", String, ForeignKey("jobs.id"), primary_key=True),
+    Column("hidden_at", UtcDateTime, nullable=False),
+)

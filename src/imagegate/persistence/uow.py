@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.core.ports import (
     FileRepository,
+    HistoryRepository,
     IdempotencyRepository,
     JobRepository,
     KeyRepository,
@@ -20,6 +21,7 @@ from imagegate.core.ports import (
     UnitOfWorkFactory,
     WebhookRepository,
 )
+from imagegate.persistence.history_repository import SqlHistoryRepository
 from imagegate.persistence.idempotency_repository import SqlIdempotencyRepository
 from imagegate.persistence.ledger_repository import SqlLedgerRepository
 from imagegate.persistence.repositories import SqlFileRepository, SqlJobRepository, SqlKeyRepository
@@ -36,6 +38,7 @@ class SqlUnitOfWork:
     webhooks: WebhookRepository
     idempotency: IdempotencyRepository
     ledger: LedgerRepository
+    history: HistoryRepository
 
     def __init__(self, engine: AsyncEngine, gate: WriteGate | None) -> None:
         self._engine = engine
@@ -53,6 +56,7 @@ class SqlUnitOfWork:
         self.webhooks = SqlWebhookRepository(tx)
         self.idempotency = SqlIdempotencyRepository(tx)
         self.ledger = SqlLedgerRepository(tx)
+        self.history = SqlHistoryRepository(tx)
         return self
 
     async def __aexit__(

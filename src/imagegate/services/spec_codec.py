@@ -16,6 +16,11 @@ from imagegate.core.ports import ObjectStore
 _INPUT_PREFIX = "inputs/"
 
 
+def input_object_key(digest: str) -> str:
+    """Where a spec's input image with this content hash is stored."""
+    return _INPUT_PREFIX + digest
+
+
 async def save_spec(spec: JobSpec, store: ObjectStore) -> dict[str, Any]:
     stored: set[str] = set()
     turns = []
