@@ -32,6 +32,17 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{base62(time.time_ns() // 1_000_000, 8)}{random_base62(16)}"
 
 
+def new_uuid() -> str:
+    """A UUID version 7 (RFC 9562): a millisecond timestamp then 74 random bits, so these sort by time too.
+
+    For ids a client's schema says are UUIDs (request ids, linkmodel's task ids).
+    """
+    value = (time.time_ns() // 1_000_000 & (2**48 - 1)) << 80 | secrets.randbits(80)
+    value = value & ~(0xF << 76) | (0x7 << 76)  # version 7
+    value = value & ~(0x3 << 62) | (0x2 << 62)  # the RFC 4122/9562 variant
+    return str(uuid.UUID(int=value))
+
+
 _ORDER_NAMESPACE = uuid.UUID("5b0f6a4e-3c1d-4f0e-9a57-6c2b8e1d7f30")
 
 

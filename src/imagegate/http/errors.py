@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from imagegate.errors import ImagegateError, InternalError, InvalidRequest, NotFound
 
 log = logging.getLogger(__name__)
+
+#: The request id of the request whose error is being rendered, for renderers whose bodies carry it (linkmodel's).
+current_request_id: ContextVar[str | None] = ContextVar("imagegate_error_request_id", default=None)
 
 ErrorRenderer = Callable[[ImagegateError], tuple[int, dict[str, object], dict[str, str]]]
 
@@ -48,9 +52,14 @@ def dialect_of(request: Request) -> str:
 
 def install_error_handlers(app: FastAPI, renderers: Mapping[str, ErrorRenderer]) -> None:
     def render(request: Request, exc: ImagegateError) -> JSONResponse:
-        renderer = renderers.get(dialect_of(request)) or renderers["gemini"]
-        status, body, headers = renderer(exc)
+        status, body, headers = _rendered(request, exc)
         return JSONResponse(body, status_code=status, headers=headers)
+
+    def _rendered(request: Request, exc: ImagegateError) -> tuple[int, dict[str, object], dict[str, str]]:
+        renderer = renderers.get(dialect_of(request)) or renderers["gemini"]
+        request_id = getattr(request.state, "request_id", None)
+        current_request_id.set(request_id if isinstance(request_id, str) else None)
+        return renderer(exc)
 
     async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ImagegateError)
@@ -61,9 +70,13 @@ def install_error_handlers(app: FastAPI, renderers: Mapping[str, ErrorRenderer])
         if exc.status_code == 404:
             return render(request, NotFound(f"{request.method} {request.url.path} is not a known endpoint."))
         if exc.status_code == 405:
-            error = InvalidRequest(f"{request.method} is not allowed on {request.url.path}.")
-            _, body, headers = (renderers.get(dialect_of(request)) or renderers["gemini"])(error)
-            return JSONResponse(body, status_code=405, headers=headers)
+            allowed = (exc.headers or {}).get("Allow", "")
+            also = f"; use {allowed}" if allowed else ""
+            error = InvalidRequest(f"{request.method} is not allowed on {request.url.path}{also}.")
+            status, body, headers = _rendered(request, error)
+            if body.get("code") == status:  # bodies that repeat the status (linkmodel's) say 405 as well
+                body = {**body, "code": 405}
+            return JSONResponse(body, status_code=405, headers={**headers, **(exc.headers or {})})
         return render(request, InvalidRequest(str(exc.detail)))
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:

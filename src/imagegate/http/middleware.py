@@ -8,13 +8,14 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from imagegate.core.ids import new_id
+from imagegate.core.ids import new_uuid
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 
 
 class RequestIdMiddleware:
-    """Echo a caller's ``x-request-id`` when it is sane, otherwise make one; routes read ``scope['state']``."""
+    """Echo a caller's ``x-request-id`` when it is sane, otherwise make one (a UUID, as the linkmodel schema types
+    request ids); routes read ``scope['state']``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -24,7 +25,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SANE_REQUEST_ID.match(incoming) else new_id("req")
+        request_id = incoming if _SANE_REQUEST_ID.match(incoming) else new_uuid()
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:

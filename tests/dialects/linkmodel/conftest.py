@@ -38,7 +38,7 @@ def make_job() -> Callable[..., Job]:
         *slots: SlotResult,
         n: int | None = None,
         error: JobError | None = None,
-        job_id: str = "job_0h3kQ2xAbCdEfGhIjKlMnOpQ",
+        job_id: str = "0190f3a2-7c1d-7b2e-9a4f-3c5d6e7f8a9b",
     ) -> Job:
         return Job(
             id=job_id,

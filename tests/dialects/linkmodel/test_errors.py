@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from imagegate.core.ids import new_id
+from imagegate.core.ids import new_uuid
 from imagegate.dialects.linkmodel.errors import bind_error_context, error_response, render_error
 from imagegate.errors import (
     Conflict,
@@ -32,7 +32,7 @@ from imagegate.errors import (
 
 from .seed import Seed
 
-REQUEST_ID = new_id("req")
+REQUEST_ID = new_uuid()
 
 
 def render(exc: ImagegateError, operation: str = "create task") -> tuple[int, dict[str, Any], dict[str, str]]:

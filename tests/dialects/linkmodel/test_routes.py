@@ -66,7 +66,7 @@ async def test_creating_answers_at_once_with_the_seeds_envelope(harness: Harness
     assert data["status"] == "processing"
     assert data["price"] == 0.039  # the quote: one image at the model's list price
     assert data["order_id"] == order_id_of(data["task_id"]) and uuid.UUID(data["order_id"])
-    assert created["request_id"].startswith("req_")
+    assert uuid.UUID(created["request_id"]) and uuid.UUID(data["task_id"]).version == 7
 
 
 async def test_a_task_is_an_ordinary_imagegate_job(harness: Harness, seed: Seed) -> None:
@@ -113,10 +113,27 @@ async def test_an_upstream_failure_ends_failed_with_its_error(harness: Harness, 
     assert data["output_images"] == [] and data["price"] == 0
 
 
+async def test_task_ids_are_accepted_in_any_uuid_spelling(harness: Harness, seed: Seed) -> None:
+    task_id = (await create_ok(harness, seed))["data"]["task_id"]
+    for spelling in (task_id.upper(), "{" + task_id + "}", task_id.replace("-", "")):
+        response = await harness.poll(spelling)
+        assert response.status_code == 200 and response.json()["data"]["task_id"] == task_id
+
+
+async def test_undefined_methods_are_405_with_allow_and_the_request_id(harness: Harness) -> None:
+    for method, path, allowed in (("GET", "/api/v1/image-generation", "POST"), ("DELETE", "/api/v1/tasks/x", "GET")):
+        response = await harness.client.request(method, path)
+        assert response.status_code == 405 and response.headers["allow"] == allowed
+        body = response.json()
+        assert body["code"] == 405 and body["request_id"] == response.headers["x-request-id"]
+
+
 async def test_a_job_from_another_dialect_can_be_polled_here(harness: Harness, seed: Seed) -> None:
     spec = JobSpec(model=MODEL, turns=(Turn(Role.USER, ("two bananas",)),), n=2, dialect="openai")
     job = await submit_job(harness.runtime.services, await harness.principal(), spec)
-    data = (await finish(harness, seed, job.id))["data"]
+    # That job's id is an imagegate id (job_…), not a UUID: the one place the lenient format check applies.
+    response = await harness.until_done(job.id, validate=lambda body: seed.validate_poll(body, strict_uuid=False))
+    data = response.json()["data"]
     assert data["task_id"] == job.id and data["status"] == "succeeded"
     assert len(data["output_images"]) == 2 and 0.078 <= data["price"] < 0.0781
 

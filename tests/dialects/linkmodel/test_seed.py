@@ -12,13 +12,13 @@ from .seed import Seed, extract_openapi_yaml
 GOOD = {
     "code": 0,
     "data": {
-        "task_id": "job_0h3kQ2xAbCdEfGhIjKlMnOpQ",
+        "task_id": "0190f3a2-7c1d-7b2e-9a4f-3c5d6e7f8a9b",
         "order_id": str(uuid.uuid4()),
         "status": "processing",
         "price": 0.039,
     },
     "msg": "success",
-    "request_id": "req_0h3kQ2xAbCdEfGhIjKlMnOpQ",
+    "request_id": "0190f3a2-7c1d-7b2e-9a4f-000000000001",
 }
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from imagegate.core.capabilities import ModelSpec
-from imagegate.core.ids import new_id, order_id_of
+from imagegate.core.ids import new_uuid, order_id_of
 from imagegate.core.images import ASPECT_RATIOS, ImageInput
 from imagegate.core.jobs import FinishReason, Job, JobError, JobStatus, Role, SlotResult
 from imagegate.dialects.linkmodel.translate import (
@@ -169,7 +169,7 @@ def test_the_seeds_own_example_answer_fits_its_schema(seed: Seed) -> None:
 def test_a_polled_task_lists_its_images_only_when_it_succeeded(make_job: MakeJob, model: ModelSpec, seed: Seed) -> None:
     urls = ["http://testserver/v1/files/file_1?expires=1&signature=x"]
     done = replace(make_job(JobStatus.SUCCEEDED, SlotResult(0, images=(stored(),))), charged=39_000)
-    body = envelope(task_data(done, model, urls), new_id("req"))
+    body = envelope(task_data(done, model, urls), new_uuid())
     assert body["data"] == {
         "task_id": done.id,
         "order_id": order_id_of(done.id),
@@ -181,12 +181,12 @@ def test_a_polled_task_lists_its_images_only_when_it_succeeded(make_job: MakeJob
     }
     seed.validate_poll(body)
 
-    running = envelope(task_data(make_job(JobStatus.RUNNING), model, []), new_id("req"))
+    running = envelope(task_data(make_job(JobStatus.RUNNING), model, []), new_uuid())
     assert running["data"]["status"] == "processing" and running["data"]["output_images"] == []
     seed.validate_poll(running)
 
     refused = replace(make_job(JobStatus.SUCCEEDED, SlotResult(0, finish_reason=FinishReason.IMAGE_SAFETY)), charged=0)
-    failed = envelope(task_data(refused, model, []), new_id("req"))
+    failed = envelope(task_data(refused, model, []), new_uuid())
     assert failed["data"]["status"] == "failed" and failed["data"]["msg"].startswith("IMAGE_SAFETY")
     assert failed["data"]["price"] == 0
     seed.validate_poll(failed)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagegate.errors import ImagegateError
+from imagegate.http.errors import current_request_id
 
 INVALID_API_KEY_MESSAGE = "invalid api key"
 MISSING_API_KEY_MESSAGE = "missing api key"
@@ -50,8 +51,8 @@ def bind_error_context(request_id: str, operation: str) -> None:
 def render_error(exc: ImagegateError) -> tuple[int, dict[str, Any], dict[str, str]]:
     """``(HTTP status, body, extra headers)`` for a domain error on a linkmodel route."""
     context = _context.get()
-    if context is None:  # an error before any linkmodel route ran: still a request id, as the seed requires
-        context = ErrorContext(str(uuid.uuid4()), "request")
+    if context is None:  # an error before any linkmodel route ran (404, 405): the request's own id all the same
+        context = ErrorContext(current_request_id.get() or str(uuid.uuid4()), "request")
     return error_response(exc, request_id=context.request_id, operation=context.operation)
 
 

@@ -14,6 +14,7 @@ import uuid
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from imagegate.core.ids import new_uuid
 from imagegate.core.images import ImageInput
 from imagegate.core.jobs import Job
 from imagegate.core.ports import ApiKey
@@ -67,7 +68,9 @@ async def create_task(request: Request, principal: ApiKey = Depends(require_prin
     check_input_limits(parsed, model)  # before fetching anything
     images = await _fetch_all(request, principal, parsed.images)
     request_id = request_id_of(request)
-    job = await submit_job(svc, principal, to_job_spec(parsed, model, images), request_id=request_id)
+    # The seed types task_id as a UUID: a job made here gets a UUID (v7, time-ordered) as its id.
+    spec = to_job_spec(parsed, model, images)
+    job = await submit_job(svc, principal, spec, request_id=request_id, job_id=new_uuid())
     return JSONResponse(envelope(created_data(job, model), request_id))
 
 
@@ -75,7 +78,7 @@ async def create_task(request: Request, principal: ApiKey = Depends(require_prin
 async def get_task(task_id: str, request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
     svc = services_of(request)
     try:
-        job = await get_job(svc, principal, task_id)
+        job = await get_job(svc, principal, _job_id(task_id))
     except NotFound as exc:  # the same answer for an unknown id and another key's: ids must not leak
         raise NotFound(f"task {task_id} not found", field="task_id") from exc
     model = svc.catalog.resolve(job.model)
@@ -87,6 +90,14 @@ async def get_task(task_id: str, request: Request, principal: ApiKey = Depends(r
 async def get_task_without_id(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
     # ``principal`` is unused, but asking for it keeps the order of every route here: 401 comes before 400.
     raise InvalidRequest("task_id is required", field="task_id")  # the seed's own 400 example
+
+
+def _job_id(task_id: str) -> str:
+    """Both forms are job ids: a UUID (jobs made here; any spelling of it) or an ``job_…`` id of another dialect."""
+    try:
+        return str(uuid.UUID(task_id))
+    except ValueError:
+        return task_id
 
 
 def _image_urls(request: Request, job: Job) -> list[str]:
