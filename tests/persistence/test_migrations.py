@@ -24,7 +24,7 @@ from imagegate.persistence.tables import JOB_STATUSES, metadata
 
 from .records import make_key
 
-TABLES = {"api_keys", "jobs", "files", "webhooks", "idempotency_keys", "ledger"}
+TABLES = {"api_keys", "jobs", "files", "webhooks", "idempotency_keys", "ledger", "playground_history", "playground_hidden_jobs"}
 
 
 def _table_names(connection: Connection) -> set[str]:
@@ -47,7 +47,7 @@ async def test_upgrade_builds_the_schema_on_an_empty_database(database_url: str)
     try:
         assert await current_revision(engine) is None
         await upgrade_database(engine)
-        assert await current_revision(engine) == head_revision() == "0006"
+        assert await current_revision(engine) == head_revision() == "0007"
         async with engine.connect() as connection:
             assert await connection.run_sync(_table_names) == TABLES | {"alembic_version"}
     finally:
