@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import IntEnum, StrEnum
+from typing import Any
 
 from imagegate.core.images import ImageInput, ImageOutput
 
@@ -73,19 +74,61 @@ Part = str | ImageInput
 
 
 @dataclass(frozen=True, slots=True)
+class PartInfo:
+    """What a thinking model marked on one part of its turn, to be sent back exactly in the next request.
+
+    ``thought``: the part is the model's reasoning (or an interim image), not its answer. ``signature``: the
+    opaque ``thoughtSignature`` bytes Google attached; a thinking model needs them back to keep its context.
+    """
+
+    thought: bool = False
+    signature: bytes | None = None
+
+
+_PLAIN = PartInfo()
+
+
+@dataclass(frozen=True, slots=True)
 class Turn:
-    """One message of a conversation: text and images in the order the caller gave them."""
+    """One message of a conversation: text and images in the order the caller gave them.
+
+    ``info`` is empty, or holds one ``PartInfo`` per part (only model turns of thinking models carry any).
+    """
 
     role: Role
     parts: tuple[Part, ...]
+    info: tuple[PartInfo, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.info and len(self.info) != len(self.parts):
+            raise ValueError("a turn's info must have one entry per part")
+
+    def part_info(self, index: int) -> PartInfo:
+        return self.info[index] if self.info else _PLAIN
+
+    @property
+    def answer_parts(self) -> tuple[Part, ...]:
+        """The parts that are no thoughts: what the turn says, as opposed to how the model got there."""
+        if not self.info:
+            return self.parts
+        return tuple(p for p, i in zip(self.parts, self.info, strict=True) if not i.thought)
 
     @property
     def text(self) -> str:
-        return "\n".join(p for p in self.parts if isinstance(p, str))
+        return "\n".join(p for p in self.answer_parts if isinstance(p, str))
 
     @property
     def images(self) -> tuple[ImageInput, ...]:
-        return tuple(p for p in self.parts if isinstance(p, ImageInput))
+        return tuple(p for p in self.answer_parts if isinstance(p, ImageInput))
+
+
+@dataclass(frozen=True, slots=True)
+class SearchGrounding:
+    """Google Search grounding asked for (Gemini's ``tools: [{googleSearch: {...}}]``)."""
+
+    web: bool = True  # searchTypes.webSearch (Google's default when no searchTypes are given)
+    images: bool = False  # searchTypes.imageSearch
+    time_range: tuple[str, str] | None = None  # timeRangeFilter (startTime, endTime), RFC 3339
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +146,9 @@ class JobSpec:
     dialect: str = "gemini"
     output_mime_type: str = "image/png"  # what the stored images are encoded as
     output_quality: int | None = None  # JPEG/WEBP quality; None keeps the encoder's default
+    include_thoughts: bool = False  # return the model's thought parts (thinkingConfig.includeThoughts)
+    thinking_level: str | None = None  # thinkingConfig.thinkingLevel ("minimal", "high"); None: the model's own
+    grounding: SearchGrounding | None = None  # ground the answer in Google Search
 
     @property
     def request_turn(self) -> Turn:
@@ -173,9 +219,26 @@ class FinishReason:
     OTHER = "OTHER"
 
 
+#: Google's ``groundingMetadata`` as it came (search queries, sources, the search entry point), passed on as is.
+GroundingMetadata = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Thought:
+    """One thought part of a thinking model's answer: reasoning text or an interim image (never billed)."""
+
+    text: str = ""
+    image: ImageOutput | None = None
+    signature: bytes | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Generation:
-    """What one provider call produced. No images plus a reason is a refusal, not an error."""
+    """What one provider call produced. No images plus a reason is a refusal, not an error.
+
+    A thinking model's answer also has ``thoughts`` (before the answer) and ``thoughtSignature``s on the text
+    (``text_signature``) and on each image (``image_signatures``, one per image or empty).
+    """
 
     images: tuple[ImageOutput, ...]
     text: str = ""
@@ -184,6 +247,10 @@ class Generation:
     block_reason: str | None = None  # the prompt was blocked before generation
     usage: Usage = field(default_factory=Usage)
     model_version: str | None = None
+    thoughts: tuple[Thought, ...] = ()
+    text_signature: bytes | None = None
+    image_signatures: tuple[bytes | None, ...] = ()
+    grounding: GroundingMetadata | None = None
 
     @property
     def refused(self) -> bool:
@@ -211,6 +278,15 @@ class StoredImage:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredThought:
+    """A ``Thought`` as it was kept: its interim image stored like an output (but not billed)."""
+
+    text: str = ""
+    image: StoredImage | None = None
+    signature: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SlotResult:
     """The outcome of one of a job's ``n`` provider calls."""
 
@@ -224,6 +300,10 @@ class SlotResult:
     model_version: str | None = None
     error: JobError | None = None
     deployment: str | None = None  # which deployment answered (its prices apply)
+    thoughts: tuple[StoredThought, ...] = ()
+    text_signature: bytes | None = None
+    image_signatures: tuple[bytes | None, ...] = ()  # one per image, or empty
+    grounding: GroundingMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True)

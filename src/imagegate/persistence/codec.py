@@ -6,10 +6,11 @@ never silently changes what is on disk; decoding tolerates missing optional fiel
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from imagegate.core.jobs import JobError, SlotResult, StoredImage, Usage
+from imagegate.core.jobs import JobError, SlotResult, StoredImage, StoredThought, Usage
 
 Document = dict[str, Any]
 
@@ -51,6 +52,10 @@ def _encode_slot(slot: SlotResult) -> Document:
         "model_version": slot.model_version,
         "error": encode_error(slot.error),
         "deployment": slot.deployment,
+        "thoughts": [_encode_thought(thought) for thought in slot.thoughts],
+        "text_signature": _encode_bytes(slot.text_signature),
+        "image_signatures": [_encode_bytes(signature) for signature in slot.image_signatures],
+        "grounding": slot.grounding,
     }
 
 
@@ -66,7 +71,36 @@ def _decode_slot(doc: Mapping[str, Any]) -> SlotResult:
         model_version=_optional_str(doc.get("model_version")),
         error=decode_error(doc.get("error")),
         deployment=_optional_str(doc.get("deployment")),
+        thoughts=tuple(_decode_thought(thought) for thought in doc.get("thoughts") or ()),
+        text_signature=_decode_bytes(doc.get("text_signature")),
+        image_signatures=tuple(_decode_bytes(signature) for signature in doc.get("image_signatures") or ()),
+        grounding=doc.get("grounding"),
     )
+
+
+def _encode_thought(thought: StoredThought) -> Document:
+    return {
+        "text": thought.text,
+        "image": _encode_image(thought.image) if thought.image is not None else None,
+        "signature": _encode_bytes(thought.signature),
+    }
+
+
+def _decode_thought(doc: Mapping[str, Any]) -> StoredThought:
+    image = doc.get("image")
+    return StoredThought(
+        text=str(doc.get("text") or ""),
+        image=_decode_image(image) if image is not None else None,
+        signature=_decode_bytes(doc.get("signature")),
+    )
+
+
+def _encode_bytes(value: bytes | None) -> str | None:
+    return None if value is None else base64.b64encode(value).decode("ascii")
+
+
+def _decode_bytes(value: Any) -> bytes | None:
+    return None if value is None else base64.b64decode(str(value))
 
 
 def _encode_image(image: StoredImage) -> Document:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.images import ImageInput, ImageOutput, decode_base64, encode_base64, sniff_mime_type
-from imagegate.core.jobs import Generation, JobSpec, Modality, Turn, Usage
+from imagegate.core.jobs import Generation, JobSpec, Modality, PartInfo, SearchGrounding, Thought, Turn, Usage
 from imagegate.errors import (
     ImagegateError,
     InvalidImage,
@@ -127,21 +127,51 @@ def build_request_body(spec: JobSpec) -> dict[str, Any]:
         config["seed"] = spec.seed
     if spec.temperature is not None:
         config["temperature"] = spec.temperature
+    thinking: dict[str, Any] = {}
+    if spec.include_thoughts:
+        thinking["includeThoughts"] = True
+    if spec.thinking_level is not None:
+        thinking["thinkingLevel"] = spec.thinking_level
+    if thinking:
+        config["thinkingConfig"] = thinking
     body: dict[str, Any] = {"contents": _contents(spec.turns)}
     if spec.system_instruction:
         body["systemInstruction"] = {"parts": [{"text": spec.system_instruction}]}
+    if spec.grounding is not None:
+        body["tools"] = [{"googleSearch": google_search(spec.grounding)}]
     body["generationConfig"] = config
     return body
 
 
+def google_search(grounding: SearchGrounding) -> dict[str, Any]:
+    """The ``googleSearch`` tool object: ``{}`` is web search, Google's default."""
+    tool: dict[str, Any] = {}
+    if grounding.images:
+        tool["searchTypes"] = {"imageSearch": {}} | ({"webSearch": {}} if grounding.web else {})
+    if grounding.time_range is not None:
+        tool["timeRangeFilter"] = {"startTime": grounding.time_range[0], "endTime": grounding.time_range[1]}
+    return tool
+
+
 def _contents(turns: tuple[Turn, ...]) -> list[dict[str, Any]]:
-    return [{"role": turn.role.value, "parts": [_part(p) for p in turn.parts]} for turn in turns]
+    return [
+        {"role": turn.role.value, "parts": [_part(p, turn.part_info(i)) for i, p in enumerate(turn.parts)]}
+        for turn in turns
+    ]
 
 
-def _part(part: str | ImageInput) -> dict[str, Any]:
-    if isinstance(part, str):
-        return {"text": part}
-    return {"inlineData": {"mimeType": part.mime_type, "data": encode_base64(part.data)}}
+def _part(part: str | ImageInput, info: PartInfo) -> dict[str, Any]:
+    body: dict[str, Any] = (
+        {"text": part}
+        if isinstance(part, str)
+        else {"inlineData": {"mimeType": part.mime_type, "data": encode_base64(part.data)}}
+    )
+    # a thinking model's thoughts and signatures go back exactly where it put them
+    if info.thought:
+        body["thought"] = True
+    if info.signature is not None:
+        body["thoughtSignature"] = encode_base64(info.signature)
+    return body
 
 
 # -- response --------------------------------------------------------------------------------------------
@@ -177,27 +207,63 @@ def parse_generation(body: Mapping[str, Any], *, upstream: str = UPSTREAM) -> Ge
     parts = (content.get("parts") or []) if isinstance(content, dict) else None
     if not isinstance(parts, list):
         raise unreadable(upstream, "'content.parts' is not a list")
-    images: list[ImageOutput] = []
-    texts: list[str] = []
+    answer = _Answer(upstream)
     for part in parts:
         if not isinstance(part, dict):
             raise unreadable(upstream, "a part is not an object")
-        if part.get("thought") is True:  # the model's reasoning (and interim images), not its answer
-            continue
-        if isinstance(part.get("text"), str):
-            texts.append(part["text"])
-        blob = part.get("inlineData", part.get("inline_data"))
-        if isinstance(blob, dict) and (image := _image(blob, upstream)) is not None:
-            images.append(image)
+        answer.add(part)
+    grounding = candidate.get("groundingMetadata", candidate.get("grounding_metadata"))
     return Generation(
-        images=tuple(images),
-        text="".join(texts),
+        images=tuple(answer.images),
+        text="".join(answer.texts),
         finish_reason=candidate.get("finishReason"),
         finish_message=candidate.get("finishMessage"),
         block_reason=block_reason,
         usage=usage,
         model_version=model_version,
+        thoughts=tuple(answer.thoughts),
+        text_signature=answer.text_signature,
+        image_signatures=tuple(answer.image_signatures) if any(answer.image_signatures) else (),
+        grounding=grounding if isinstance(grounding, dict) and grounding else None,
     )
+
+
+class _Answer:
+    """The parts of a candidate, sorted into thoughts, text and images with their thought signatures."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.thoughts: list[Thought] = []
+        self.texts: list[str] = []
+        self.text_signature: bytes | None = None
+        self.images: list[ImageOutput] = []
+        self.image_signatures: list[bytes | None] = []
+
+    def add(self, part: Mapping[str, Any]) -> None:
+        signature = self._signature(part)
+        text = part.get("text")
+        blob = part.get("inlineData", part.get("inline_data"))
+        image = _image(blob, self.upstream) if isinstance(blob, dict) else None
+        if part.get("thought") is True:  # the model's reasoning and interim images: never its answer
+            if isinstance(text, str) or image is not None:
+                self.thoughts.append(Thought(text if isinstance(text, str) else "", image, signature))
+            return
+        if isinstance(text, str):
+            self.texts.append(text)
+            if self.text_signature is None:  # Google signs the first text part after the thoughts
+                self.text_signature = signature
+        if image is not None:
+            self.images.append(image)
+            self.image_signatures.append(signature)
+
+    def _signature(self, part: Mapping[str, Any]) -> bytes | None:
+        value = part.get("thoughtSignature", part.get("thought_signature"))
+        if not value:
+            return None
+        try:
+            return decode_base64(str(value))
+        except ValueError as exc:
+            raise unreadable(self.upstream, "a thoughtSignature is not base64") from exc
 
 
 def _image(blob: Mapping[str, Any], upstream: str) -> ImageOutput | None:

@@ -19,7 +19,18 @@ from typing import Any
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.ids import new_id
 from imagegate.core.images import ImageOutput
-from imagegate.core.jobs import Generation, Job, JobError, JobSpec, JobStatus, Progress, SlotResult, StoredImage
+from imagegate.core.jobs import (
+    Generation,
+    Job,
+    JobError,
+    JobSpec,
+    JobStatus,
+    Progress,
+    SlotResult,
+    StoredImage,
+    StoredThought,
+    Thought,
+)
 from imagegate.core.ports import FileRecord
 from imagegate.core.progress import progress_reporter
 from imagegate.errors import (
@@ -250,22 +261,45 @@ async def _run_slot(
             routed = await svc.router.generate(spec, model)
     except ImagegateError as exc:
         return SlotResult(index, error=_job_error(exc)), None
-    stored = await _store_images(svc, job, spec, routed.generation, images, records)
-    return replace(_slot_result(index, routed.generation, stored), deployment=routed.deployment), routed.deployment
+    generation = routed.generation
+    stored = await _store_images(svc, job, spec, generation.images, images, records)
+    # Thoughts are the caller's only when asked for (includeThoughts), as Google returns them
+    shown = generation.thoughts if spec.include_thoughts else ()
+    thoughts = await _store_thoughts(svc, job, spec, shown, images, records)
+    result = replace(_slot_result(index, generation, stored), thoughts=thoughts, deployment=routed.deployment)
+    return result, routed.deployment
+
+
+async def _store_thoughts(
+    svc: Services,
+    job: Job,
+    spec: JobSpec,
+    thoughts: tuple[Thought, ...],
+    images: dict[str, bytes],
+    records: list[FileRecord],
+) -> tuple[StoredThought, ...]:
+    """A thinking model's thoughts, their interim images stored like outputs (never billed: not in ``images``)."""
+    kept = []
+    for thought in thoughts:
+        image = None
+        if thought.image is not None:
+            (image,) = await _store_images(svc, job, spec, (thought.image,), images, records)
+        kept.append(StoredThought(thought.text, image, thought.signature))
+    return tuple(kept)
 
 
 async def _store_images(
     svc: Services,
     job: Job,
     spec: JobSpec,
-    generation: Generation,
+    outputs: tuple[ImageOutput, ...],
     images: dict[str, bytes],
     records: list[FileRecord],
 ) -> tuple[StoredImage, ...]:
     stored = []
     retention = svc.config.file_retention_s
     expires_at = svc.clock() + timedelta(seconds=retention) if retention is not None else None
-    for image in generation.images:
+    for image in outputs:
         image = await _in_requested_format(svc, spec, image)
         file_id = new_id("file")
         key = f"outputs/{job.id}/{file_id}.{_EXTENSIONS.get(image.mime_type, 'bin')}"
@@ -308,4 +342,7 @@ def _slot_result(index: int, generation: Generation, images: tuple[StoredImage, 
         block_reason=generation.block_reason,
         usage=generation.usage,
         model_version=generation.model_version,
+        text_signature=generation.text_signature,
+        image_signatures=generation.image_signatures,
+        grounding=generation.grounding,
     )

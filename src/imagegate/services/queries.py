@@ -77,10 +77,11 @@ async def wait_for_result(svc: Services, job_id: str) -> tuple[Job, Mapping[str,
 
 
 async def load_job_images(svc: Services, job: Job) -> dict[str, bytes]:
-    """The bytes of every output image of ``job``, by file id."""
+    """The bytes of every output image of ``job`` (a thinking model's interim images too), by file id."""
     images: dict[str, bytes] = {}
+    thought_images = [t.image for r in job.results for t in r.thoughts if t.image is not None]
     async with svc.uow() as uow:
-        records = [await uow.files.get(img.file_id) for img in job.images]
+        records = [await uow.files.get(img.file_id) for img in (*job.images, *thought_images)]
     for record in records:
         if record is not None:
             images[record.id] = await svc.store.get(record.storage_key)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from imagegate.core.images import ImageInput
-from imagegate.core.jobs import JobSpec, Modality, Part, Role, Turn
+from imagegate.core.images import ImageInput, decode_base64, encode_base64
+from imagegate.core.jobs import JobSpec, Modality, Part, PartInfo, Role, SearchGrounding, Turn
 from imagegate.core.ports import ObjectStore
 
 _INPUT_PREFIX = "inputs/"
@@ -26,17 +26,23 @@ async def save_spec(spec: JobSpec, store: ObjectStore) -> dict[str, Any]:
     turns = []
     for turn in spec.turns:
         parts: list[dict[str, Any]] = []
-        for part in turn.parts:
+        for index, part in enumerate(turn.parts):
             if isinstance(part, str):
-                parts.append({"text": part})
-                continue
-            digest = hashlib.sha256(part.data).hexdigest()
-            if digest not in stored:
-                key = _INPUT_PREFIX + digest
-                if not await store.exists(key):
-                    await store.put(key, part.data, content_type=part.mime_type)
-                stored.add(digest)
-            parts.append({"image": digest, "mime_type": part.mime_type})
+                doc: dict[str, Any] = {"text": part}
+            else:
+                digest = hashlib.sha256(part.data).hexdigest()
+                if digest not in stored:
+                    key = _INPUT_PREFIX + digest
+                    if not await store.exists(key):
+                        await store.put(key, part.data, content_type=part.mime_type)
+                    stored.add(digest)
+                doc = {"image": digest, "mime_type": part.mime_type}
+            info = turn.part_info(index)
+            if info.thought:
+                doc["thought"] = True
+            if info.signature is not None:
+                doc["signature"] = encode_base64(info.signature)
+            parts.append(doc)
         turns.append({"role": turn.role.value, "parts": parts})
     return {
         "model": spec.model,
@@ -50,6 +56,9 @@ async def save_spec(spec: JobSpec, store: ObjectStore) -> dict[str, Any]:
         "dialect": spec.dialect,
         "output_mime_type": spec.output_mime_type,
         "output_quality": spec.output_quality,
+        "include_thoughts": spec.include_thoughts,
+        "thinking_level": spec.thinking_level,
+        "grounding": _grounding_doc(spec.grounding),
     }
 
 
@@ -58,7 +67,10 @@ async def load_spec(doc: dict[str, Any], store: ObjectStore) -> JobSpec:
     turns = []
     for turn in doc["turns"]:
         parts: list[Part] = []
+        infos: list[PartInfo] = []
         for part in turn["parts"]:
+            signature = part.get("signature")
+            infos.append(PartInfo(bool(part.get("thought")), decode_base64(signature) if signature else None))
             if "text" in part:
                 parts.append(part["text"])
                 continue
@@ -66,7 +78,8 @@ async def load_spec(doc: dict[str, Any], store: ObjectStore) -> JobSpec:
             if digest not in cache:
                 cache[digest] = await store.get(_INPUT_PREFIX + digest)
             parts.append(ImageInput(data=cache[digest], mime_type=part["mime_type"]))
-        turns.append(Turn(Role(turn["role"]), tuple(parts)))
+        marked = any(info != PartInfo() for info in infos)
+        turns.append(Turn(Role(turn["role"]), tuple(parts), tuple(infos) if marked else ()))
     return JobSpec(
         model=doc["model"],
         turns=tuple(turns),
@@ -79,4 +92,28 @@ async def load_spec(doc: dict[str, Any], store: ObjectStore) -> JobSpec:
         dialect=doc.get("dialect", "gemini"),
         output_mime_type=doc.get("output_mime_type", "image/png"),
         output_quality=doc.get("output_quality"),
+        include_thoughts=bool(doc.get("include_thoughts", False)),
+        thinking_level=doc.get("thinking_level"),
+        grounding=_grounding(doc.get("grounding")),
+    )
+
+
+def _grounding_doc(grounding: SearchGrounding | None) -> dict[str, Any] | None:
+    if grounding is None:
+        return None
+    return {
+        "web": grounding.web,
+        "images": grounding.images,
+        "time_range": list(grounding.time_range) if grounding.time_range else None,
+    }
+
+
+def _grounding(doc: dict[str, Any] | None) -> SearchGrounding | None:
+    if doc is None:
+        return None
+    time_range = doc.get("time_range")
+    return SearchGrounding(
+        web=bool(doc.get("web", True)),
+        images=bool(doc.get("images", False)),
+        time_range=(str(time_range[0]), str(time_range[1])) if time_range else None,
     )

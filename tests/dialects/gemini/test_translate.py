@@ -16,7 +16,7 @@ from PIL import Image
 
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.images import ASPECT_RATIOS, JPEG, PNG, ImageInput, decode_base64
-from imagegate.core.jobs import JobSpec, Modality, Role
+from imagegate.core.jobs import JobSpec, Modality, PartInfo, Role
 from imagegate.dialects.gemini.translate import (
     parse_count_tokens_request,
     parse_generate_request,
@@ -123,7 +123,16 @@ def test_chat_history_with_model_image_thought_and_signature(png: bytes, jpeg: b
     }
     spec = spec_of(body, model)
     assert [t.role for t in spec.turns] == [Role.USER, Role.MODEL, Role.USER]
-    assert spec.turns[1].parts == ("Here you go", ImageInput(png, PNG))
+    # thoughts and signatures are kept, to go back upstream exactly as the model sent them
+    assert spec.turns[1].parts == ("Let me plan the drawing", "Here you go", ImageInput(png, PNG))
+    assert spec.turns[1].info == (
+        PartInfo(thought=True),
+        PartInfo(signature=b"signature"),
+        PartInfo(signature=b"sig"),
+    )
+    assert spec.turns[1].answer_parts == ("Here you go", ImageInput(png, PNG))
+    assert spec.turns[1].text == "Here you go"
+    assert spec.turns[0].info == ()  # nothing marked: no info at all
     assert spec.prompt == "make it blue"
     assert spec.input_images == ()
     assert spec.context_images == (ImageInput(png, PNG),)

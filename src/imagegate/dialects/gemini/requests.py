@@ -15,9 +15,10 @@ from pydantic import BaseModel, ValidationError
 
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.images import GEMINI_API_RATIOS, ImageInput, decode_base64
-from imagegate.core.jobs import JobSpec, Modality, Role, Turn
+from imagegate.core.jobs import JobSpec, Modality, PartInfo, Role, Turn
 from imagegate.core.jobs import Part as TurnPart
 from imagegate.dialects.gemini.proto_errors import domain_error
+from imagegate.dialects.gemini.thinking import grounding, thinking_level
 from imagegate.dialects.gemini.wire import (
     Blob,
     Content,
@@ -78,6 +79,9 @@ def to_job_spec(request: GenerateContentRequest, model: ModelSpec) -> JobSpec:
         seed=config.seed,
         temperature=config.temperature,
         dialect="gemini",
+        include_thoughts=bool(config.thinking_config and config.thinking_config.include_thoughts),
+        thinking_level=thinking_level(config, model),
+        grounding=grounding(request.tools, model),
     )
     count = len(spec.input_images)
     if count > model.max_input_images:
@@ -131,10 +135,9 @@ def _is_usable(part: Part) -> bool:
 def _turn(index: int, content: Content) -> Turn:
     role = _ROLES.get((content.role or "user").lower(), Role.USER)
     parts: list[TurnPart] = []
+    infos: list[PartInfo] = []
     for j, part in enumerate(content.parts or ()):
         where = f"contents[{index}].parts[{j}]"
-        if part.thought:
-            continue  # the model's reasoning echoed back in history: not an instruction, not an image
         if part.file_data is not None:
             raise InvalidRequest(
                 "File URIs (fileData) are not supported yet: send the image inline as inlineData with base64 data.",
@@ -144,7 +147,26 @@ def _turn(index: int, content: Content) -> Turn:
             parts.append(_image(part.inline_data, f"{where}.inline_data"))
         elif part.text is not None:
             parts.append(part.text)
-    return Turn(role=role, parts=tuple(parts))
+        else:
+            continue  # a part of another kind (a function call echoed in history): nothing an image model uses
+        # Thoughts and signatures echoed back in chat history go upstream as they came: a thinking model
+        # keeps its context across turns only when it gets its thoughtSignatures back.
+        infos.append(PartInfo(thought=bool(part.thought), signature=_signature(part, f"{where}.thought_signature")))
+    marked = any(info != PartInfo() for info in infos)
+    return Turn(role=role, parts=tuple(parts), info=tuple(infos) if marked else ())
+
+
+def _signature(part: Part, field: str) -> bytes | None:
+    text = part.thought_signature
+    if not text:  # proto3: empty bytes are unset
+        return None
+    try:
+        return decode_base64(text)
+    except ValueError:
+        preview = text if len(text) <= 40 else text[:40] + "…"
+        raise InvalidRequest(
+            f"Invalid value at '{field}' (TYPE_BYTES), Base64 decoding failed for \"{preview}\"", field=field
+        ) from None
 
 
 def _image(blob: Blob, where: str) -> ImageInput:

@@ -16,7 +16,7 @@ from typing import Any
 
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.images import encode_base64
-from imagegate.core.jobs import FinishReason, Job, SlotResult, Usage
+from imagegate.core.jobs import FinishReason, Job, SlotResult, StoredImage, Usage
 from imagegate.errors import InternalError, InvalidRequest, error_from_code
 
 SUPPORTED_GENERATION_METHODS = ("generateContent", "countTokens", "streamGenerateContent")
@@ -36,7 +36,7 @@ def render_response(
     envelope = _envelope(slot, model, response_id, slot.usage)
     if slot.block_reason:
         return {"promptFeedback": {"blockReason": slot.block_reason}, **envelope}
-    parts = _text_parts(slot) + _image_parts(slot, image_bytes)
+    parts = _thought_parts(slot, image_bytes) + _text_parts(slot) + _image_parts(slot, image_bytes)
     return {"candidates": [_final_candidate(slot, parts)], **envelope}
 
 
@@ -49,11 +49,12 @@ def render_stream_chunks(
     last chunk's is the request's. Refusals and image-only answers are one chunk.
     """
     slot = _first_slot(job)
-    if slot.block_reason or not slot.images or not slot.text:
+    if slot.block_reason or not slot.images or not (slot.text or slot.thoughts):
         return [render_response(job, image_bytes, model, response_id=response_id)]
     text_usage = replace(slot.usage, output_image_tokens=0)
+    leading = _thought_parts(slot, image_bytes) + _text_parts(slot)  # what the model says before the image
     first = {
-        "candidates": [{"content": {"role": "model", "parts": _text_parts(slot)}, "index": 0}],
+        "candidates": [{"content": {"role": "model", "parts": leading}, "index": 0}],
         **_envelope(slot, model, response_id, text_usage),
     }
     last = {
@@ -128,23 +129,49 @@ def _final_candidate(slot: SlotResult, parts: list[dict[str, Any]]) -> dict[str,
     candidate["finishReason"] = slot.finish_reason or (FinishReason.STOP if parts else FinishReason.NO_IMAGE)
     if slot.finish_message:
         candidate["finishMessage"] = slot.finish_message
+    if slot.grounding:
+        candidate["groundingMetadata"] = slot.grounding
     candidate["index"] = 0
     return candidate
 
 
+def _thought_parts(slot: SlotResult, image_bytes: Mapping[str, bytes]) -> list[dict[str, Any]]:
+    """The model's thoughts, first as Google sends them (only kept when the request set includeThoughts)."""
+    parts: list[dict[str, Any]] = []
+    for thought in slot.thoughts:
+        part: dict[str, Any] = (
+            _inline(thought.image, image_bytes) if thought.image is not None else {"text": thought.text}
+        )
+        part["thought"] = True
+        parts.append(_signed(part, thought.signature))
+    return parts
+
+
 def _text_parts(slot: SlotResult) -> list[dict[str, Any]]:
-    return [{"text": slot.text}] if slot.text else []
+    return [_signed({"text": slot.text}, slot.text_signature)] if slot.text else []
 
 
 def _image_parts(slot: SlotResult, image_bytes: Mapping[str, bytes]) -> list[dict[str, Any]]:
-    parts: list[dict[str, Any]] = []
-    for image in slot.images:
-        data = image_bytes.get(image.file_id)
-        if data is None:
-            raise InternalError(f"the bytes of image {image.file_id} were not loaded")
-        # Standard alphabet, padded, one line: google-genai's decoder rejects line breaks and data: prefixes.
-        parts.append({"inlineData": {"mimeType": image.mime_type, "data": encode_base64(data)}})
-    return parts
+    signatures = slot.image_signatures or (None,) * len(slot.images)
+    return [
+        _signed(_inline(image, image_bytes), signature)
+        for image, signature in zip(slot.images, signatures, strict=True)
+    ]
+
+
+def _inline(image: StoredImage, image_bytes: Mapping[str, bytes]) -> dict[str, Any]:
+    data = image_bytes.get(image.file_id)
+    if data is None:
+        raise InternalError(f"the bytes of image {image.file_id} were not loaded")
+    # Standard alphabet, padded, one line: google-genai's decoder rejects line breaks and data: prefixes.
+    return {"inlineData": {"mimeType": image.mime_type, "data": encode_base64(data)}}
+
+
+def _signed(part: dict[str, Any], signature: bytes | None) -> dict[str, Any]:
+    # the opaque thoughtSignature the model put on this part, for the caller to send back in the next turn
+    if signature is not None:
+        part["thoughtSignature"] = encode_base64(signature)
+    return part
 
 
 def _usage_metadata(usage: Usage) -> dict[str, Any]:
