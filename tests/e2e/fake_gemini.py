@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
+import os
 import socket
 import threading
 import time
@@ -26,6 +28,16 @@ def _png() -> str:
 
 
 PNG_B64 = _png()
+GROUNDING = {  # the shape of a grounded answer's metadata (search entry point, sources, queries)
+    "searchEntryPoint": {"renderedContent": '<style>.container{display:flex}</style><div class="container"></div>'},
+    "groundingChunks": [
+        {"web": {"uri": "https://vertexaisearch.cloud.google.com/grounding-api-redirect/x", "title": "example.org"}}
+    ],
+    "groundingSupports": [
+        {"segment": {"startIndex": 0, "endIndex": 9, "text": "from fake"}, "groundingChunkIndices": [0]}
+    ],
+    "webSearchQueries": ["weather in Paris today"],
+}
 USAGE = {
     "promptTokenCount": 7,
     "candidatesTokenCount": 1290,
@@ -35,14 +47,31 @@ USAGE = {
 }
 
 
+def _jpeg() -> str:
+    sink = io.BytesIO()
+    Image.new("RGB", (64, 36), "teal").save(sink, "JPEG")
+    return base64.b64encode(sink.getvalue()).decode()
+
+
+JPEG_B64 = _jpeg()  # Gemini 3 image models answer in JPEG
+
+
 class FakeGemini:
-    """``mode``: ok | unavailable (503) | rate_limited (429 + RetryInfo) | refuse (blockReason) | slow."""
+    """``mode``: ok | unavailable (503) | rate_limited (429 + RetryInfo) | refuse (blockReason) | slow.
+
+    For a model whose name says it thinks (``gemini-3-pro-image…``) it answers as Nano Banana Pro does: thought
+    parts (only when ``thinkingConfig.includeThoughts`` is set), a ``thoughtSignature`` on the first text part
+    and on the image, ``thoughtsTokenCount``, and ``groundingMetadata`` when the request carries the
+    ``googleSearch`` tool. Every body it was sent and every signature it issued are kept for tests to compare.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.mode = "ok"
         self.delay_s = 0.0
         self.calls = 0
+        self.bodies: list[dict[str, Any]] = []
+        self.issued: list[tuple[bytes, bytes]] = []  # (text signature, image signature) per thinking answer
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -53,7 +82,8 @@ class FakeGemini:
 
     async def _generate(self, request: Request) -> JSONResponse:
         self.calls += 1
-        await request.body()
+        body = json.loads(await request.body())
+        self.bodies.append(body)
         if self.mode == "slow" or self.delay_s:
             await asyncio.sleep(self.delay_s or 5)
         if self.mode == "unavailable":
@@ -65,6 +95,8 @@ class FakeGemini:
             return JSONResponse({"error": error}, status_code=429)
         if self.mode == "refuse":
             return JSONResponse({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": USAGE})
+        if "pro-image" in request.path_params["name"]:
+            return JSONResponse(self._thinking_answer(body))
         parts: list[dict[str, Any]] = [
             {"text": f"from {self.name}"},
             {"inlineData": {"mimeType": "image/png", "data": PNG_B64}},
@@ -75,6 +107,30 @@ class FakeGemini:
             "modelVersion": "gemini-2.5-flash-image",
         }
         return JSONResponse(body)
+
+    def _thinking_answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        config = body.get("generationConfig") or {}
+        signatures = (os.urandom(48), os.urandom(48))  # opaque bytes, as Google's are
+        self.issued.append(signatures)
+        parts: list[dict[str, Any]] = []
+        if (config.get("thinkingConfig") or {}).get("includeThoughts"):
+            parts.append({"text": "**Composing the scene**\n\nI will place the subject first.", "thought": True})
+            parts.append({"inlineData": {"mimeType": "image/jpeg", "data": JPEG_B64}, "thought": True})
+        parts.append({"text": f"from {self.name}", "thoughtSignature": base64.b64encode(signatures[0]).decode()})
+        image = {"mimeType": "image/jpeg", "data": JPEG_B64}
+        parts.append({"inlineData": image, "thoughtSignature": base64.b64encode(signatures[1]).decode()})
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
+        if any("googleSearch" in tool for tool in body.get("tools") or ()):
+            candidate["groundingMetadata"] = GROUNDING
+        usage = {
+            "promptTokenCount": 9,
+            "candidatesTokenCount": 1126,
+            "totalTokenCount": 1335,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 9}],
+            "candidatesTokensDetails": [{"modality": "IMAGE", "tokenCount": 1120}],
+            "thoughtsTokenCount": 200,
+        }
+        return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "gemini-3-pro-image-preview"}
 
     def start(self) -> FakeGemini:
         sock = socket.socket()

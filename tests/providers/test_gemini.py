@@ -20,7 +20,7 @@ from PIL import Image
 
 from imagegate.core.capabilities import NANO_BANANA
 from imagegate.core.images import ImageInput
-from imagegate.core.jobs import Generation, JobSpec, Modality, Role, Turn, Usage
+from imagegate.core.jobs import Generation, JobSpec, Modality, PartInfo, Role, SearchGrounding, Turn, Usage
 from imagegate.core.ports import ImageProvider
 from imagegate.errors import (
     InvalidRequest,
@@ -532,7 +532,7 @@ async def test_prompt_blocked_before_generation(gemini: Factory) -> None:
     assert result.usage == Usage(input_text_tokens=9)
 
 
-async def test_thoughts_are_skipped_and_unknown_finish_reasons_kept(gemini: Factory) -> None:
+async def test_thoughts_signatures_and_unknown_finish_reasons_kept(gemini: Factory) -> None:
     body = {
         "candidates": [
             {
@@ -569,6 +569,108 @@ async def test_thoughts_are_skipped_and_unknown_finish_reasons_kept(gemini: Fact
     assert result.usage == Usage(
         input_text_tokens=10, output_text_tokens=10, output_image_tokens=1290, thoughts_tokens=120
     )
+    # the thoughts are kept apart from the answer (the interim image is no output), signatures where they were
+    assert [(t.text, t.image.data if t.image else None) for t in result.thoughts] == [
+        ("**Planning the scene** I will draw…", None),
+        ("", INPUT),
+    ]
+    assert result.text_signature == b"signature"
+    assert result.image_signatures == ()  # the image carried none
+
+
+PRO_GROUNDED = {  # Nano Banana Pro with includeThoughts and googleSearch, shaped as Google answers
+    "candidates": [
+        {
+            "content": {
+                "role": "model",
+                "parts": [
+                    {"text": "**Checking the forecast** Searching for today's weather in Paris.", "thought": True},
+                    {"text": "Here is the forecast as a chart.", "thoughtSignature": b64(b"sig-text-1")},
+                    {"inlineData": {"mimeType": "image/png", "data": b64(WIDE)}, "thoughtSignature": b64(b"sig-img-1")},
+                ],
+            },
+            "finishReason": "STOP",
+            "index": 0,
+            "groundingMetadata": {
+                "searchEntryPoint": {"renderedContent": "<style>.container{}</style><div>…</div>"},
+                "groundingChunks": [{"web": {"uri": "https://vertexaisearch.cloud.google.com/x", "title": "meteo.fr"}}],
+                "webSearchQueries": ["weather Paris today"],
+            },
+        }
+    ],
+    "usageMetadata": {
+        "promptTokenCount": 20,
+        "candidatesTokenCount": 1128,
+        "totalTokenCount": 1348,
+        "thoughtsTokenCount": 200,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 20}],
+        "candidatesTokensDetails": [{"modality": "IMAGE", "tokenCount": 1120}],
+    },
+    "modelVersion": "gemini-3-pro-image-preview",
+}
+
+
+async def test_grounding_metadata_and_signatures_of_a_pro_answer(gemini: Factory) -> None:
+    provider, _, _ = gemini(reply(200, PRO_GROUNDED))
+    result = await generate(provider)
+    assert [t.text for t in result.thoughts] == ["**Checking the forecast** Searching for today's weather in Paris."]
+    assert result.text == "Here is the forecast as a chart."
+    assert result.text_signature == b"sig-text-1"
+    assert result.image_signatures == (b"sig-img-1",)
+    assert result.grounding == PRO_GROUNDED["candidates"][0]["groundingMetadata"]  # type: ignore[index]
+    assert result.usage.thoughts_tokens == 200
+
+
+async def test_a_signature_that_is_not_base64_is_an_unreadable_answer(gemini: Factory) -> None:
+    body = json.loads(json.dumps(PRO_GROUNDED))
+    body["candidates"][0]["content"]["parts"][1]["thoughtSignature"] = "not base64!"
+    provider, _, _ = gemini(reply(200, body))
+    with pytest.raises(UpstreamUnavailable, match="thoughtSignature"):
+        await generate(provider)
+
+
+async def test_thoughts_signatures_thinking_and_search_go_upstream(gemini: Factory) -> None:
+    provider, upstream, _ = gemini(reply(200, PRO_GROUNDED))
+    earlier = ImageInput.from_bytes(EARLIER)
+    model_turn = Turn(
+        Role.MODEL,
+        ("planning", "Here you go", earlier),
+        (PartInfo(thought=True), PartInfo(signature=b"sig-a"), PartInfo(signature=b"sig-b")),
+    )
+    job = JobSpec(
+        model=MODEL,
+        turns=(Turn(Role.USER, ("weather chart",)), model_turn, Turn(Role.USER, ("now in blue",))),
+        include_thoughts=True,
+        thinking_level="HIGH",
+        grounding=SearchGrounding(web=True, images=True, time_range=("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z")),
+    )
+    await generate(provider, job)
+    body = upstream.body()
+    assert body["contents"][1] == {
+        "role": "model",
+        "parts": [
+            {"text": "planning", "thought": True},
+            {"text": "Here you go", "thoughtSignature": b64(b"sig-a")},
+            {"inlineData": {"mimeType": "image/png", "data": b64(EARLIER)}, "thoughtSignature": b64(b"sig-b")},
+        ],
+    }
+    assert body["contents"][2] == {"role": "user", "parts": [{"text": "now in blue"}]}
+    assert body["generationConfig"]["thinkingConfig"] == {"includeThoughts": True, "thinkingLevel": "HIGH"}
+    assert body["tools"] == [
+        {
+            "googleSearch": {
+                "searchTypes": {"imageSearch": {}, "webSearch": {}},
+                "timeRangeFilter": {"startTime": "2026-01-01T00:00:00Z", "endTime": "2026-01-02T00:00:00Z"},
+            }
+        }
+    ]
+
+
+async def test_plain_web_search_is_an_empty_google_search(gemini: Factory) -> None:
+    provider, upstream, _ = gemini(reply(200, PRO_GROUNDED))
+    await generate(provider, spec(grounding=SearchGrounding()))
+    assert upstream.body()["tools"] == [{"googleSearch": {}}]
+    assert "thinkingConfig" not in upstream.body()["generationConfig"]
 
 
 async def test_the_real_type_is_sniffed_not_trusted(gemini: Factory) -> None:
