@@ -24,7 +24,16 @@ from imagegate.persistence.tables import JOB_STATUSES, metadata
 
 from .records import make_key
 
-TABLES = {"api_keys", "jobs", "files", "webhooks", "idempotency_keys", "ledger", "playground_history", "playground_hidden_jobs"}
+TABLES = {
+    "api_keys",
+    "jobs",
+    "files",
+    "webhooks",
+    "idempotency_keys",
+    "ledger",
+    "playground_history",
+    "playground_hidden_jobs",
+}
 
 
 def _table_names(connection: Connection) -> set[str]:
