@@ -189,6 +189,7 @@ class IdempotencyRecord:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     completed_at: datetime | None = None
+    job_id: str | None = None  # the job the request created, linked in the job's own transaction
 
     @property
     def completed(self) -> bool:
@@ -208,6 +209,10 @@ class IdempotencyRepository(Protocol):
 
     async def delete(self, scope: str, key: str, *, expected_token: str) -> bool:
         """Remove the entry only while it still holds ``expected_token``."""
+        ...
+
+    async def link_job(self, scope: str, key: str, job_id: str, *, expected_token: str) -> bool:
+        """Record the job the holder created, only while it still holds ``expected_token``."""
         ...
 
     async def delete_expired(self, now: datetime) -> int:

@@ -27,7 +27,7 @@ from imagegate.errors import ImagegateError, InvalidRequest
 from imagegate.http.auth import presented_key
 from imagegate.http.errors import ErrorRenderer, dialect_of
 from imagegate.services.context import Services
-from imagegate.services.idempotency import IdempotencyPolicy, Replay, abandon, begin, complete
+from imagegate.services.idempotency import IdempotencyPolicy, Replay, abandon, begin, complete, holding
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,8 @@ class IdempotencyMiddleware:
         if isinstance(outcome, Replay):
             await _send_kept(send, outcome.record)
             return
-        await self._run(services, outcome.claim, scope, replay_receive, send)
+        with holding(outcome):  # submit_job links the job it creates to this claim (or adopts a dead one's)
+            await self._run(services, outcome.claim, scope, replay_receive, send)
 
     async def _run(
         self, services: Services, claim: IdempotencyRecord, scope: Scope, receive: Receive, send: Send

@@ -30,7 +30,7 @@ class SqlIdempotencyRepository:
         return None if row is None else _record(row)
 
     async def add(self, record: IdempotencyRecord) -> bool:
-        values = {**_values(record), "scope": record.scope, "idempotency_key": record.key}
+        values = {**_values(record), "scope": record.scope, "idempotency_key": record.key, "job_id": record.job_id}
         statement = (
             self._insert().values(**values).on_conflict_do_nothing(index_elements=[_t.scope, _t.idempotency_key])
         )
@@ -41,7 +41,8 @@ class SqlIdempotencyRepository:
         statement = (
             update(idempotency_keys)
             .where(_t.scope == record.scope, _t.idempotency_key == record.key, _t.token == expected_token)
-            .values(**_values(record))
+            # The job link is written by ``link_job`` alone: answering a claim must not forget it.
+            .values(**_values(record), **({"job_id": record.job_id} if record.job_id else {}))
         )
         result = await self._tx.execute(statement)
         return bool(getattr(result, "rowcount", 0))
@@ -49,6 +50,15 @@ class SqlIdempotencyRepository:
     async def delete(self, scope: str, key: str, *, expected_token: str) -> bool:
         statement = delete(idempotency_keys).where(
             _t.scope == scope, _t.idempotency_key == key, _t.token == expected_token
+        )
+        result = await self._tx.execute(statement)
+        return bool(getattr(result, "rowcount", 0))
+
+    async def link_job(self, scope: str, key: str, job_id: str, *, expected_token: str) -> bool:
+        statement = (
+            update(idempotency_keys)
+            .where(_t.scope == scope, _t.idempotency_key == key, _t.token == expected_token)
+            .values(job_id=job_id)
         )
         result = await self._tx.execute(statement)
         return bool(getattr(result, "rowcount", 0))
@@ -93,4 +103,5 @@ def _record(row: Row[Any]) -> IdempotencyRecord:
         headers=tuple((str(name), str(value)) for name, value in row.headers or ()),
         body=bytes(row.body or b""),
         completed_at=row.completed_at,
+        job_id=row.job_id,
     )

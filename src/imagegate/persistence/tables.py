@@ -198,6 +198,7 @@ idempotency_keys = Table(
     Column("headers", json_document(), nullable=True),
     Column("body", LargeBinary, nullable=True),
     Column("completed_at", UtcDateTime, nullable=True),
+    Column("job_id", String, nullable=True),  # the job the first request created (answers a retry after a crash)
 )
 
 HISTORY_KINDS = ("run", "thread")

@@ -3,19 +3,31 @@
 ``begin`` decides what a request carrying a key may do: the first one claims the key (``New``) and later
 ``complete``s it with its answer, or ``abandon``s it when there is no answer worth keeping (a 5xx, a crash), so
 that a retry runs again. While the claim is held, the same key is a conflict; once answered, the same request
-is a ``Replay`` and any other request under that key is a mismatch. A claim whose holder died (older than
-``stale_after``) may be taken over, and every entry is forgotten ``ttl`` after it was answered. Entries are
-scoped (by the caller: a hash of its API key), so two callers never see each other's keys.
+is a ``Replay`` and any other request under that key is a mismatch. Entries are scoped (by the caller: a hash
+of its API key), so two callers never see each other's keys, and forgotten ``ttl`` after they were answered.
+
+A request that creates a job links the entry to it in the job's own transaction (``link_job``, fenced by the
+claim's token; the holder is found through a context variable the middleware sets). A holder that died after
+that point (a SIGKILL mid-job) leaves a linked claim that never completes: once the job is terminal (the
+recovered job finished), or the claim is older than ``stale_after``, a retry takes the claim over and *adopts*
+the job (``New.adopt_job_id``): it runs the same route again, ``submit_job`` hands back the linked job instead
+of creating one, and the route renders that job's one answer. Nothing is created or charged twice. A claim
+with no job is older than a request takes to reach its job only when its holder died before submitting
+(``unlinked_stale_after``): it is taken over and the retry runs afresh.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from imagegate.core.ids import new_id
-from imagegate.core.ports import IdempotencyRecord
+from imagegate.core.jobs import JobStatus
+from imagegate.core.ports import IdempotencyRecord, UnitOfWork
 from imagegate.errors import IdempotencyConflict, IdempotencyMismatch
 from imagegate.services.context import Services
 
@@ -33,7 +45,9 @@ _MAX_ROUNDS = 3
 @dataclass(frozen=True)
 class IdempotencyPolicy:
     ttl: timedelta = timedelta(hours=24)  # how long an answer is replayed
-    stale_after: timedelta = timedelta(minutes=10)  # a claim older than this lost its process
+    stale_after: timedelta = timedelta(minutes=10)  # a claim with a job older than this lost its process
+    # A claim with no job yet: parsing and fetching inputs take seconds, so older means its holder died.
+    unlinked_stale_after: timedelta = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,39 @@ class New:
     """This request holds the key: run it, then ``complete`` or ``abandon`` with this claim."""
 
     claim: IdempotencyRecord
+    adopt_job_id: str | None = None  # a dead holder's job: answer from it instead of creating another
+
+
+@dataclass(frozen=True)
+class Held:
+    """The claim the current request runs under (see ``holding``)."""
+
+    claim: IdempotencyRecord
+    adopt_job_id: str | None = None
+
+
+_HELD: ContextVar[Held | None] = ContextVar("imagegate_idempotency_claim", default=None)
+
+
+@contextmanager
+def holding(outcome: New) -> Iterator[None]:
+    """Run the request under ``outcome``'s claim: ``submit_job`` links its job to it, or adopts the dead one's."""
+    reset = _HELD.set(Held(outcome.claim, outcome.adopt_job_id))
+    try:
+        yield
+    finally:
+        _HELD.reset(reset)
+
+
+def held_claim() -> Held | None:
+    return _HELD.get()
+
+
+async def link_job(uow: UnitOfWork, held: Held, job_id: str) -> None:
+    """Link the claim to the job being created, in the job's transaction; a lost claim aborts the submission."""
+    claim = held.claim
+    if not await uow.idempotency.link_job(claim.scope, claim.key, job_id, expected_token=claim.token):
+        raise _in_progress()  # a retry took the claim over: it runs the request, this one must not
 
 
 @dataclass(frozen=True)
@@ -80,8 +127,18 @@ async def begin(
                 )
             elif existing.completed:
                 return Replay(existing)
-            elif existing.created_at + stale_after <= now:
-                log.warning("taking over idempotency key %r: its first request stopped without an answer", key)
+            elif existing.job_id is not None:
+                job = await uow.jobs.get(existing.job_id)
+                if job is not None and not job.status.terminal and existing.created_at + stale_after > now:
+                    raise _in_progress()
+                log.warning("idempotency key %r: answering from job %s of a request that stopped", key, existing.job_id)
+                adopted = replace(claim, job_id=existing.job_id)
+                if await uow.idempotency.replace(adopted, expected_token=existing.token):
+                    await uow.commit()
+                    return New(adopted, adopt_job_id=existing.job_id if job is not None else None)
+                won = False
+            elif existing.created_at + policy.unlinked_stale_after <= now:
+                log.warning("taking over idempotency key %r: its first request stopped before creating a job", key)
                 won = await uow.idempotency.replace(claim, expected_token=existing.token)
             else:
                 raise _in_progress()
@@ -124,8 +181,15 @@ async def complete(
 
 
 async def abandon(svc: Services, claim: IdempotencyRecord) -> bool:
-    """Release the key without an answer, so the next request with it runs; False when it was not ours anymore."""
+    """Release the key without an answer, so the next request with it runs; False when it was not ours anymore
+    or when it is kept: a claim linked to a job that may still deliver (running, or succeeded) stays, so that a
+    retry answers from that job instead of creating and charging a second one."""
     async with svc.uow() as uow:
+        entry = await uow.idempotency.get(claim.scope, claim.key)
+        if entry is not None and entry.token == claim.token and entry.job_id is not None:
+            job = await uow.jobs.get(entry.job_id)
+            if job is not None and job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+                return False
         released = await uow.idempotency.delete(claim.scope, claim.key, expected_token=claim.token)
         await uow.commit()
     return released

@@ -9,6 +9,7 @@ from imagegate.core.ports import ApiKey, WebhookRecord
 from imagegate.errors import InvalidRequest, ModelNotFound
 from imagegate.services.billing import hold_for, place_hold
 from imagegate.services.context import Services
+from imagegate.services.idempotency import held_claim, link_job
 from imagegate.services.inputs import check_spec_inputs, check_text
 from imagegate.services.spec_codec import save_spec
 from imagegate.services.webhooks import check_webhook_url
@@ -46,6 +47,14 @@ async def submit_job(
     job_id: str | None = None,
 ) -> Job:
     """Accept one job; ``priority`` says who waits for it (sync callers pass ``INTERACTIVE``)."""
+    held = held_claim()
+    if held is not None and held.adopt_job_id is not None:
+        # A retry of an Idempotency-Key request whose first attempt died after creating its job: that job is the
+        # answer (it was recovered and run, or is running); nothing new is held, created or charged.
+        async with svc.uow() as uow:
+            adopted = await uow.jobs.get(held.adopt_job_id)
+        if adopted is not None and adopted.key_id == principal.id:
+            return adopted
     model = resolve_model(svc, spec.model)
     check_spec(spec, model, svc.config.max_n)
     check_spec_inputs(spec, svc.config)  # before any hold: text that cannot be stored, hostile images
@@ -70,6 +79,8 @@ async def submit_job(
     async with svc.uow() as uow:
         await uow.jobs.add(job, spec_doc)
         await place_hold(uow, job, job.created_at)  # refused for money: the block rolls back, nothing is queued
+        if held is not None:
+            await link_job(uow, held, job.id)  # a retry after a crash answers from this job, never makes another
         if webhook_url is not None:
             await uow.webhooks.add(WebhookRecord(job.id, principal.id, webhook_url, created_at=job.created_at))
         await uow.commit()
