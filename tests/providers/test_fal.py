@@ -16,7 +16,7 @@ from fakes.loopback import serve
 
 from imagegate.core.capabilities import NANO_BANANA
 from imagegate.core.images import ImageInput
-from imagegate.core.jobs import FinishReason, Generation, JobSpec, Modality, Role, Turn
+from imagegate.core.jobs import FinishReason, Generation, JobSpec, Modality, Role, SearchGrounding, Turn
 from imagegate.core.progress import progress_reporter
 from imagegate.errors import (
     InvalidRequest,
@@ -418,3 +418,31 @@ async def test_a_cdn_answer_without_a_size_is_cut_off_at_the_limit() -> None:
         await p.generate(spec(), NANO_BANANA, APP)
     assert len(chunks_sent) < 10
     await client.aclose()
+
+
+# -- the Nano Banana family's options (fal's nano-banana-2 / nano-banana-pro inputs) ------------------------
+
+
+async def test_search_grounding_and_thinking_level_as_fal_names_them(fal: FakeFal) -> None:
+    job = spec(grounding=SearchGrounding(), thinking_level="HIGH")
+    await run(provider(fal), job, app="fal-ai/nano-banana-2")
+    ((app, body),) = fal.submissions
+    assert app == "fal-ai/nano-banana-2"
+    assert body["enable_web_search"] is True and body["thinking_level"] == "high"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"include_thoughts": True}, "generation_config.thinking_config.include_thoughts"),
+        ({"thinking_level": "LOW"}, "generation_config.thinking_config.thinking_level"),
+        ({"grounding": SearchGrounding(images=True)}, "tools.googleSearch.search_types"),
+    ],
+)
+async def test_what_fal_cannot_carry_is_refused_before_any_call(
+    fal: FakeFal, changes: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        await run(provider(fal), spec(**changes), app="fal-ai/nano-banana-2")
+    assert caught.value.field == field and "fal.ai" in caught.value.message
+    assert fal.submissions == []

@@ -15,7 +15,7 @@ from fakes.replicate_server import TOKEN, FakeReplicate, png
 
 from imagegate.core.capabilities import NANO_BANANA
 from imagegate.core.images import ImageInput
-from imagegate.core.jobs import FinishReason, Generation, JobSpec, Role, Turn
+from imagegate.core.jobs import FinishReason, Generation, JobSpec, Role, SearchGrounding, Turn
 from imagegate.errors import (
     InvalidRequest,
     UpstreamRateLimited,
@@ -287,3 +287,42 @@ def test_options_are_validated_without_echoing_the_token(given: dict[str, Any], 
 def test_the_token_is_required() -> None:
     with pytest.raises(ProviderOptionsError, match="api_key"):
         build_provider("replicate", {"base_url": "https://api.replicate.com"})
+
+
+# -- the Nano Banana family's inputs (google/nano-banana-2 on Replicate) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("grounding", "inputs"),
+    [
+        (SearchGrounding(), {"google_search": True}),
+        (SearchGrounding(web=True, images=True), {"google_search": True, "image_search": True}),
+        (SearchGrounding(web=False, images=True), {"image_search": True}),  # it turns web search on by itself
+    ],
+)
+async def test_search_grounding_as_replicate_names_it(
+    replicate: FakeReplicate, grounding: SearchGrounding, inputs: dict[str, bool]
+) -> None:
+    await run(provider(replicate), spec(grounding=grounding), model="google/nano-banana-2")
+    sent = replicate.created[0][1]["input"]
+    assert {k: v for k, v in sent.items() if k in ("google_search", "image_search")} == inputs
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"include_thoughts": True}, "generation_config.thinking_config.include_thoughts"),
+        ({"thinking_level": "HIGH"}, "generation_config.thinking_config.thinking_level"),
+        (
+            {"grounding": SearchGrounding(time_range=("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"))},
+            "tools.googleSearch.time_range_filter",
+        ),
+    ],
+)
+async def test_what_replicate_cannot_carry_is_refused_before_any_call(
+    replicate: FakeReplicate, changes: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        await run(provider(replicate), spec(**changes), model="google/nano-banana-2")
+    assert caught.value.field == field and "Replicate" in caught.value.message
+    assert replicate.created == []

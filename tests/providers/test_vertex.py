@@ -38,7 +38,7 @@ from PIL import Image
 
 from imagegate.core.capabilities import NANO_BANANA
 from imagegate.core.images import ImageInput
-from imagegate.core.jobs import Generation, JobSpec, Role, Turn, Usage
+from imagegate.core.jobs import Generation, JobSpec, Role, SearchGrounding, Turn, Usage
 from imagegate.core.ports import ImageProvider
 from imagegate.errors import (
     InvalidRequest,
@@ -821,3 +821,20 @@ async def test_from_options_builds_a_working_provider(rsa_key: rsa.RSAPrivateKey
 def test_registered_through_the_entry_point_group() -> None:
     [entry] = entry_points(group="imagegate.providers", name="vertex")
     assert entry.load() is VertexProvider
+
+
+async def test_search_grounding_and_thinking_go_in_the_gemini_body(vertex: Factory) -> None:
+    made = vertex(reply(200, ANSWER), location="us-central1")
+    job = spec(grounding=SearchGrounding(), include_thoughts=True, thinking_level="HIGH")
+    await generate(made.provider, job)
+    body = json.loads(made.upstream.requests[0].content)
+    assert body["tools"] == [{"googleSearch": {}}]
+    assert body["generationConfig"]["thinkingConfig"] == {"includeThoughts": True, "thinkingLevel": "HIGH"}
+
+
+async def test_a_search_time_range_is_refused_as_vertex_has_none(vertex: Factory) -> None:
+    made = vertex(reply(200, ANSWER), location="us-central1")
+    job = spec(grounding=SearchGrounding(time_range=("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z")))
+    with pytest.raises(InvalidRequest) as caught:
+        await generate(made.provider, job)
+    assert caught.value.field == "tools.googleSearch.time_range_filter" and not made.upstream.requests

@@ -38,6 +38,7 @@ from imagegate.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from imagegate.providers import mapping
 from imagegate.providers.base import (
     RETRYABLE_STATUSES,
     HTTPUpstream,
@@ -113,6 +114,7 @@ class FalProvider:
             body["image_urls"] = [f"data:{i.mime_type};base64,{encode_base64(i.data)}" for i in images]
         if spec.aspect_ratio:
             body["aspect_ratio"] = spec.aspect_ratio
+        body |= _family_fields(spec)
         if self._options.mode == "sync":
             body["sync_mode"] = True  # images come back inline as data URIs, not via the CDN
             output = await self._call("POST", f"{self._options.base_url.rstrip('/')}/{app}", app, json_body=body)
@@ -213,6 +215,20 @@ class FalProvider:
             finish_message=None if images else text or None,
             usage=estimate_usage(spec, model, output_images=len(images), output_text=text),
         )
+
+
+def _family_fields(spec: JobSpec) -> dict[str, Any]:
+    """Search grounding and thinking as fal's Nano Banana 2 / Pro apps take them (``enable_web_search``,
+    ``thinking_level`` minimal or high); fal answers with images and a description, never with thoughts."""
+    mapping.refuse_thoughts(spec, UPSTREAM)
+    fields: dict[str, Any] = {}
+    web, _ = mapping.search(spec, UPSTREAM, image_search=False)
+    if web:
+        fields["enable_web_search"] = True
+    level = mapping.thinking_level(spec, UPSTREAM, ("minimal", "high"))
+    if level is not None:
+        fields["thinking_level"] = level
+    return fields
 
 
 class _QueueProgress:

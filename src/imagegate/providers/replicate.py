@@ -38,6 +38,7 @@ from imagegate.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from imagegate.providers import mapping
 from imagegate.providers.base import (
     HTTPUpstream,
     Sleep,
@@ -116,6 +117,7 @@ class ReplicateProvider:
             inputs["aspect_ratio"] = spec.aspect_ratio
         elif images:
             inputs["aspect_ratio"] = "match_input_image"
+        inputs |= _family_inputs(spec)
         base = self._options.base_url.rstrip("/")
         name, _, version = upstream_model.partition(":")
         if version:
@@ -240,3 +242,17 @@ def _error_for(response: httpx.Response, name: str, secret: str) -> ImagegateErr
     if code >= 500:
         return UpstreamUnavailable(f"{UPSTREAM} is unavailable ({said}).")
     return UpstreamRejected(f"{UPSTREAM} refused the request ({said}).")
+
+
+def _family_inputs(spec: JobSpec) -> dict[str, Any]:
+    """Search grounding as ``google/nano-banana-2`` takes it (``google_search``, ``image_search``, which turns web
+    search on by itself); Replicate's models have no thinking level and return no thoughts."""
+    mapping.refuse_thoughts(spec, UPSTREAM)
+    mapping.thinking_level(spec, UPSTREAM, ())
+    web, images = mapping.search(spec, UPSTREAM, image_search=True)
+    inputs: dict[str, Any] = {}
+    if web:
+        inputs["google_search"] = True
+    if images:
+        inputs["image_search"] = True
+    return inputs

@@ -35,7 +35,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.jobs import Generation, JobSpec
-from imagegate.errors import ImagegateError, UpstreamRateLimited, UpstreamRejected, UpstreamUnavailable
+from imagegate.errors import (
+    ImagegateError,
+    InvalidRequest,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 from imagegate.providers.base import (
     HTTPUpstream,
     ProviderOptionsError,
@@ -142,6 +148,12 @@ class VertexProvider:
             self._auth_request = None
 
     async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
+        if spec.grounding is not None and spec.grounding.time_range is not None:
+            # Google's own types: GoogleSearch.time_range_filter "is not supported in Vertex AI"
+            raise InvalidRequest(
+                "Vertex AI does not support timeRangeFilter for Search grounding.",
+                field="tools.googleSearch.time_range_filter",
+            )
         body = build_request_body(spec)
         response = await self._post(upstream_model, "generateContent", body)
         return parse_generation(json_object(response, UPSTREAM), upstream=UPSTREAM)
