@@ -24,7 +24,7 @@ from PIL import Image
 
 from imagegate.core.capabilities import NANO_BANANA
 from imagegate.core.images import HEIC, ImageInput
-from imagegate.core.jobs import Generation, JobSpec, Modality, Role, Turn, Usage
+from imagegate.core.jobs import Generation, JobSpec, Modality, Role, SearchGrounding, Turn, Usage
 from imagegate.core.ports import ImageProvider
 from imagegate.errors import (
     InvalidImage,
@@ -1049,3 +1049,20 @@ async def test_loopback_wrong_key_and_malformed_body(fake: tuple[FakeOpenAI, str
     finally:
         await provider.aclose()
     assert refused.block_reason == "SAFETY"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"include_thoughts": True}, "generation_config.thinking_config.include_thoughts"),
+        ({"thinking_level": "HIGH"}, "generation_config.thinking_config.thinking_level"),
+        ({"grounding": SearchGrounding()}, "tools.googleSearch"),
+    ],
+)
+async def test_thinking_and_grounding_have_no_openai_images_field_and_are_refused(
+    openai: Factory, changes: dict[str, Any], field: str
+) -> None:
+    provider, upstream, _ = openai(reply(200, GPT_IMAGE))
+    with pytest.raises(InvalidRequest) as caught:
+        await generate(provider, spec(**changes))
+    assert caught.value.field == field and not upstream.requests

@@ -63,6 +63,7 @@ from imagegate.errors import (
     UpstreamUnavailable,
 )
 from imagegate.imaging import transcode
+from imagegate.providers import mapping
 from imagegate.providers.base import (
     RETRYABLE_STATUSES,
     HTTPUpstream,
@@ -207,6 +208,14 @@ class OpenAICompatProvider:
 
     def _fields(self, spec: JobSpec, upstream_model: str) -> dict[str, Any]:
         options = self._options
+        # the OpenAI Images API has no thinking and no Search grounding: refused by name, not dropped
+        mapping.refuse_thoughts(spec, self.upstream)
+        mapping.thinking_level(spec, self.upstream, ())
+        if spec.grounding is not None:
+            raise InvalidRequest(
+                f"{self.upstream} has no Search grounding (the OpenAI Images API takes no tools).",
+                field=mapping.SEARCH_FIELD,
+            )
         fields: dict[str, Any] = {"model": upstream_model, "n": 1}
         ratio = spec.aspect_ratio
         if ratio is not None and options.size_style == "pixels":
