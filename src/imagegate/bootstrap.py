@@ -162,7 +162,7 @@ async def open_runtime(
             yield runtime
         finally:
             if runtime.workers is not None:
-                await runtime.workers.stop()
+                await runtime.workers.stop(grace_s=settings.shutdown_grace_s)
     finally:
         await fetcher.aclose()
         await webhook_sender.aclose()

@@ -234,6 +234,9 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(default=300.0, gt=0, description="a running job not finished by then is recovered")
     max_attempts: int = Field(default=3, ge=1, description="runs of a job before a dead worker fails it")
     sweep_interval_s: float = Field(default=30.0, gt=0)
+    shutdown_grace_s: float = Field(
+        default=10.0, ge=0, description="on shutdown, how long running jobs may finish; the rest are recovered"
+    )
     max_request_bytes: int = Field(default=100 * 1024 * 1024, description="request bodies above this get 413")
     url_signing_key: SecretStr | None = Field(
         default=None, description="HMAC key of image URLs; default: a random key kept in IMAGEGATE_HOME/url-signing.key"

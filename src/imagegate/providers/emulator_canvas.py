@@ -323,21 +323,29 @@ def _draw_caption(canvas: Image.Image, plan: Layout, prompt: str) -> None:
 
 
 def _wrap(text: str, font: Font, max_width: float, max_lines: int) -> list[str]:
-    """Greedy word wrap; a word wider than a line is cut, and what does not fit ends in an ellipsis."""
+    """Greedy word wrap; a word wider than a line is cut, and what does not fit ends in an ellipsis.
+
+    Linear in the text and bounded by what is shown: wrapping stops once there are more lines than fit, no text
+    longer than a line can hold is ever measured, and a long word is cut by bisection. (It used to shorten a
+    100,000-character word one character at a time, re-measuring it each time: minutes of CPU per image.)
+    """
+    capacity = _line_capacity(font, max_width)
     lines: list[str] = []
     current = ""
     for word in text.split(" "):
+        if len(lines) > max_lines:
+            break
         candidate = f"{current} {word}" if current else word
-        if font.getlength(candidate) <= max_width:
+        if _fits(candidate, font, max_width, capacity):
             current = candidate
             continue
         if current:
             lines.append(current)
-        while font.getlength(word) > max_width:
-            cut = _fitting_prefix(word, font, max_width)
+        while len(lines) <= max_lines and not _fits(word, font, max_width, capacity):
+            cut = _fitting_prefix(word[: capacity + 1], font, max_width)
             lines.append(word[:cut])
             word = word[cut:]
-        current = word
+        current = word[: capacity + 1]
     if current:
         lines.append(current)
     if len(lines) <= max_lines:
@@ -348,11 +356,30 @@ def _wrap(text: str, font: Font, max_width: float, max_lines: int) -> list[str]:
     return [*lines[: max_lines - 1], last.rstrip() + "…"]
 
 
+def _fits(text: str, font: Font, max_width: float, capacity: int) -> bool:
+    return len(text) <= capacity and font.getlength(text) <= max_width
+
+
+def _line_capacity(font: Font, max_width: float) -> int:
+    """The most characters a line can hold: the width over the narrowest glyph (at least one character)."""
+    narrowest = min((font.getlength(c) for c in _NARROW_GLYPHS), default=1.0)
+    return max(1, int(max_width / max(narrowest, 1.0)) + 1)
+
+
+#: The narrowest printable ASCII glyphs of common fonts; _printable() has replaced anything the font lacks.
+_NARROW_GLYPHS = "il.,:;'|!`ij"
+
+
 def _fitting_prefix(word: str, font: Font, max_width: float) -> int:
-    cut = len(word)
-    while cut > 1 and font.getlength(word[:cut]) > max_width:
-        cut -= 1
-    return cut
+    """The longest prefix of ``word`` (at least one character) no wider than ``max_width``, by bisection."""
+    low, high = 1, len(word)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if font.getlength(word[:middle]) <= max_width:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _printable(text: str) -> str:

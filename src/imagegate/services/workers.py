@@ -34,6 +34,9 @@ class WorkerPool:
         self._webhook_sender = webhook_sender
         self._webhook_poll_s = webhook_poll_s
         self._tasks: list[asyncio.Task[None]] = []
+        self._workers: list[asyncio.Task[None]] = []
+        self._busy: set[int] = set()  # workers running a job now (the others wait on the queue)
+        self._stopping = False
 
     async def start(self, *, recover: bool, recover_all_running: bool) -> None:
         """Recover what a previous process left (when ``recover``), then start working.
@@ -45,9 +48,10 @@ class WorkerPool:
         if recover:
             far_future = self._svc.clock() + timedelta(days=36500)
             await recover_jobs(self._svc, stale_before=far_future if recover_all_running else None)
-        self._tasks = [
+        self._workers = [
             asyncio.create_task(self._work(i), name=f"imagegate-worker-{i}") for i in range(self._concurrency)
         ]
+        self._tasks = list(self._workers)
         if recover:
             self._tasks.append(asyncio.create_task(self._sweep(), name="imagegate-sweeper"))
             if self._webhook_sender is not None:
@@ -56,10 +60,15 @@ class WorkerPool:
     async def _work(self, number: int) -> None:
         while True:
             job_id = await self._svc.queue.dequeue()
+            self._busy.add(number)
             try:
                 await execute_job(self._svc, job_id)
             except Exception:  # keep the worker alive; the sweeper recovers the job
                 log.exception("worker %d could not run job %s", number, job_id)
+            finally:
+                self._busy.discard(number)
+            if self._stopping:
+                return
 
     async def _sweep(self) -> None:
         while True:
@@ -79,10 +88,25 @@ class WorkerPool:
                 log.exception("webhook delivery run failed")
             await asyncio.sleep(self._webhook_poll_s)
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 0.0) -> None:
+        """Stop in bounded time: take no more work, give running jobs ``grace_s`` to finish, cancel the rest.
+
+        A job cancelled here keeps its RUNNING row and lease; the next process's recovery (or the sweeper of
+        another) runs it again, fenced by its attempt number, so nothing is lost or charged twice.
+        """
+        self._stopping = True
+        busy = [task for number, task in enumerate(self._workers) if number in self._busy]
+        for task in self._tasks:
+            if task not in busy:
+                task.cancel()
+        if busy and grace_s > 0:
+            _, still_running = await asyncio.wait(busy, timeout=grace_s)
+            if still_running:
+                log.warning("%d job(s) still running after %.0f s; left for recovery", len(still_running), grace_s)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        self._workers = []
