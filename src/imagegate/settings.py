@@ -247,6 +247,9 @@ class Settings(BaseSettings):
         default_factory=list, description="CIDRs image URLs may point into although not public (e.g. a sidecar)"
     )
     fetch_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="largest image fetched from a URL")
+    gemini_file_max_bytes: int = Field(
+        default=100 * 1024 * 1024, gt=0, description="largest file uploaded through the Gemini Files API"
+    )
     max_input_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="largest input image, however sent")
     max_input_pixels: int = Field(
         default=40_000_000, gt=0, description="largest input image in pixels, read from its header (no decoding)"

@@ -234,6 +234,44 @@ class HistoryRepository(Protocol):
     async def find_jobs(self, key_id: str, where: JobFilter) -> builtins.list[tuple[str, dict[str, Any]]]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class UploadedFile:
+    """A file a caller uploaded through the Gemini Files API (or a batch's results file): owned by one key.
+
+    ``state`` is Google's: ``PROCESSING`` while the resumable upload is open, ``ACTIVE`` once finalized.
+    ``upload_token`` authorizes the chunk requests, which carry no API key.
+    """
+
+    id: str
+    key_id: str
+    mime_type: str
+    size_bytes: int  # declared at the start of the upload; the final size once active
+    received_bytes: int
+    storage_key: str
+    state: str
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    display_name: str | None = None
+    sha256: str | None = None  # base64 of the SHA-256 digest, once active
+    upload_token: str | None = None
+    source: str = "UPLOADED"  # or GENERATED (a batch's results)
+
+
+class UploadedFileRepository(Protocol):
+    async def add(self, record: UploadedFile) -> None: ...
+    async def get(self, file_id: str) -> UploadedFile | None: ...
+    async def by_upload_token(self, token: str) -> UploadedFile | None: ...
+    async def update(self, record: UploadedFile) -> None: ...
+    async def delete(self, file_id: str) -> None: ...
+
+    async def page(self, key_id: str, now: datetime, *, after: str | None, limit: int) -> list[UploadedFile]:
+        """A key's unexpired files, newest first, starting after the id ``after``."""
+        ...
+
+    async def expired(self, now: datetime, *, limit: int) -> list[UploadedFile]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository: commit or nothing."""
 
@@ -244,6 +282,7 @@ class UnitOfWork(Protocol):
     idempotency: IdempotencyRepository
     ledger: LedgerRepository
     history: HistoryRepository
+    uploads: UploadedFileRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -226,3 +226,25 @@ playground_hidden_jobs = Table(
     Column("job_id", String, ForeignKey("jobs.id"), primary_key=True),
     Column("hidden_at", UtcDateTime, nullable=False),
 )
+
+
+#: Files uploaded through the Gemini Files API, and batch results files: owned by a key, gone after their expiry.
+uploaded_files = Table(
+    "uploaded_files",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("key_id", String, nullable=False),
+    Column("display_name", String, nullable=True),
+    Column("mime_type", String, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("received_bytes", BigInteger, nullable=False),
+    Column("sha256", String, nullable=True),
+    Column("storage_key", String, nullable=False),
+    Column("state", String, nullable=False),
+    Column("source", String, nullable=False),
+    Column("upload_token", String, nullable=True, unique=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False, index=True),
+    Index("ix_uploaded_files_key_id_created_at", "key_id", "created_at"),
+)

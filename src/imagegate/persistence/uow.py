@@ -19,6 +19,7 @@ from imagegate.core.ports import (
     KeyRepository,
     LedgerRepository,
     UnitOfWorkFactory,
+    UploadedFileRepository,
     WebhookRepository,
 )
 from imagegate.persistence.history_repository import SqlHistoryRepository
@@ -26,6 +27,7 @@ from imagegate.persistence.idempotency_repository import SqlIdempotencyRepositor
 from imagegate.persistence.ledger_repository import SqlLedgerRepository
 from imagegate.persistence.repositories import SqlFileRepository, SqlJobRepository, SqlKeyRepository
 from imagegate.persistence.transaction import SqlTransaction, WriteGate
+from imagegate.persistence.upload_repository import SqlUploadedFileRepository
 from imagegate.persistence.webhook_repository import SqlWebhookRepository
 
 
@@ -39,6 +41,7 @@ class SqlUnitOfWork:
     idempotency: IdempotencyRepository
     ledger: LedgerRepository
     history: HistoryRepository
+    uploads: UploadedFileRepository
 
     def __init__(self, engine: AsyncEngine, gate: WriteGate | None) -> None:
         self._engine = engine
@@ -57,6 +60,7 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotencyRepository(tx)
         self.ledger = SqlLedgerRepository(tx)
         self.history = SqlHistoryRepository(tx)
+        self.uploads = SqlUploadedFileRepository(tx)
         return self
 
     async def __aexit__(

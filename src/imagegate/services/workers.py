@@ -13,6 +13,7 @@ from imagegate.services.execute import execute_job
 from imagegate.services.files import delete_expired_files
 from imagegate.services.idempotency import purge_expired
 from imagegate.services.recovery import recover_jobs
+from imagegate.services.uploads import delete_expired_uploads
 from imagegate.services.webhooks import deliver_due_webhooks
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class WorkerPool:
             try:
                 await recover_jobs(self._svc)
                 await delete_expired_files(self._svc)
+                await delete_expired_uploads(self._svc)
                 await purge_expired(self._svc)
             except Exception:
                 log.exception("sweeper run failed")

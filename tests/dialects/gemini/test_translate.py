@@ -18,6 +18,7 @@ from imagegate.core.capabilities import ModelSpec
 from imagegate.core.images import ASPECT_RATIOS, JPEG, PNG, ImageInput, decode_base64
 from imagegate.core.jobs import JobSpec, Modality, PartInfo, Role
 from imagegate.dialects.gemini.translate import (
+    file_references,
     parse_count_tokens_request,
     parse_generate_request,
     to_job_spec,
@@ -417,15 +418,27 @@ def test_non_image_bytes_are_refused(model: ModelSpec) -> None:
     assert error.field == "contents[0].parts[1].inline_data.data"
 
 
-def test_file_data_is_not_supported_yet(model: ModelSpec) -> None:
-    part = {
-        "fileData": {"file_uri": "https://generativelanguage.googleapis.com/v1beta/files/abc", "mime_type": "image/png"}
-    }
-    error = raised(InvalidRequest, body_with({"text": "a"}, part), model)
-    assert error.message == (
-        "File URIs (fileData) are not supported yet: send the image inline as inlineData with base64 data."
+@pytest.mark.parametrize(
+    "uri",
+    ["https://generativelanguage.googleapis.com/v1beta/files/abc", "http://127.0.0.1:8080/v1/files/abc", "files/abc"],
+)
+def test_file_data_names_an_uploaded_file(uri: str, model: ModelSpec) -> None:
+    request = parse_generate_request(
+        body_with({"text": "a"}, {"fileData": {"file_uri": uri, "mime_type": "image/png"}})
     )
-    assert error.field == "contents[0].parts[1].file_data"
+    field = "contents[0].parts[1].file_data.file_uri"
+    assert file_references(request) == [("abc", field)]
+    image = ImageInput.from_bytes(encode_image("PNG"))
+    spec = to_job_spec(request, model, {field: image})
+    assert spec.input_images == (image,)
+
+
+@pytest.mark.parametrize("uri", ["https://example.com/cat.png", "gs://bucket/files/", "", "files/a/b"])
+def test_file_data_that_is_no_upload_is_refused(uri: str) -> None:
+    request = parse_generate_request(body_with({"text": "a"}, {"fileData": {"fileUri": uri}}))
+    with pytest.raises(InvalidRequest) as refused:
+        file_references(request)
+    assert refused.value.field == "contents[0].parts[1].file_data.file_uri"
 
 
 @pytest.mark.parametrize("ratio", list(ASPECT_RATIOS))

@@ -8,7 +8,7 @@ Every function is pure: no I/O, no clock, no settings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -60,13 +60,48 @@ def parse_count_tokens_request(body: object) -> GenerateContentRequest:
     return request
 
 
-def to_job_spec(request: GenerateContentRequest, model: ModelSpec) -> JobSpec:
-    """The job a parsed request asks for, checked against what ``model`` can do."""
+def file_references(request: GenerateContentRequest) -> list[tuple[str, str]]:
+    """``(file id, field)`` of every ``fileData`` part, for the route to load before ``to_job_spec``.
+
+    ``fileUri`` may be the ``uri`` this server returned, Google's form of it
+    (``https://generativelanguage.googleapis.com/v1beta/files/abc``) or the bare name ``files/abc``; anything
+    else cannot be one of the caller's uploads and is refused here.
+    """
+    found: list[tuple[str, str]] = []
+    for i, content in enumerate(request.contents or ()):
+        for j, part in enumerate(content.parts or ()):
+            if part.file_data is None or part.thought:
+                continue
+            field = f"contents[{i}].parts[{j}].file_data.file_uri"
+            found.append((_file_id(part.file_data.file_uri, field), field))
+    return found
+
+
+def _file_id(uri: str | None, field: str) -> str:
+    text = (uri or "").strip()
+    head, sep, name = text.rpartition("files/")
+    if not sep or not name or "/" in name or not (head == "" or head.endswith("/")):
+        raise InvalidRequest(
+            f"Invalid value at '{field}': expected the uri of a file uploaded through the Files API "
+            "(files/NAME); other URIs cannot be read.",
+            field=field,
+        )
+    return name.split("?", 1)[0]
+
+
+def to_job_spec(
+    request: GenerateContentRequest, model: ModelSpec, files: Mapping[str, ImageInput] | None = None
+) -> JobSpec:
+    """The job a parsed request asks for, checked against what ``model`` can do.
+
+    ``files`` are the uploaded images its ``fileData`` parts name, by field (see ``file_references``).
+    """
     config = request.generation_config or GenerationConfig()
     aspect_ratio = _aspect_ratio(config, model)
     modalities = _modalities(config)
     _check_candidate_count(config)
-    turns = tuple(turn for i, content in enumerate(request.contents or ()) if (turn := _turn(i, content)).parts)
+    loaded = files or {}
+    turns = tuple(turn for i, content in enumerate(request.contents or ()) if (turn := _turn(i, content, loaded)).parts)
     if not turns:
         raise InvalidRequest(EMPTY_INPUT, field="contents")
     spec = JobSpec(
@@ -132,17 +167,18 @@ def _is_usable(part: Part) -> bool:
     return not part.thought and (part.text is not None or part.inline_data is not None or part.file_data is not None)
 
 
-def _turn(index: int, content: Content) -> Turn:
+def _turn(index: int, content: Content, files: Mapping[str, ImageInput]) -> Turn:
     role = _ROLES.get((content.role or "user").lower(), Role.USER)
     parts: list[TurnPart] = []
     infos: list[PartInfo] = []
     for j, part in enumerate(content.parts or ()):
         where = f"contents[{index}].parts[{j}]"
         if part.file_data is not None:
-            raise InvalidRequest(
-                "File URIs (fileData) are not supported yet: send the image inline as inlineData with base64 data.",
-                field=f"{where}.file_data",
-            )
+            field = f"{where}.file_data.file_uri"
+            if field not in files:  # a caller that did not load the files first: a bug, not the client's
+                raise InvalidRequest(f"The file at '{field}' was not loaded.", field=field)
+            parts.append(files[field])
+            continue
         if part.inline_data is not None:
             parts.append(_image(part.inline_data, f"{where}.inline_data"))
         elif part.text is not None:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,10 +15,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from imagegate.core.capabilities import ModelSpec, estimate_usage
+from imagegate.core.images import ImageInput
 from imagegate.core.jobs import Job, JobPriority
 from imagegate.core.ports import ApiKey
 from imagegate.dialects.gemini.errors import model_not_found_message, render_error
 from imagegate.dialects.gemini.translate import (
+    file_references,
     parse_count_tokens_request,
     parse_generate_request,
     render_count_tokens,
@@ -27,6 +30,7 @@ from imagegate.dialects.gemini.translate import (
     render_stream_chunks,
     to_job_spec,
 )
+from imagegate.dialects.gemini.wire import GenerateContentRequest
 from imagegate.errors import ImagegateError, InvalidRequest, NotFound
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, services_of
@@ -34,6 +38,7 @@ from imagegate.http.jsonbody import load_json
 from imagegate.services.context import Services
 from imagegate.services.queries import raise_if_failed, wait_for_result
 from imagegate.services.submit import submit_job
+from imagegate.services.uploads import read_upload_image
 
 API_VERSIONS = ("v1", "v1beta")
 
@@ -98,9 +103,11 @@ async def model_action(
         raise NotFound(f"Method {action} is not supported; use generateContent, streamGenerateContent or countTokens.")
     model = _resolve(svc, name, version, action)
     if action == "countTokens":
-        spec = to_job_spec(parse_count_tokens_request(await _json_body(request)), model)
+        counted = parse_count_tokens_request(await _json_body(request))
+        spec = to_job_spec(counted, model, await load_files(request, principal, counted))
         return JSONResponse(render_count_tokens(estimate_usage(spec, model)))
-    spec = to_job_spec(parse_generate_request(await _json_body(request)), model)
+    parsed = parse_generate_request(await _json_body(request))
+    spec = to_job_spec(parsed, model, await load_files(request, principal, parsed))
     # Both actions hold the connection open until the images come: an interactive job.
     job = await submit_job(svc, principal, spec, request_id=request.state.request_id, priority=JobPriority.INTERACTIVE)
     if action == "generateContent":
@@ -110,6 +117,14 @@ async def model_action(
         body = orjson.dumps(render_response(finished, images, model, response_id=finished.id))
         return Response(body, media_type="application/json")
     return _stream(svc, job, model, sse=request.query_params.get("alt") == "sse")
+
+
+async def load_files(request: Request, principal: ApiKey, parsed: GenerateContentRequest) -> dict[str, ImageInput]:
+    """The uploaded images the request's ``fileData`` parts name, by field, read from the store for this key."""
+    svc = services_of(request)
+    refs = file_references(parsed)
+    images = await asyncio.gather(*(read_upload_image(svc, principal, name, field=field) for name, field in refs))
+    return {field: image for (_, field), image in zip(refs, images, strict=True)}
 
 
 def _stream(svc: Services, job: Job, model: ModelSpec, *, sse: bool) -> StreamingResponse:

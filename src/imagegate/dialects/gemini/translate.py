@@ -7,6 +7,7 @@ rendered in ``responses``. This module only gathers them so routes import one pl
 from __future__ import annotations
 
 from imagegate.dialects.gemini.requests import (
+    file_references,
     parse_count_tokens_request,
     parse_generate_request,
     to_job_spec,
@@ -20,6 +21,7 @@ from imagegate.dialects.gemini.responses import (
 )
 
 __all__ = [
+    "file_references",
     "parse_count_tokens_request",
     "parse_generate_request",
     "render_count_tokens",
