@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 import openai
 import pytest
@@ -63,3 +65,29 @@ def test_openrouter_model_list_names_image_output(server: Server) -> None:
     assert response.status_code == 200
     first = response.json()["data"][0]
     assert "image" in first["architecture"]["output_modalities"]
+
+
+def test_openai_images_stream_sends_the_completed_event(server: Server) -> None:
+    client = openai.OpenAI(api_key=server.key, base_url=f"{server.url}/v1", max_retries=0)
+    stream = client.images.generate(
+        model="gemini-2.5-flash-image", prompt="a fox", stream=True, partial_images=2, size="1536x1024", n=2
+    )
+    events = list(stream)
+    assert [e.type for e in events] == ["image_generation.completed"] * 2  # no partial images from this model
+    for done in events:
+        assert done.size == "1248x832" and done.usage.output_tokens >= 1290  # type: ignore[union-attr]
+        assert open_bytes(base64.b64decode(done.b64_json)).size == (1248, 832)  # type: ignore[union-attr]
+    edit = client.images.edit(
+        model="gemini-2.5-flash-image",
+        image=("a.png", png_bytes(solid((200, 10, 10))), "image/png"),
+        prompt="make it blue",
+        stream=True,
+    )
+    assert [e.type for e in edit] == ["image_edit.completed"]
+    refused = client.images.generate(model="gemini-2.5-flash-image", prompt="emulate:image_safety", stream=True)
+    with pytest.raises(openai.APIError) as failed:
+        list(refused)
+    assert "safety" in str(failed.value.message)
+    with pytest.raises(openai.BadRequestError) as url:
+        client.images.generate(model="gemini-2.5-flash-image", prompt="x", stream=True, response_format="url")
+    assert url.value.param == "response_format"

@@ -8,8 +8,6 @@ a failure is sent as a ``data: {"error": …}`` event, which the openai SDK rais
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,6 +29,7 @@ from imagegate.dialects.openai_chat.translate import (
 from imagegate.dialects.openai_chat.wire import parse_chat_request
 from imagegate.dialects.openai_common.errors import render_error
 from imagegate.errors import ImagegateError, InvalidRequest
+from imagegate.http import sse
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, services_of
 from imagegate.http.inputs import load_image_urls
@@ -38,10 +37,6 @@ from imagegate.http.jsonbody import load_json
 from imagegate.services.context import Services
 from imagegate.services.queries import wait_for_result
 from imagegate.services.submit import submit_job
-
-#: While the image is being made, an SSE comment this often keeps proxies and clients from timing out
-#: (OpenRouter sends ``: OPENROUTER PROCESSING`` the same way; SSE clients skip comment lines).
-KEEPALIVE_S = 10.0
 
 router = APIRouter(dependencies=[Depends(mark_dialect("openai"))], tags=["openai-chat"])
 
@@ -88,34 +83,23 @@ def _image_model(svc: Services, name: str) -> ModelSpec:
 def _stream(svc: Services, job: Job, model: ModelSpec) -> StreamingResponse:
     async def events() -> AsyncIterator[bytes]:
         for chunk in stream_start(job, model):
-            yield _event(chunk)
-        waiting = asyncio.create_task(wait_for_result(svc, job.id))
+            yield sse.event(chunk)
+        waiting = sse.start(wait_for_result(svc, job.id))
+        async for comment in sse.keepalive_until(waiting):
+            yield comment
         try:
-            while not waiting.done():
-                done, _ = await asyncio.wait({waiting}, timeout=KEEPALIVE_S)
-                if not done:
-                    yield b": imagegate processing\n\n"
             finished, stored = waiting.result()
             rest = stream_rest(finished, model, stored)
         except ImagegateError as exc:
             _, body, _ = render_error(exc)
-            yield _event(body)
+            yield sse.event(body)
             return
-        finally:
-            if not waiting.done():  # the client went away: stop waiting (the job itself goes on and is billed)
-                waiting.cancel()
-                with contextlib.suppress(BaseException):
-                    await waiting
         for chunk in rest:
-            yield _event(chunk)
-        yield b"data: [DONE]\n\n"
+            yield sse.event(chunk)
+        yield sse.DONE
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
-
-
-def _event(body: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
 async def _json_body(request: Request) -> Any:

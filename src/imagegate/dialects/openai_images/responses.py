@@ -68,6 +68,32 @@ def render_images_response(
     }
 
 
+def render_stream_events(
+    job: Job, images: Sequence[RenderedImage], model: ModelSpec, *, output: OutputOptions, edit: bool
+) -> list[dict[str, Any]]:
+    """OpenAI's image-generation event stream for a finished job: one ``image_generation.completed`` (or
+    ``image_edit.completed``) event per image, its own slot's usage in each. This model makes no partial images,
+    so ``partial_images`` adds no events; raises the job's domain error when no image was made."""
+    if not images:
+        raise _nothing_delivered(job, model)
+    created = int((job.finished_at or job.created_at).timestamp())
+    usage_of = {img.file_id: slot.usage for slot in job.results for img in slot.images}
+    kind = "image_edit.completed" if edit else "image_generation.completed"
+    return [
+        {
+            "type": kind,
+            "b64_json": image.b64_json,
+            "background": "opaque",
+            "created_at": created,
+            "output_format": _FORMATS.get(output.mime_type, "png"),
+            "quality": "auto",
+            "size": f"{image.width}x{image.height}",
+            "usage": _usage(usage_of.get(image.file_id, Usage())),
+        }
+        for image in images
+    ]
+
+
 def _item(image: RenderedImage, output: OutputOptions) -> dict[str, str]:
     preferred, other = ("url", "b64_json") if output.response_format == "url" else ("b64_json", "url")
     for key in (preferred, other):

@@ -5,17 +5,18 @@ Thin glue: parse with the translate functions, fetch image URLs safely, submit o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from starlette.datastructures import UploadFile
 
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.jobs import Job, JobPriority
 from imagegate.core.ports import ApiKey
+from imagegate.dialects.openai_common.errors import render_error
 from imagegate.dialects.openai_images.translate import (
     ImagesRequest,
     OutputOptions,
@@ -28,9 +29,11 @@ from imagegate.dialects.openai_images.translate import (
     parse_edit_json,
     parse_generation_request,
     render_images_response,
+    render_stream_events,
     to_job_spec,
 )
-from imagegate.errors import InvalidRequest, ModelNotFound
+from imagegate.errors import ImagegateError, InvalidRequest, ModelNotFound
+from imagegate.http import sse
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, public_url, runtime_of, services_of
 from imagegate.http.inputs import load_image_urls
@@ -44,14 +47,20 @@ router = APIRouter(prefix="/v1/images", dependencies=[Depends(mark_dialect("open
 @router.post("/generations")
 async def generations(request: Request, principal: ApiKey = Depends(require_principal)) -> Response:
     parsed = await parse_generation(request)
+    _check_stream(parsed)
     job, model = await submit_images_request(request, principal, parsed)
+    if parsed.stream:
+        return _stream(request, job, model, _output(request, parsed), edit=False)
     return await _answer(request, job, model, _output(request, parsed))
 
 
 @router.post("/edits")
 async def edits(request: Request, principal: ApiKey = Depends(require_principal)) -> Response:
     parsed = await parse_edit(request)
+    _check_stream(parsed)
     job, model = await submit_images_request(request, principal, parsed)
+    if parsed.stream:
+        return _stream(request, job, model, _output(request, parsed), edit=True)
     return await _answer(request, job, model, _output(request, parsed))
 
 
@@ -107,6 +116,41 @@ async def _answer(request: Request, job: Job, model: ModelSpec, output: OutputOp
     return Response(
         orjson.dumps(render_images_response(finished, images, model, output=output)), media_type="application/json"
     )
+
+
+def _check_stream(parsed: ImagesRequest) -> None:
+    if parsed.stream and parsed.response_format == "url":
+        raise InvalidRequest(
+            "Streamed images arrive as b64_json in the events; omit response_format or set it to b64_json.",
+            field="response_format",
+        )
+
+
+def _stream(request: Request, job: Job, model: ModelSpec, output: OutputOptions, *, edit: bool) -> StreamingResponse:
+    """OpenAI's image event stream: keep-alive comments while the job runs, then a ``completed`` event per image.
+
+    The job is already accepted, so a failure from here on is an ``error`` event, which the SDK raises.
+    """
+    svc = services_of(request)
+
+    async def events() -> AsyncIterator[bytes]:
+        waiting = sse.start(wait_for_result(svc, job.id))
+        async for comment in sse.keepalive_until(waiting):
+            yield comment
+        try:
+            finished, stored = waiting.result()
+            raise_if_failed(finished)
+            images = inline_images(finished, stored)
+            bodies = render_stream_events(finished, images, model, output=output, edit=edit)
+        except ImagegateError as exc:
+            _, body, _ = render_error(exc)
+            yield sse.event({"type": "error", **body}, name="error")
+            return
+        for body in bodies:
+            yield sse.event(body, name=str(body["type"]))
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
 def _output(request: Request, parsed: ImagesRequest) -> OutputOptions:

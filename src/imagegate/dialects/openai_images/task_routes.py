@@ -17,7 +17,7 @@ from imagegate.dialects.openai_images.routes import (
     submit_images_request,
 )
 from imagegate.dialects.openai_images.tasks import render_task, render_task_list
-from imagegate.dialects.openai_images.translate import hosted_images
+from imagegate.dialects.openai_images.translate import ImagesRequest, hosted_images
 from imagegate.errors import InvalidRequest
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, services_of
@@ -31,9 +31,19 @@ router = APIRouter(dependencies=[Depends(mark_dialect("openai"))], tags=["tasks"
 ResponseFormat = Literal["url", "b64_json"]
 
 
+def _not_streamed(parsed: ImagesRequest) -> ImagesRequest:
+    if parsed.stream:
+        raise InvalidRequest(
+            "A task is polled or sent to a webhook, not streamed; use POST /v1/images/... with stream, "
+            "or leave stream out here.",
+            field="stream",
+        )
+    return parsed
+
+
 @router.post("/v1/async/images/generations")
 async def async_generations(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
-    parsed = await parse_generation(request)
+    parsed = _not_streamed(await parse_generation(request))
     job, _ = await submit_images_request(
         request, principal, parsed, webhook_url=await _webhook_url(request), priority=JobPriority.ASYNC
     )
@@ -42,7 +52,7 @@ async def async_generations(request: Request, principal: ApiKey = Depends(requir
 
 @router.post("/v1/async/images/edits")
 async def async_edits(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
-    parsed = await parse_edit(request)
+    parsed = _not_streamed(await parse_edit(request))
     job, _ = await submit_images_request(
         request, principal, parsed, webhook_url=await _webhook_url(request), priority=JobPriority.ASYNC
     )

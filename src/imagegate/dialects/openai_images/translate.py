@@ -20,6 +20,7 @@ from imagegate.dialects.openai_images.responses import (
     hosted_images,
     inline_images,
     render_images_response,
+    render_stream_events,
 )
 from imagegate.dialects.openai_images.wire import ImagesRequest
 
@@ -35,5 +36,6 @@ __all__ = [
     "parse_edit_json",
     "parse_generation_request",
     "render_images_response",
+    "render_stream_events",
     "to_job_spec",
 ]

@@ -150,10 +150,7 @@ def _boolean(value: object, info: ValidationInfo) -> bool | None:
 
 
 def _stream(value: object, info: ValidationInfo) -> bool:
-    if _boolean(value, info):
-        # One image arrives whole from this model, so there is nothing partial to stream; say so, never ignore it.
-        raise param_error("Streaming is not supported for this model; omit 'stream' or set it to false.")
-    return False
+    return bool(_boolean(value, info))
 
 
 def _background(value: object, info: ValidationInfo) -> str | None:
