@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from imagegate.errors import ImagegateError, InternalError, InvalidRequest, NotFound
 
@@ -70,7 +71,8 @@ def install_error_handlers(app: FastAPI, renderers: Mapping[str, ErrorRenderer])
         if exc.status_code == 404:
             return render(request, NotFound(f"{request.method} {request.url.path} is not a known endpoint."))
         if exc.status_code == 405:
-            allowed = (exc.headers or {}).get("Allow", "")
+            allowed = _allowed_methods(request) or (exc.headers or {}).get("Allow", "")
+            exc.headers = {**(exc.headers or {}), "Allow": allowed}
             also = f"; use {allowed}" if allowed else ""
             error = InvalidRequest(f"{request.method} is not allowed on {request.url.path}{also}.")
             status, body, headers = _rendered(request, error)
@@ -90,9 +92,29 @@ def install_error_handlers(app: FastAPI, renderers: Mapping[str, ErrorRenderer])
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return render(request, InternalError("An internal error occurred."))
+        response = render(request, InternalError("An internal error occurred."))
+        # The server closes the connection after an unhandled error; saying so lets a keep-alive client open a new
+        # one for its next request instead of sending it into a socket that is being reset.
+        response.headers["Connection"] = "close"
+        return response
 
     app.add_exception_handler(ImagegateError, on_domain_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves on this path. Starlette names only the first route that matched the path,
+    so a path served by two routes (GET and POST ``/v1/admin/keys``) answered a DELETE with ``Allow: POST``;
+    asking every route whether it would fully match each method sees them all (included routers too)."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -34,14 +36,54 @@ _IN_FLIGHT = timedelta(seconds=60)
 
 
 def check_webhook_url(url: str) -> str:
+    """``url`` when it is a URL a webhook can be delivered to; ``InvalidRequest`` naming ``webhook_url`` otherwise.
+
+    Checked like a real URL, not only split: no spaces or control characters anywhere (a leading space made a
+    URL no client would send to), ASCII only, http(s), a valid port, and a host that is a DNS name or an IP
+    address in its one canonical spelling (``0177.0.0.1``, ``2130706433`` or ``0x7f.1`` are refused, not
+    reinterpreted: resolvers disagree on what they mean).
+    """
+
+    def refuse(why: str) -> InvalidRequest:
+        return InvalidRequest(f"webhook_url {why}; got {url[:200]!r}.", field="webhook_url")
+
+    if len(url) > 2048:
+        raise refuse("must be at most 2048 characters")
+    if not url.isascii() or any(c.isspace() or not c.isprintable() for c in url):
+        raise refuse("must be ASCII without spaces or control characters (percent-encode the rest)")
     parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname or len(url) > 2048:
-        raise InvalidRequest(
-            "webhook_url must be an absolute http(s) URL of at most 2048 characters.", field="webhook_url"
-        )
-    if parts.username or parts.password:
-        raise InvalidRequest("webhook_url must not carry credentials.", field="webhook_url")
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise refuse("must be an absolute http(s) URL")
+    if parts.username is not None or parts.password is not None:
+        raise refuse("must not carry credentials")
+    try:
+        parts.port  # noqa: B018 - urllib validates the port only when it is read
+    except ValueError:
+        raise refuse("has an invalid port") from None
+    host = parts.hostname or ""
+    if not _valid_host(host, bracketed=parts.netloc.rpartition("@")[2].startswith("[")):
+        raise refuse("must name a valid host name or IP address")
     return url
+
+
+_DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_NUMERIC_HOST = re.compile(r"[0-9a-fx.]+")
+
+
+def _valid_host(host: str, *, bracketed: bool) -> bool:
+    if bracketed:
+        try:
+            return isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address)
+        except ValueError:
+            return False
+    labels = host.removesuffix(".").split(".")
+    if _NUMERIC_HOST.fullmatch(host) and labels[-1].replace("x", "").isalnum() and not labels[-1].isalpha():
+        # Looks like an IPv4 address: only the canonical dotted quad (no octal, hex or shortened forms).
+        try:
+            return str(ipaddress.IPv4Address(host)) == host
+        except ValueError:
+            return False
+    return len(host) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit()
 
 
 def webhook_secret(svc: Services, key_id: str) -> bytes:
