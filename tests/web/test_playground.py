@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -80,7 +81,7 @@ def test_generate_edit_branch_gallery_and_dashboard(desktop: Tab, web: Web, arti
     page.locator(".ratio", has_text="16:9").click()
     page.locator(".segment", has_text="2").click()
     page.get_by_role("button", name="Generate").click()
-    results = page.locator(".run").first.locator(".result img")
+    results = page.locator(".run", has_text="a lighthouse at dusk").first.locator(".result img")
     results.nth(1).wait_for()
     assert results.count() == 2
     assert natural_width(results.nth(0)) == 1344 and natural_width(results.nth(1)) == 1344
@@ -129,7 +130,7 @@ def test_generate_edit_branch_gallery_and_dashboard(desktop: Tab, web: Web, arti
     composer.fill("make it blue")
     composer.press("Enter")
     page.locator(".turn.model").nth(1).locator(".turn-image img").wait_for()
-    page.get_by_role("button", name="Thread 1 4 turns", exact=True).click()
+    page.get_by_role("button", name="make it greyscale 4 turns", exact=True).click()
     assert page.locator(".turn").count() == 4
 
     # A refused request says why, in the thread and later in the gallery.
@@ -141,7 +142,8 @@ def test_generate_edit_branch_gallery_and_dashboard(desktop: Tab, web: Web, arti
     page.get_by_role("link", name="Gallery").click()
     cards = page.locator(".gallery-card")
     cards.filter(has_text="make it blue").wait_for()
-    assert cards.filter(has_text="a lighthouse at dusk").count() == 2
+    assert cards.filter(has_text="a lighthouse at dusk").count() == 1  # one run, its two images on one card
+    assert cards.filter(has_text="a lighthouse at dusk").locator(".count").inner_text() == "\u00d72"
     assert cards.filter(has_text="rotate 90").count() == 1
     lighthouse = cards.filter(has_text="a lighthouse at dusk").first
     assert "emulator" in lighthouse.inner_text() and "succeeded" in lighthouse.inner_text().lower()
@@ -149,7 +151,7 @@ def test_generate_edit_branch_gallery_and_dashboard(desktop: Tab, web: Web, arti
     lighthouse.click()
     detail = page.locator("#job-detail")
     assert "Provider" in detail.inner_text() and "emulator" in detail.inner_text()
-    assert "0.039" in detail.locator(".facts").inner_text()  # one image at the list price, plus prompt tokens
+    assert "0.078" in detail.locator(".facts").inner_text()  # two images at the list price
     assert natural_width(detail.locator(".detail-images img").first) == 1344
     page.keyboard.press("Escape")
     refused = cards.filter(has_text="emulate:image_safety")
@@ -166,8 +168,16 @@ def test_generate_edit_branch_gallery_and_dashboard(desktop: Tab, web: Web, arti
     assert "Balance" in stats and "Held" in stats and "Spent" in stats
     assert page.locator("#chart-images .bar").count() == 30
     assert "5 in 30 days" in page.locator("#chart-images figcaption").inner_text()
-    row = page.locator("#providers tbody tr").first.inner_text()
-    assert "emulator" in row and "closed" in row.lower()
+    row = page.locator("#providers tbody tr").first
+    fleet = httpx.get(f"{web.url}/v1/providers", headers={"Authorization": f"Bearer {web.key}"}).json()["data"]
+    stats = fleet[0]["stats"]["1h"]
+    judged = stats["requests"] - stats["rejected"]
+    rate = stats["success_rate"]
+    expected = "healthy" if rate >= 0.95 else "degraded" if rate >= 0.5 else "down"
+    assert judged >= 5 and row.locator(".badge").inner_text().lower() == expected  # the API's figures, in words
+    assert f"{stats['refusals']}" in row.locator("td[data-label=Refused]").inner_text()
+    assert page.locator("#emulator-banner").is_visible()
+    assert "not the real model" in page.locator("#emulator-banner").inner_text()
     snap(page, artifacts / "desktop-dashboard.png")
 
 
@@ -204,7 +214,7 @@ def test_inputs_drop_paste_pick_and_limit(desktop: Tab, web: Web, tmp_path: Path
     page.get_by_label("Prompt").fill("compose these")
     page.locator(".ratio", has_text="Auto").click()
     page.get_by_label("Prompt").press("Control+Enter")  # the keyboard shortcut generates
-    image = page.locator(".run").first.locator(".result img")
+    image = page.locator(".run", has_text="compose these").locator(".result img")
     # Auto takes the first input's shape: 64x48 is 4:3, which the model makes at 1184x864.
     assert natural_width(image) == 1184
     page.locator(".copy-as").get_by_role("button", name="curl", exact=True).click()
@@ -218,7 +228,7 @@ def test_a_failed_generation_says_why_on_its_card(desktop: Tab, web: Web) -> Non
     sign_in(page, web)
     page.get_by_label("Prompt").fill("emulate:unavailable now")
     page.get_by_role("button", name="Generate").click()
-    failed = page.locator(".run").first.locator(".frame.failed")
+    failed = page.locator(".run", has_text="emulate:unavailable now").locator(".frame.failed")
     failed.wait_for()
     assert "overloaded" in failed.inner_text()
     page.get_by_label("Prompt").fill("")
@@ -233,7 +243,7 @@ def test_phone_width(phone: Tab, web: Web, artifacts: Path) -> None:
     page.get_by_label("Prompt").fill("a cat in a teacup")
     page.locator(".ratio", has_text="9:16").click()
     page.get_by_role("button", name="Generate").click()
-    assert natural_width(page.locator(".run").first.locator(".result img")) == 768
+    assert natural_width(page.locator(".run", has_text="a cat in a teacup").locator(".result img").first) == 768
     overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
     assert page.evaluate(overflow) <= 0
     snap(page, artifacts / "phone-create.png", full_page=True)

@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from imagegate.core.attempts import Attempt
 from imagegate.core.images import ImageInput, ImageOutput
 
 
@@ -300,6 +301,7 @@ class SlotResult:
     model_version: str | None = None
     error: JobError | None = None
     deployment: str | None = None  # which deployment answered (its prices apply)
+    attempts: tuple[Attempt, ...] = ()  # every deployment tried for this slot, in order
     thoughts: tuple[StoredThought, ...] = ()
     text_signature: bytes | None = None
     image_signatures: tuple[bytes | None, ...] = ()  # one per image, or empty

@@ -114,6 +114,12 @@ class LedgerRepository(Protocol):
         """Capture entries (what delivered work cost), of one key or (None) of all, oldest first."""
         ...
 
+    async def entries(
+        self, key_id: str | None, since: datetime | None = None, *, kind: str | None = None
+    ) -> list[LedgerEntry]:
+        """Every movement (or those of one ``kind``), of one key or (None) of all, oldest first."""
+        ...
+
 
 class JobRepository(Protocol):
     async def add(self, job: Job, spec_doc: Mapping[str, Any]) -> None: ...

@@ -1,12 +1,15 @@
-"""Account, usage and admin endpoints: ``/v1/account``, ``/v1/usage`` and ``/v1/admin/keys`` (admin keys only)."""
+"""Account, usage and admin endpoints: ``/v1/account``, ``/v1/usage`` (with key names), ``/v1/admin/keys`` and the
+CSV exports ``/v1/admin/usage.csv`` and ``/v1/admin/ledger.csv`` (admin keys only)."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from imagegate.core.money import format_amount, parse_amount
@@ -15,7 +18,7 @@ from imagegate.errors import InvalidRequest, PermissionDenied
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, services_of
 from imagegate.services import accounts
-from imagegate.services.usage import account, usage
+from imagegate.services.usage import account, ledger_entries, usage
 
 router = APIRouter(dependencies=[Depends(mark_dialect("openai"))], tags=["account"])
 
@@ -55,6 +58,7 @@ async def get_usage(
 ) -> JSONResponse:
     svc = services_of(request)
     rows = await usage(svc, principal, since=svc.clock() - timedelta(days=days), key_id=key_id)
+    names = await _key_names(request, principal)
     return JSONResponse(
         {
             "object": "list",
@@ -63,6 +67,7 @@ async def get_usage(
                     "date": row.day,
                     "model": row.model,
                     "key_id": row.key_id,
+                    "key_name": names.get(row.key_id),
                     "requests": row.requests,
                     "images": row.images,
                     "input_tokens": row.input_tokens,
@@ -72,6 +77,24 @@ async def get_usage(
                 for row in rows
             ],
         }
+    )
+
+
+async def _key_names(request: Request, principal: ApiKey) -> dict[str, str]:
+    if not principal.is_admin:
+        return {principal.id: principal.name}
+    return {key.id: key.name for key in await accounts.list_keys(services_of(request))}
+
+
+def _csv(header: list[str], rows: list[list[object]], filename: str) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
@@ -124,3 +147,69 @@ async def revoke_key(key_id: str, request: Request, _: ApiKey = Depends(require_
 async def grant(key_id: str, body: Grant, request: Request, _: ApiKey = Depends(require_admin)) -> JSONResponse:
     balance = await accounts.add_credits(services_of(request), key_id, _amount(body.amount, "amount"))
     return JSONResponse({"id": key_id, "balance": format_amount(balance)})
+
+
+@router.get("/v1/admin/usage.csv")
+async def usage_csv(
+    request: Request, days: int = Query(30, ge=1, le=366), principal: ApiKey = Depends(require_admin)
+) -> Response:
+    svc = services_of(request)
+    rows = await usage(svc, principal, since=svc.clock() - timedelta(days=days))
+    names = await _key_names(request, principal)
+    header = ["date", "model", "key_id", "key_name", "requests", "images", "input_tokens", "output_tokens", "spend"]
+    body = [
+        [
+            r.day,
+            r.model,
+            r.key_id,
+            names.get(r.key_id, ""),
+            r.requests,
+            r.images,
+            r.input_tokens,
+            r.output_tokens,
+            format_amount(r.spend),
+        ]
+        for r in rows
+    ]
+    return _csv(header, body, f"imagegate-usage-{days}d.csv")
+
+
+@router.get("/v1/admin/ledger.csv")
+async def ledger_csv(
+    request: Request, days: int = Query(30, ge=1, le=366), principal: ApiKey = Depends(require_admin)
+) -> Response:
+    svc = services_of(request)
+    entries = await ledger_entries(svc, principal, since=svc.clock() - timedelta(days=days))
+    names = await _key_names(request, principal)
+    header = [
+        "created_at",
+        "kind",
+        "key_id",
+        "key_name",
+        "job_id",
+        "model",
+        "amount",
+        "balance_after",
+        "images",
+        "input_tokens",
+        "output_tokens",
+        "id",
+    ]
+    body = [
+        [
+            e.created_at.isoformat(timespec="seconds"),
+            e.kind,
+            e.key_id,
+            names.get(e.key_id, ""),
+            e.job_id or "",
+            e.model or "",
+            format_amount(e.amount),
+            "" if e.balance_after is None else format_amount(e.balance_after),
+            e.images,
+            e.input_tokens,
+            e.output_tokens,
+            e.id,
+        ]
+        for e in entries
+    ]
+    return _csv(header, body, f"imagegate-ledger-{days}d.csv")

@@ -135,6 +135,12 @@ async def hide_job(job_id: str, request: Request, p: ApiKey = Depends(require_pr
     return JSONResponse({"id": job_id, "deleted": True})
 
 
+@router.get("/v1/playground/jobs/{job_id}")
+async def describe_job(job_id: str, request: Request, p: ApiKey = Depends(require_principal)) -> JSONResponse:
+    doc = await history.job_request(services_of(request), p, job_id)
+    return JSONResponse(history.describe_job(job_id, doc))
+
+
 @router.get("/v1/playground/jobs/{job_id}/inputs/{digest}")
 async def job_input(job_id: str, digest: str, request: Request, p: ApiKey = Depends(require_principal)) -> Response:
     data, mime = await history.job_input(services_of(request), p, job_id, digest)

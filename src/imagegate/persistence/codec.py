@@ -10,6 +10,7 @@ import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from imagegate.core.attempts import Attempt
 from imagegate.core.jobs import JobError, SlotResult, StoredImage, StoredThought, Usage
 
 Document = dict[str, Any]
@@ -52,6 +53,7 @@ def _encode_slot(slot: SlotResult) -> Document:
         "model_version": slot.model_version,
         "error": encode_error(slot.error),
         "deployment": slot.deployment,
+        "attempts": [_encode_attempt(attempt) for attempt in slot.attempts],
         "thoughts": [_encode_thought(thought) for thought in slot.thoughts],
         "text_signature": _encode_bytes(slot.text_signature),
         "image_signatures": [_encode_bytes(signature) for signature in slot.image_signatures],
@@ -71,10 +73,30 @@ def _decode_slot(doc: Mapping[str, Any]) -> SlotResult:
         model_version=_optional_str(doc.get("model_version")),
         error=decode_error(doc.get("error")),
         deployment=_optional_str(doc.get("deployment")),
+        attempts=tuple(_decode_attempt(attempt) for attempt in doc.get("attempts") or ()),
         thoughts=tuple(_decode_thought(thought) for thought in doc.get("thoughts") or ()),
         text_signature=_decode_bytes(doc.get("text_signature")),
         image_signatures=tuple(_decode_bytes(signature) for signature in doc.get("image_signatures") or ()),
         grounding=doc.get("grounding"),
+    )
+
+
+def _encode_attempt(attempt: Attempt) -> Document:
+    return {
+        "deployment": attempt.deployment,
+        "outcome": attempt.outcome,
+        "latency_ms": attempt.latency_ms,
+        "reason": attempt.reason,
+    }
+
+
+def _decode_attempt(doc: Mapping[str, Any]) -> Attempt:
+    latency = doc.get("latency_ms")
+    return Attempt(
+        deployment=str(doc.get("deployment") or ""),
+        outcome=str(doc.get("outcome") or ""),
+        latency_ms=float(latency) if latency is not None else None,
+        reason=_optional_str(doc.get("reason")),
     )
 
 

@@ -43,7 +43,14 @@ class SqlLedgerRepository:
         return int((await self._tx.execute(query)).scalar_one())
 
     async def captures(self, key_id: str | None, since: datetime | None = None) -> builtins.list[LedgerEntry]:
-        query = select(ledger).where(ledger.c.kind == "capture")
+        return await self.entries(key_id, since, kind="capture")
+
+    async def entries(
+        self, key_id: str | None, since: datetime | None = None, *, kind: str | None = None
+    ) -> builtins.list[LedgerEntry]:
+        query = select(ledger)
+        if kind is not None:
+            query = query.where(ledger.c.kind == kind)
         if key_id is not None:
             query = query.where(ledger.c.key_id == key_id)
         if since is not None:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from imagegate.core.attempts import Attempt, record_attempt
 from imagegate.core.capabilities import ModelSpec, Prices
 from imagegate.core.jobs import FinishReason, Generation, JobSpec
 from imagegate.core.ports import ImageProvider
@@ -227,6 +228,7 @@ class Router:
         retry = 0
         while True:
             if not health.breaker.try_acquire():
+                record_attempt(Attempt(dep.name, "skipped", None, "circuit breaker open"))
                 return None
             try:
                 return Routed(await self._call(candidate, health, spec, model), dep.name)
@@ -264,35 +266,46 @@ class Router:
                     async with asyncio.timeout(dep.timeout_s):
                         generation = await dep.provider.generate(spec, model, candidate.upstream_model)
             except TimeoutError as exc:
-                self._finish(dep, health, Outcome.ERROR, started, first_byte)
+                self._finish(
+                    dep, health, Outcome.ERROR, started, first_byte, f"upstream_timeout after {dep.timeout_s:g} s"
+                )
                 raise UpstreamTimeout(f"Deployment {dep.name} did not answer within {dep.timeout_s:g} s.") from exc
-            except UpstreamError:
-                self._finish(dep, health, Outcome.ERROR, started, first_byte)
+            except UpstreamError as exc:
+                self._finish(dep, health, Outcome.ERROR, started, first_byte, _reason(exc))
                 raise
-            except ImagegateError:  # the request is wrong: another deployment would say the same
-                self._finish(dep, health, Outcome.REJECTED, started, first_byte)
+            except ImagegateError as exc:  # the request is wrong: another deployment would say the same
+                self._finish(dep, health, Outcome.REJECTED, started, first_byte, _reason(exc))
                 raise
             except asyncio.CancelledError:
                 health.breaker.release()
                 raise
             except UnicodeError as exc:  # text the request carried cannot be encoded: its fault, not the upstream's
-                self._finish(dep, health, Outcome.REJECTED, started, first_byte)
+                self._finish(dep, health, Outcome.REJECTED, started, first_byte, "invalid_request: text not encodable")
                 raise InvalidRequest(f"The request has text that cannot be encoded ({exc}).") from exc
             except Exception as exc:  # a provider bug must not take the job down with it: fail over
                 log.exception("deployment %s: provider %s failed unexpectedly", dep.name, dep.provider_name)
-                self._finish(dep, health, Outcome.ERROR, started, first_byte)
+                self._finish(dep, health, Outcome.ERROR, started, first_byte, f"provider failed: {type(exc).__name__}")
                 raise UpstreamUnavailable(f"Deployment {dep.name} failed unexpectedly.") from exc
             finally:
                 health.in_flight -= 1
                 self._gauge_in_flight(dep, health)
-            self._finish(dep, health, classify(generation), started, first_byte)
+            outcome = classify(generation)
+            why = None if outcome is Outcome.SUCCESS else generation.block_reason or generation.finish_reason
+            self._finish(dep, health, outcome, started, first_byte, why)
             return generation
 
     def _finish(
-        self, dep: Deployment, health: DeploymentHealth, outcome: Outcome, started: float, first_byte: list[float]
+        self,
+        dep: Deployment,
+        health: DeploymentHealth,
+        outcome: Outcome,
+        started: float,
+        first_byte: list[float],
+        reason: str | None = None,
     ) -> None:
         latency = self._clock() - started
         ttfb = first_byte[0] if first_byte else None
+        record_attempt(Attempt(dep.name, outcome.value, round(latency * 1000, 1), reason))
         health.stats.record(outcome, latency, ttfb)
         if outcome in (Outcome.SUCCESS, Outcome.REFUSAL):  # a refusal still proves the upstream is up
             health.breaker.record_success()
@@ -344,6 +357,11 @@ class Router:
     async def aclose(self) -> None:
         for dep in self.deployments:
             await dep.provider.aclose()
+
+
+def _reason(exc: ImagegateError) -> str:
+    """An attempt's reason: the error's code and the start of its message."""
+    return f"{exc.code}: {exc.message}"[:300]
 
 
 def _health_word(state: BreakerState, rate: float | None) -> str:

@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from imagegate.core.attempts import attempt_log
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.ids import new_id
 from imagegate.core.images import ImageOutput
@@ -256,17 +257,23 @@ async def _run_slot(
     """
     if job.n > 1:  # n calls of one request must not be n identical pictures from a seeded engine
         spec = replace(spec, seed=(spec.seed or 0) + index)
-    try:
-        with progress_reporter(progress.reporter(index)):
-            routed = await svc.router.generate(spec, model)
-    except ImagegateError as exc:
-        return SlotResult(index, error=_job_error(exc)), None
+    with attempt_log() as attempts:
+        try:
+            with progress_reporter(progress.reporter(index)):
+                routed = await svc.router.generate(spec, model)
+        except ImagegateError as exc:
+            return SlotResult(index, error=_job_error(exc), attempts=tuple(attempts)), None
     generation = routed.generation
     stored = await _store_images(svc, job, spec, generation.images, images, records)
     # Thoughts are the caller's only when asked for (includeThoughts), as Google returns them
     shown = generation.thoughts if spec.include_thoughts else ()
     thoughts = await _store_thoughts(svc, job, spec, shown, images, records)
-    result = replace(_slot_result(index, generation, stored), thoughts=thoughts, deployment=routed.deployment)
+    result = replace(
+        _slot_result(index, generation, stored),
+        thoughts=thoughts,
+        deployment=routed.deployment,
+        attempts=tuple(attempts),
+    )
     return result, routed.deployment
 
 

@@ -71,6 +71,16 @@ async def find_jobs(svc: Services, principal: ApiKey, where: JobFilter) -> list[
         return await uow.history.find_jobs(principal.id, where)
 
 
+async def job_request(svc: Services, principal: ApiKey, job_id: str) -> dict[str, Any]:
+    """The stored request (spec document) of one of the key's jobs."""
+    async with svc.uow() as uow:
+        job = await uow.jobs.get(job_id)
+        doc = await uow.jobs.get_spec_doc(job_id) if job is not None and job.key_id == principal.id else None
+    if doc is None:
+        raise NotFound(f"no job {job_id} for this key")
+    return doc
+
+
 async def job_input(svc: Services, principal: ApiKey, job_id: str, digest: str) -> tuple[bytes, str]:
     """An input image of one of the key's jobs (by its content hash), for a thread reopened elsewhere."""
     async with svc.uow() as uow:
@@ -102,5 +112,6 @@ def describe_job(job_id: str, spec_doc: dict[str, Any]) -> dict[str, Any]:
         "output_quality": spec_doc.get("output_quality"),
         "n": spec_doc.get("n", 1),
         "turns": len(turns),
+        "context_images": sum(1 for t in turns for p in t.get("parts") or () if isinstance(p, dict) and "image" in p),
         "dialect": spec_doc.get("dialect"),
     }

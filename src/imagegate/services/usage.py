@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from imagegate.core.ports import ApiKey
+from imagegate.core.ports import ApiKey, LedgerEntry
 from imagegate.errors import NotFound
 from imagegate.services.context import Services
 
@@ -53,3 +53,9 @@ async def usage(
         for index, value in enumerate((1, entry.images, entry.input_tokens, entry.output_tokens, entry.amount)):
             row[index] += value
     return [UsageRow(day, model, key, *values) for (day, model, key), values in sorted(totals.items())]
+
+
+async def ledger_entries(svc: Services, principal: ApiKey, *, since: datetime | None = None) -> list[LedgerEntry]:
+    """Every movement of money since ``since``: all keys' for an admin, the key's own otherwise."""
+    async with svc.uow() as uow:
+        return await uow.ledger.entries(None if principal.is_admin else principal.id, since)

@@ -39,6 +39,18 @@ def render_task(
         # The final charge once settled (refusals and failures cost nothing), before that the hold or quote.
         "cost": format_amount(displayed_price(job, model)),
         "deployment": job.deployment,  # which upstream served it, once one did
+        # Every deployment tried, per image: outcome, latency and why the router moved on.
+        "attempt_trail": [
+            {
+                "image": slot.index,
+                "deployment": a.deployment,
+                "outcome": a.outcome,
+                "latency_ms": a.latency_ms,
+                "reason": a.reason,
+            }
+            for slot in job.results
+            for a in slot.attempts
+        ],
     }
     if not job.status.terminal:
         if job.progress is not None:  # providers that know their steps (local models) report them

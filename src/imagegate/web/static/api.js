@@ -104,3 +104,15 @@ export function base64ToBlob(data, mimeType) {
   const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
   return new Blob([bytes], { type: mimeType });
 }
+
+/** An authenticated binary resource (a job's stored input image) as a Blob. */
+export async function apiBlob(path, { key = session.key } = {}) {
+  let response;
+  try {
+    response = await fetch(path, { headers: { Authorization: `Bearer ${key}` } });
+  } catch {
+    throw new ApiError(0, "The server could not be reached. Is imagegate still running?");
+  }
+  if (!response.ok) throw new ApiError(response.status, `The image could not be loaded (HTTP ${response.status}).`);
+  return response.blob();
+}

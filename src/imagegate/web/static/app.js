@@ -1,14 +1,16 @@
 // The playground's entry point: sign-in with an API key, the models, the four views and hash navigation.
 
 import { api, ApiError, session } from "./api.js";
+import { initAdmin } from "./admin.js";
 import { initCreate } from "./create.js";
 import { initDashboard } from "./dashboard.js";
 import { initGallery } from "./gallery.js";
 import { initThread } from "./thread.js";
 import { $, money, toast } from "./ui.js";
 
-const VIEWS = ["create", "thread", "gallery", "dashboard"];
+const VIEWS = ["create", "thread", "gallery", "dashboard", "admin"];
 let views = null;
+let account = null;
 
 function show(name) {
   for (const view of document.querySelectorAll(".view")) view.hidden = view.id !== `view-${name}`;
@@ -20,15 +22,19 @@ function show(name) {
 
 function route() {
   if (!views) return;
-  const name = VIEWS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "create";
+  let name = VIEWS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "create";
+  if (name === "admin" && !views.admin) name = "create";
   show(name);
   if (name === "gallery") views.gallery.refresh();
   if (name === "dashboard") views.dashboard.refresh();
+  if (name === "admin" && views.admin) views.admin.refresh();
 }
 
-function showAccount(account) {
-  $("#who-name").textContent = account.name;
-  $("#who-balance").textContent = account.metered ? `${money(account.balance)} credits` : "unmetered";
+function showAccount(found) {
+  account = found;
+  $("#who-name").textContent = found.name;
+  $("#who-balance").textContent = found.metered ? `${money(found.balance)} credits` : "unmetered";
+  views?.create?.refreshPrice();
 }
 
 async function refreshAccount() {
@@ -39,15 +45,45 @@ async function refreshAccount() {
   }
 }
 
-async function start(account) {
-  showAccount(account);
+/** Whenever a model is served by the built-in emulator, say so on every view: its images are not the model's. */
+async function showEmulatorBanner() {
+  try {
+    const fleet = (await api("/v1/providers")).data;
+    const emulated = fleet.filter((d) => d.provider === "emulator");
+    const banner = $("#emulator-banner");
+    banner.hidden = !emulated.length;
+    if (emulated.length) {
+      const names = emulated.map((d) => d.name).join(", ");
+      const served = emulated.some((d) => d.models.includes("*")) ? "every model" : emulated.flatMap((d) => d.models).join(", ");
+      banner.textContent = `Emulator: ${served} ${emulated.length > 1 ? "are" : "is"} served by the built-in emulator (${names}) — stand-in images, not the real model's. Configure an upstream for real images.`;
+    }
+  } catch {
+    // No fleet figures (an older server): nothing to say.
+  }
+}
+
+async function start(found) {
+  showAccount(found);
   $(".tabs").hidden = false;
   $(".who").hidden = false;
+  $('.tabs a[data-view="admin"]').hidden = !found.admin;
   const models = (await api("/v1/playground/models")).data;
+  showEmulatorBanner();
   const ctx = {
     models,
+    account: () => account,
     model: () => models.find((m) => m.id === $("#create-model").value) ?? models[0],
     changed: refreshAccount,
+    reopen: async (asked, inputs) => {
+      location.hash = "#create";
+      await views.create.reopen(asked, inputs);
+    },
+    rerun: () => views.create.rerun(),
+    snippet: (request) => views.create.showSnippet("curl", request),
+    openInThread: async (asked, task, inputs) => {
+      location.hash = "#thread";
+      await views.thread.openJob(asked, task, inputs);
+    },
     editInThread: (blob, name) => {
       views.thread.start(blob, name);
       location.hash = "#thread";
@@ -60,8 +96,9 @@ async function start(account) {
   views = {};
   views.create = initCreate(ctx);
   views.thread = initThread(ctx);
-  views.gallery = initGallery();
+  views.gallery = initGallery(ctx);
   views.dashboard = initDashboard();
+  views.admin = found.admin ? initAdmin() : null;
   route();
 }
 

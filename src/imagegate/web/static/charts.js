@@ -9,19 +9,27 @@ function svg(tag, attrs = {}, text) {
   return node;
 }
 
-function niceMax(value) {
-  if (value <= 0) return 1;
-  const power = 10 ** Math.floor(Math.log10(value));
-  const step = [1, 2, 2.5, 5, 10].find((s) => s * power >= value) ?? 10;
-  return step * power;
+/** Axis ticks from 0 to a round maximum; for counts (``integer``) every tick is a whole number. */
+export function ticks(value, { integer = false, count = 4 } = {}) {
+  if (!(value > 0)) return integer ? [0, 1] : [0, 1];
+  const rough = value / count;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  let step = [1, 2, 2.5, 5, 10].map((s) => s * power).find((s) => s >= rough) ?? 10 * power;
+  if (integer) step = Math.max(1, Math.ceil(step));
+  const top = Math.ceil(value / step) * step;
+  const out = [];
+  for (let v = 0; v <= top + step / 2; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
 }
 
 /** ``points`` is [{label, value}] oldest first; ``format`` turns a value into text. */
-export function barChart(points, { title, format = String }) {
-  const width = 640;
-  const height = 220;
-  const pad = { top: 16, right: 12, bottom: 28, left: 52 };
-  const max = niceMax(Math.max(0, ...points.map((p) => p.value)));
+export function barChart(points, { title, format = String, integer = false, compact = false }) {
+  // On a phone the chart is drawn narrower in the same viewBox units, so its text stays readable when scaled.
+  const width = compact ? 360 : 640;
+  const height = compact ? 240 : 220;
+  const pad = { top: 16, right: 10, bottom: 30, left: compact ? 46 : 52 };
+  const steps = ticks(Math.max(0, ...points.map((p) => p.value)), { integer });
+  const max = steps.at(-1);
   const total = points.reduce((sum, p) => sum + p.value, 0);
   const innerW = width - pad.left - pad.right;
   const innerH = height - pad.top - pad.bottom;
@@ -32,11 +40,11 @@ export function barChart(points, { title, format = String }) {
     "aria-label": `${title}: ${format(total)} over ${points.length} days`,
     class: "bars",
   });
-  for (const fraction of [0, 0.5, 1]) {
-    const y = pad.top + innerH * (1 - fraction);
+  for (const tick of steps) {
+    const y = pad.top + innerH * (1 - tick / max);
     root.append(
       svg("line", { x1: pad.left, x2: width - pad.right, y1: y, y2: y, class: "grid" }),
-      svg("text", { x: pad.left - 8, y: y + 4, class: "axis", "text-anchor": "end" }, format(max * fraction)),
+      svg("text", { x: pad.left - 6, y: y + 4, class: compact ? "axis big" : "axis", "text-anchor": "end" }, format(tick)),
     );
   }
   points.forEach((point, i) => {
@@ -52,9 +60,13 @@ export function barChart(points, { title, format = String }) {
     });
     bar.append(svg("title", {}, `${point.label}: ${format(point.value)}`));
     root.append(bar);
-    const labelEvery = Math.ceil(points.length / 6);
-    if (i % labelEvery === 0 || i === points.length - 1) {
-      root.append(svg("text", { x: x + slot * 0.35, y: height - 8, class: "axis", "text-anchor": "middle" }, point.label.slice(5)));
+    // Every few days a date; the last day always, flush right so it is not cut, unless it would touch the one before.
+    const labelEvery = Math.ceil(points.length / (compact ? 4 : 6));
+    const last = i === points.length - 1;
+    if (i % labelEvery === 0 ? !(i > points.length - 1 - labelEvery / 2 && !last) : last) {
+      const label = point.label.slice(5).replace("-", "/");
+      const at = last ? { x: x + slot * 0.7, "text-anchor": "end" } : { x: x + slot * 0.35, "text-anchor": "middle" };
+      root.append(svg("text", { ...at, y: height - 8, class: compact ? "axis big" : "axis" }, label));
     }
   });
   return root;

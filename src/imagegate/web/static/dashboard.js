@@ -1,11 +1,30 @@
 // The Dashboard view: balance and holds (GET /v1/account), spend and images per day for 30 days (GET /v1/usage,
-// summed over models), and each deployment's health (GET /v1/providers: state, success rate, p50/p95 latency).
+// summed over models), and each deployment's health over the chosen window (GET /v1/providers): a word and colour
+// from the same figures, success rate, refusals, errors, p50/p95 latency and time to first byte.
 
 import { api, ApiError } from "./api.js";
 import { barChart } from "./charts.js";
 import { $, clear, duration, h, money, percent } from "./ui.js";
 
 const DAYS = 30;
+const HEALTH_NOTES = {
+  healthy: "95 % or more of calls made an image",
+  degraded: "50–95 % of calls made an image",
+  down: "fewer than half the calls made an image",
+  paused: "the breaker is open: no traffic until it probes again",
+  "no data": "fewer than 5 calls in this window",
+};
+
+/** The health word of a deployment over one window, from the figures /v1/providers reports (the CLI's
+ * ``imagegate providers --server`` uses the same thresholds). */
+export function healthWord(state, stats) {
+  if (state !== "closed") return "paused";
+  const judged = (stats?.requests ?? 0) - (stats?.rejected ?? 0);
+  const rate = stats?.success_rate;
+  if (rate === null || rate === undefined || judged < 5) return "no data";
+  if (rate >= 0.95) return "healthy";
+  return rate >= 0.5 ? "degraded" : "down";
+}
 
 /** One entry per UTC day of the last ``days`` days, oldest first; days without usage count zero. */
 export function dailyTotals(rows, days = DAYS, today = new Date()) {
@@ -22,6 +41,8 @@ export function dailyTotals(rows, days = DAYS, today = new Date()) {
     return { label, ...(totals.get(label) ?? { spend: 0, images: 0 }) };
   });
 }
+
+const phone = () => window.matchMedia("(max-width: 640px)").matches;
 
 function stat(label, value, note) {
   return h("div", { class: "stat card" }, h("p", { class: "small muted" }, label), h("p", { class: "stat-value" }, value), note ? h("p", { class: "small muted" }, note) : null);
@@ -48,14 +69,16 @@ export function initDashboard() {
     clear(
       $("#chart-spend"),
       h("figcaption", {}, h("strong", {}, "Spend per day"), h("span", { class: "muted small" }, `${money(spent)} in ${DAYS} days`)),
-      barChart(days.map((d) => ({ label: d.label, value: d.spend })), { title: "Spend per day", format: (v) => money(v) }),
+      barChart(days.map((d) => ({ label: d.label, value: d.spend })), { title: "Spend per day", format: (v) => money(v), compact: phone() }),
     );
     clear(
       $("#chart-images"),
       h("figcaption", {}, h("strong", {}, "Images per day"), h("span", { class: "muted small" }, `${made} in ${DAYS} days`)),
       barChart(days.map((d) => ({ label: d.label, value: d.images })), {
         title: "Images per day",
-        format: (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)),
+        format: (v) => String(Math.round(v)),
+        integer: true,
+        compact: phone(),
       }),
     );
   }
@@ -71,36 +94,37 @@ export function initDashboard() {
       return;
     }
     const span = windowSelect.value;
-    const head = ["Deployment", "Provider", "State", "Requests", "Success", "p50", "p95", "In flight"];
+    const head = ["Deployment", "Health", "Requests", "Success", "Refused", "Errors", "p50", "p95", "TTFB p50", "In flight"];
+    const cell = (label, value) => h("td", { dataset: { label } }, value);
     clear(
       box,
       h(
-        "div",
-        { class: "table-scroll" },
+        "table",
+        { class: "fleet" },
+        h("caption", { class: "visually-hidden" }, `Provider health over ${windowSelect.selectedOptions[0].text}`),
+        h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col" }, t)))),
         h(
-          "table",
+          "tbody",
           {},
-          h("caption", { class: "visually-hidden" }, `Provider health over ${windowSelect.selectedOptions[0].text}`),
-          h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col" }, t)))),
-          h(
-            "tbody",
-            {},
-            providers.map((p) => {
-              const s = p.stats?.[span] ?? {};
-              return h(
-                "tr",
-                {},
-                h("th", { scope: "row" }, p.name),
-                h("td", {}, p.provider),
-                h("td", {}, h("span", { class: `badge state-${p.state}` }, p.state.replace("_", "-"))),
-                h("td", {}, String(s.requests ?? 0)),
-                h("td", {}, percent(s.success_rate)),
-                h("td", {}, duration(s.latency_ms?.p50)),
-                h("td", {}, duration(s.latency_ms?.p95)),
-                h("td", {}, p.concurrency_limit ? `${p.in_flight}/${p.concurrency_limit}` : String(p.in_flight)),
-              );
-            }),
-          ),
+          providers.map((p) => {
+            const s = p.stats?.[span] ?? {};
+            const word = healthWord(p.state, s);
+            const note = word === "paused" && p.retry_after_s ? `probing again in ${Math.ceil(p.retry_after_s)} s` : HEALTH_NOTES[word];
+            return h(
+              "tr",
+              {},
+              h("th", { scope: "row" }, p.name, h("span", { class: "small muted provider-kind" }, ` ${p.provider}`)),
+              cell("Health", h("span", { class: `badge health-${word.replace(" ", "-")}`, title: note }, word), h("span", { class: "small muted health-note" }, ` ${note}`)),
+              cell("Requests", String(s.requests ?? 0)),
+              cell("Success", percent(s.success_rate)),
+              cell("Refused", String(s.refusals ?? 0)),
+              cell("Errors", String(s.errors ?? 0)),
+              cell("p50", duration(s.latency_ms?.p50)),
+              cell("p95", duration(s.latency_ms?.p95)),
+              cell("TTFB p50", duration(s.ttfb_ms?.p50)),
+              cell("In flight", p.concurrency_limit ? `${p.in_flight}/${p.concurrency_limit}` : String(p.in_flight)),
+            );
+          }),
         ),
       ),
     );

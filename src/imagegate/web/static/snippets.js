@@ -1,11 +1,13 @@
 // "Copy as": the Create form's request as curl, Python google-genai and Python openai code that makes the same
-// images. The key is read from $IMAGEGATE_API_KEY so a pasted snippet never carries it.
+// images. The key is read from $IMAGEGATE_API_KEY (what the imagegate CLI reads too), so a pasted snippet
+// never carries it.
 
 const shellQuote = (text) => `'${String(text).replaceAll("'", "'\\''")}'`;
 const py = (text) => JSON.stringify(String(text)); // a JSON string is a valid Python string literal
 
-function inputNames(count) {
-  return Array.from({ length: count }, (_, i) => `input-${i + 1}.png`);
+// The names of the files the page holds (as the user picked them), else input-1.png, input-2.png…
+function inputNames(count, names = []) {
+  return Array.from({ length: count }, (_, i) => names[i] || `input-${i + 1}.png`);
 }
 
 export function curlSnippet(req, base) {
@@ -19,7 +21,7 @@ export function curlSnippet(req, base) {
       `  -F n=${req.n} \\`,
     );
     if (req.aspectRatio) lines.push(`  -F aspect_ratio=${req.aspectRatio} \\`);
-    inputNames(req.inputs).forEach((name) => lines.push(`  -F "image[]=@${name}" \\`));
+    inputNames(req.inputs, req.inputNames).forEach((name) => lines.push(`  -F "image[]=@${name}" \\`));
     lines.push(`  -F response_format=url`);
   } else {
     const body = { model: req.model, prompt: req.prompt, n: req.n, response_format: "url" };
@@ -36,7 +38,7 @@ export function curlSnippet(req, base) {
 
 export function genaiSnippet(req, base) {
   const contents = req.inputs
-    ? `[\n        ${py(req.prompt)},\n${inputNames(req.inputs)
+    ? `[\n        ${py(req.prompt)},\n${inputNames(req.inputs, req.inputNames)
         .map((n) => `        types.Part.from_bytes(data=open(${py(n)}, "rb").read(), mime_type="image/png"),`)
         .join("\n")}\n    ]`
     : py(req.prompt);
@@ -73,7 +75,7 @@ export function openaiSnippet(req, base) {
   const call = req.inputs
     ? `client.images.edit(
     model=${py(req.model)},
-    image=[${inputNames(req.inputs)
+    image=[${inputNames(req.inputs, req.inputNames)
       .map((n) => `open(${py(n)}, "rb")`)
       .join(", ")}],
     prompt=${py(req.prompt)},
