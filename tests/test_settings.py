@@ -60,8 +60,25 @@ def test_models_are_configurable(tmp_path: Path) -> None:
         '[[models]]\nid = "gemini-2.5-flash-image"\ndisplay_name = "NB"\nmax_input_images = 5\n'
         "input_tokens_per_image = 300\n"
     )
-    [model] = load_settings().model_specs()
+    models = {m.id: m for m in load_settings().model_specs()}
+    model = models["gemini-2.5-flash-image"]  # overridden field by field; the shipped ones stay
     assert (model.max_input_images, model.input_tokens_per_image, model.output_tokens_per_image) == (5, 300, 1290)
+    assert model.display_name == "NB" and "nano-banana" in model.aliases
+    assert {"gemini-3-pro-image", "gemini-3.1-flash-image"} <= set(models)
+
+
+def test_a_new_model_is_configuration_and_mistakes_are_named(tmp_path: Path) -> None:
+    (tmp_path / "imagegate.toml").write_text(
+        'builtin_models = false\n[[models]]\nid = "house-model"\ndisplay_name = "H"\ndefault_resolution = "2K"\n'
+        '[[models.resolutions]]\nname = "2K"\noutput_tokens = 100\nprice_per_image = "0.5"\n'
+        'sizes = { "1:1" = "2048x2048", "16:9" = "2752x1536" }\n'
+    )
+    [model] = load_settings().model_specs()
+    assert model.id == "house-model" and model.aspect_ratios == ("1:1", "16:9") and model.price_per_image == 500_000
+    assert model.pixel_size("16:9") == (2752, 1536) and model.resolution_names == ("2K",)
+    (tmp_path / "imagegate.toml").write_text('[[models]]\nid = "gemini-3-pro-image"\nmax_inputs = 3\n')
+    with pytest.raises(ValueError, match="max_inputs"):
+        load_settings()
 
 
 def test_deployment_prices_override_the_models(tmp_path: Path) -> None:
@@ -70,7 +87,7 @@ def test_deployment_prices_override_the_models(tmp_path: Path) -> None:
         '[deployments.prices."gemini-2.5-flash-image"]\nper_image = "0.02"\n'
     )
     settings = load_settings()
-    [model] = settings.model_specs()
+    [model] = [m for m in settings.model_specs() if m.id == "gemini-2.5-flash-image"]
     prices = settings.effective_deployments[0].prices_for(model)
     assert prices is not None and (prices.per_image, prices.per_million_input_tokens) == (20_000, 300_000)
     (tmp_path / "imagegate.toml").write_text(

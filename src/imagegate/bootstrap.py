@@ -89,6 +89,8 @@ def build_router(settings: Settings, metrics: Metrics | None = None) -> Router:
                 timeout_s=dep.timeout_s,
                 retries=dep.retries,
                 max_input_images=dep.max_input_images,
+                resolutions=frozenset(dep.resolutions) if dep.resolutions is not None else None,
+                features=frozenset(dep.features) if dep.features is not None else None,
             )
         )
     r = settings.routing

@@ -6,6 +6,7 @@ renderers map to a status code and body.
 
     ImagegateError
     ├── InvalidRequest            the request itself is wrong (bad field, enum, image, size, count)
+    │   ├── Unsupported           something the model or its deployments cannot do (resolution, ratio, inputs)
     │   ├── UnknownField          a field the API does not define
     │   ├── InvalidImage          bytes that are not a supported image
     │   └── ModerationBlocked     the model refused every image asked for (dialects without a 200 refusal)
@@ -49,6 +50,12 @@ class ImagegateError(Exception):
 class InvalidRequest(ImagegateError):
     kind = "invalid_request"
     code = "invalid_request"
+
+
+class Unsupported(InvalidRequest):
+    """The request asks for something the model (or every deployment serving it) cannot do."""
+
+    code = "unsupported"
 
 
 class UnknownField(InvalidRequest):

@@ -9,6 +9,8 @@ pixels always give the same bytes.
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 from PIL import Image, ImageOps
 
@@ -102,6 +104,67 @@ def encode(image: Image.Image, mime_type: str = "image/png", quality: int | None
     else:
         prepared.save(buf, format="WEBP", quality=_quality(quality), method=4)
     return buf.getvalue()
+
+
+def enlarge_png(data: bytes, width: int, height: int) -> bytes:
+    """A PNG scaled up (nearest neighbour) to exactly ``width`` x ``height``, fast: the emulator draws large
+    outputs small and enlarges them.
+
+    Each output row repeats a source row, so the repeats are written with PNG's "Up" filter as zero bytes. The
+    deflate stream is built from independent, byte-aligned pieces (each flushed with ``Z_FULL_FLUSH`` from a
+    fresh compressor), so a run of k repeated rows is compressed once per run length and reused: only the
+    distinct rows cost compression time.
+    """
+    with Image.open(io.BytesIO(data), formats=("PNG",)) as im:
+        small = im.convert("RGB")
+    wide = small.resize((width, small.height), Image.Resampling.NEAREST).tobytes()  # cheap: still few rows
+    stride = width * 3
+    zero_row = b"\x02" + bytes(stride)  # filter "Up": the same as the row above
+    runs: dict[int, bytes] = {}
+    pieces: list[bytes] = []
+    checksum = zlib.adler32(b"")
+    y = 0
+    while y < height:
+        source = y * small.height // height
+        row = b"\x00" + wide[source * stride : (source + 1) * stride]
+        pieces.append(_deflate_piece(row))
+        checksum = zlib.adler32(row, checksum)
+        repeats = 0
+        while y + 1 + repeats < height and (y + 1 + repeats) * small.height // height == source:
+            repeats += 1
+        if repeats:
+            if repeats not in runs:
+                runs[repeats] = _deflate_piece(zero_row * repeats)
+            pieces.append(runs[repeats])
+            checksum = _adler32_up_rows(checksum, stride, repeats)
+        y += 1 + repeats
+    pieces.append(b"\x03\x00")  # the final, empty fixed-Huffman block
+    stream = b"\x78\x01" + b"".join(pieces) + struct.pack(">I", checksum)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", stream) + _chunk(b"IEND", b"")
+
+
+def _adler32_up_rows(checksum: int, stride: int, rows: int) -> int:
+    """Adler-32 continued over ``rows`` rows of a 0x02 byte and ``stride`` zeros, without reading them: the
+    0x02 adds 2 to the sum ``a`` and ``a`` to ``b``; each zero adds ``a`` to ``b`` again."""
+    a, b = checksum & 0xFFFF, checksum >> 16
+    for _ in range(rows):
+        a = (a + 2) % _ADLER
+        b = (b + a * (stride + 1)) % _ADLER
+    return (b << 16) | a
+
+
+_ADLER = 65521
+
+
+def _deflate_piece(raw: bytes) -> bytes:
+    """``raw`` as non-final raw-deflate blocks that end byte-aligned and refer to nothing before them."""
+    packer = zlib.compressobj(1, zlib.DEFLATED, -15)
+    return packer.compress(raw) + packer.flush(zlib.Z_FULL_FLUSH)
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
 def transcode(data: bytes, mime_type: str, quality: int | None) -> bytes:

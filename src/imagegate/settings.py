@@ -20,57 +20,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from imagegate.core.capabilities import NANO_BANANA, ModelSpec, Prices
+from imagegate.core.capabilities import RESOLUTIONS, ModelSpec, Prices
+from imagegate.core.catalog import merged_tables, models_from_tables
 from imagegate.core.money import parse_amount
-
-
-class ModelSettings(BaseModel):
-    """A model this server offers (see ``core.capabilities.ModelSpec``)."""
-
-    id: str
-    display_name: str
-    description: str = ""
-    version: str = "001"
-    aliases: list[str] = Field(default_factory=list)
-    aspect_ratios: list[str] | None = None
-    max_input_images: int = 3
-    output_tokens_per_image: int = 1290
-    input_tokens_per_image: int = 258
-    price_per_million_input_tokens: str = "0.30"
-    price_per_million_output_tokens: str = "0"
-    price_per_image: str = Field(
-        default="0.039", description="price of one delivered image, in the operator's currency"
-    )
-
-    def to_spec(self) -> ModelSpec:
-        spec = ModelSpec(
-            id=self.id,
-            display_name=self.display_name,
-            description=self.description,
-            version=self.version,
-            aliases=tuple(self.aliases),
-            max_input_images=self.max_input_images,
-            output_tokens_per_image=self.output_tokens_per_image,
-            input_tokens_per_image=self.input_tokens_per_image,
-            price_per_image=parse_amount(self.price_per_image),
-            price_per_million_input_tokens=parse_amount(self.price_per_million_input_tokens),
-            price_per_million_output_tokens=parse_amount(self.price_per_million_output_tokens),
-        )
-        if self.aspect_ratios is not None:
-            spec = replace(spec, aspect_ratios=tuple(self.aspect_ratios))
-        return spec
-
-
-def _default_models() -> list[ModelSettings]:
-    return [
-        ModelSettings(
-            id=NANO_BANANA.id,
-            display_name=NANO_BANANA.display_name,
-            description=NANO_BANANA.description,
-            version=NANO_BANANA.version,
-            aliases=list(NANO_BANANA.aliases),
-        )
-    ]
 
 
 class DeploymentSettings(BaseModel):
@@ -99,9 +51,16 @@ class DeploymentSettings(BaseModel):
         default=0, ge=0, description="router retries on this deployment before failing over (timeouts too)"
     )
     max_input_images: int | None = Field(default=None, ge=0, description="when the upstream takes fewer")
+    resolutions: list[str] | None = Field(
+        default=None, description="the resolutions this upstream can make (e.g. no 4K); none: all the model's"
+    )
+    features: list[str] | None = Field(
+        default=None, description="what this upstream can do beyond images (seed, thinking, grounding); none: all"
+    )
     options: dict[str, Any] = Field(default_factory=dict)
     # What this upstream's work costs callers, by our model id, where it differs from the model's prices:
-    # {"gemini-2.5-flash-image": {"per_image": "0.02", "per_million_input_tokens": "0.15"}}
+    # {"gemini-2.5-flash-image": {"per_image": "0.02", "per_million_input_tokens": "0.15"}}; a resolution's
+    # own price per image as "per_image_4K" (any of the model's resolutions).
     prices: dict[str, dict[str, str]] = Field(default_factory=dict)
     price_per_image: str | None = Field(default=None, description="short form of prices[model].per_image")
 
@@ -113,6 +72,8 @@ class DeploymentSettings(BaseModel):
             raise ValueError(f"deployment {self.name}: 'upstream_model' needs 'model'")
         if self.price_per_image is not None and self.model is None:
             raise ValueError(f"deployment {self.name}: 'price_per_image' needs 'model' (or use 'prices')")
+        if self.resolutions is not None and (bad := sorted(set(self.resolutions) - set(RESOLUTIONS))):
+            raise ValueError(f"deployment {self.name}: resolutions {bad} are not among {list(RESOLUTIONS)}")
         return self
 
     @property
@@ -138,11 +99,27 @@ class DeploymentSettings(BaseModel):
             given.setdefault("per_image", self.price_per_image)
         if not given:
             return None
-        unknown = set(given) - {"per_image", "per_million_input_tokens", "per_million_output_tokens"}
+        by_resolution = {f"per_image_{name}": name for name in model.resolution_names}
+        plain = {"per_image", "per_million_input_tokens", "per_million_output_tokens"}
+        unknown = set(given) - plain - set(by_resolution)
         if unknown:
-            raise ValueError(f"deployment {self.name}: unknown price fields {sorted(unknown)}")
-        overrides = {name: parse_amount(text) for name, text in given.items()}
-        return replace(model.prices, **overrides)
+            raise ValueError(
+                f"deployment {self.name}: unknown price fields {sorted(unknown)}; known: "
+                f"{sorted(plain | set(by_resolution))}"
+            )
+        base = model.prices
+        overrides: dict[str, Any] = {name: parse_amount(text) for name, text in given.items() if name in plain}
+        # A flat per_image replaces every resolution's price; per_image_<R> then sets single resolutions.
+        tiers = dict(base.per_image_by_resolution)
+        if "per_image" in overrides:
+            tiers = dict.fromkeys(tiers, overrides["per_image"])
+        for key, name in by_resolution.items():
+            if key in given:
+                tiers[name] = parse_amount(given[key])
+        overrides["per_image_by_resolution"] = tuple(tiers.items())
+        if "per_image" not in overrides and model.default_resolution in tiers:
+            overrides["per_image"] = tiers[model.default_resolution]
+        return replace(base, **overrides)
 
 
 def _resolve_env(value: Any, where: str, environ: Mapping[str, str]) -> Any:
@@ -265,7 +242,11 @@ class Settings(BaseSettings):
         default=5.0, ge=0, description="a verified API key is trusted this long without a read; 0 = read every time"
     )
 
-    models: list[ModelSettings] = Field(default_factory=_default_models)
+    models: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="[[models]]: extend or override the shipped catalog (imagegate/core/models.toml) by id",
+    )
+    builtin_models: bool = Field(default=True, description="offer the shipped catalog's models; false: only [[models]]")
     deployments: list[DeploymentSettings] = Field(default_factory=list)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     openai_images: OpenAIImagesSettings = Field(default_factory=OpenAIImagesSettings)
@@ -335,8 +316,13 @@ class Settings(BaseSettings):
             ]
         return [DeploymentSettings(name="emulator", provider="emulator", options=dict(self.emulator))]
 
+    @model_validator(mode="after")
+    def _models_are_valid(self) -> Settings:
+        self.model_specs()  # a mistake in [[models]] is named at start-up, not on the first request
+        return self
+
     def model_specs(self) -> list[ModelSpec]:
-        return [m.to_spec() for m in self.models]
+        return models_from_tables(merged_tables(self.models, builtin=self.builtin_models))
 
     def masked(self) -> dict[str, Any]:
         """Everything, with secrets (keys, passwords in URLs, provider keys) hidden, for ``imagegate settings``."""

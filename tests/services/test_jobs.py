@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -60,7 +61,8 @@ async def test_input_images_survive_the_round_trip_through_storage(make_services
     job = await submit_job(svc, await _principal(svc), spec)
     await execute_job(svc, job.id)
     [(seen, upstream)] = provider.calls
-    assert seen == spec and upstream == "gemini-2.5-flash-image"
+    assert replace(seen, seed=None, seed_drawn=False) == spec and upstream == "gemini-2.5-flash-image"
+    assert seen.seed_drawn and seen.seed is not None  # an unseeded job draws its base seed once, at submission
 
 
 async def test_fan_out_runs_n_calls_and_sums_usage(make_services) -> None:  # type: ignore[no-untyped-def]
@@ -70,7 +72,8 @@ async def test_fan_out_runs_n_calls_and_sums_usage(make_services) -> None:  # ty
     finished = await execute_job(svc, job.id)
     assert finished is not None and len(finished.images) == 3 and len(provider.calls) == 3
     assert finished.usage.output_image_tokens == 3 * 1290
-    assert sorted(spec.seed for spec, _ in provider.calls) == [0, 1, 2]  # distinct pictures, not three copies
+    seeds = sorted(spec.seed or 0 for spec, _ in provider.calls)  # distinct pictures, not three copies
+    assert seeds == [seeds[0], seeds[0] + 1, seeds[0] + 2]  # one drawn base seed, slot i at base + i
 
 
 async def test_partial_success_keeps_what_was_made(make_services) -> None:  # type: ignore[no-untyped-def]
@@ -246,7 +249,8 @@ async def test_spec_images_are_stored_once_by_content(make_services) -> None:  #
     assert doc is not None
     digests = {p["image"] for t in doc["turns"] for p in t["parts"] if "image" in p}
     assert len(digests) == 1
-    assert await load_spec(doc, svc.store) == spec
+    loaded = await load_spec(doc, svc.store)
+    assert replace(loaded, seed=None, seed_drawn=False) == spec and loaded.seed_drawn
 
 
 async def test_cancel_a_queued_job_and_it_never_runs(make_services) -> None:  # type: ignore[no-untyped-def]

@@ -156,6 +156,27 @@ GEMINI_API_RATIOS = (
 DEFAULT_ASPECT_RATIO = "1:1"
 
 
+#: How far (in aspect) a requested ``WxH`` may be from a supported ratio and still mean it: 15 %, so 2:1 is
+#: 16:9 and 1792x1024 is 16:9, while 3:1 on a model whose widest is 21:9 (or ``7x3000``) is refused.
+RATIO_TOLERANCE = 0.15
+
+
+def ratio_value(name: str) -> float:
+    """``"16:9"`` -> 1.777…"""
+    width, _, height = name.partition(":")
+    return int(width) / int(height)
+
+
+def near_ratio(width: int, height: int, allowed: tuple[str, ...], tolerance: float = RATIO_TOLERANCE) -> str | None:
+    """The ratio of ``allowed`` closest to ``width:height`` on a log scale, or None when even that one is more
+    than ``tolerance`` away (a size no supported ratio is near)."""
+    if width <= 0 or height <= 0 or not allowed:
+        return None
+    target = math.log(width / height)
+    best = min(allowed, key=lambda name: abs(math.log(ratio_value(name)) - target))
+    return best if abs(math.log(ratio_value(best)) - target) <= math.log(1 + tolerance) else None
+
+
 def nearest_aspect_ratio(width: int, height: int, allowed: tuple[str, ...] | None = None) -> AspectRatio:
     """The supported ratio closest to ``width:height`` on a log scale (so 2:1 and 1:2 are equally far from 1:1)."""
     if width <= 0 or height <= 0:

@@ -140,9 +140,11 @@ class JobSpec:
     turns: tuple[Turn, ...]
     system_instruction: str | None = None
     aspect_ratio: str | None = None  # None: the first input image's ratio, else 1:1
+    image_size: str | None = None  # "512", "1K", "2K" or "4K" (Google's spelling); None: the model's default
     modalities: frozenset[Modality] = frozenset({Modality.TEXT, Modality.IMAGE})
     n: int = 1
     seed: int | None = None
+    seed_drawn: bool = False  # the server drew ``seed`` for an unseeded job (slot i uses seed + i)
     temperature: float | None = None
     dialect: str = "gemini"
     output_mime_type: str = "image/png"  # what the stored images are encoded as

@@ -1,5 +1,6 @@
-"""What the web playground needs beyond the public dialects: each model's aspect ratios (with their pixel
-sizes), input-image limit and price (``GET /v1/playground/models``), and what a job was asked, which task
+"""What the web playground needs beyond the public dialects: each model's resolutions (with their price per
+image and pixel size per aspect ratio), aspect ratios, input-image limit and price
+(``GET /v1/playground/models``), and what a job was asked, which task
 objects leave out (``GET /v1/playground/jobs?ids=…``: prompt, aspect ratio, input images, turns)."""
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from imagegate.core.capabilities import ModelSpec
-from imagegate.core.images import ASPECT_RATIOS
+from imagegate.core.capabilities import ModelSpec, Prices
 from imagegate.core.money import format_amount
 from imagegate.core.ports import ApiKey
 from imagegate.errors import InvalidRequest
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, services_of
+from imagegate.services.billing import dearest_prices
 
 MAX_IDS = 100
 
@@ -23,19 +24,30 @@ MAX_IDS = 100
 router = APIRouter(dependencies=[Depends(mark_dialect("openai"))], tags=["playground"], include_in_schema=False)
 
 
-def describe_model(model: ModelSpec) -> dict[str, Any]:
+def describe_model(model: ModelSpec, prices: Prices | None = None) -> dict[str, Any]:
+    """A model as the playground shows it; ``prices`` (the dearest a request may be held at) default to the
+    model's own. ``aspect_ratios`` carries the sizes at the default resolution."""
+    prices = prices or model.prices
+    default = model.default_tier
     return {
         "id": model.id,
         "display_name": model.display_name,
         "description": model.description,
         "aliases": list(model.aliases),
-        "aspect_ratios": [
-            {"ratio": name, "width": ASPECT_RATIOS[name].width, "height": ASPECT_RATIOS[name].height}
-            for name in model.aspect_ratios
-            if name in ASPECT_RATIOS
+        "aspect_ratios": [{"ratio": name, "width": w, "height": h} for name, w, h in default.sizes],
+        "resolutions": [
+            {
+                "name": tier.name,
+                "price_per_image": format_amount(prices.image_price(tier.name)),
+                "output_tokens": tier.output_tokens,
+                "sizes": [{"ratio": name, "width": w, "height": h} for name, w, h in tier.sizes],
+            }
+            for tier in model.tiers
         ],
+        "default_resolution": default.name,
         "max_input_images": model.max_input_images,
-        "price_per_image": format_amount(model.price_per_image),
+        "features": sorted(model.features),
+        "price_per_image": format_amount(prices.image_price(default.name)),
     }
 
 
@@ -56,8 +68,9 @@ def describe_request(job_id: str, spec_doc: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("/v1/playground/models")
 async def list_models(request: Request, _: ApiKey = Depends(require_principal)) -> JSONResponse:
-    models = services_of(request).catalog.models
-    return JSONResponse({"object": "list", "data": [describe_model(m) for m in models]})
+    svc = services_of(request)
+    data = [describe_model(m, dearest_prices(m, svc.router)) for m in svc.catalog.models]
+    return JSONResponse({"object": "list", "data": data})
 
 
 @router.get("/v1/playground/jobs")

@@ -11,6 +11,7 @@ imagegate's own tests can exercise them for free.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, Self
@@ -19,13 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from imagegate import imaging
 from imagegate.core.capabilities import ModelSpec, estimate_usage
-from imagegate.core.images import (
-    ASPECT_RATIOS,
-    DEFAULT_ASPECT_RATIO,
-    AspectRatio,
-    ImageOutput,
-    nearest_aspect_ratio,
-)
+from imagegate.core.images import DEFAULT_ASPECT_RATIO, AspectRatio, ImageOutput, near_ratio
 from imagegate.core.jobs import FinishReason, Generation, JobSpec, Modality
 from imagegate.errors import (
     InvalidImage,
@@ -110,6 +105,7 @@ class EmulatorProvider:
 
     async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
         ratio = self._aspect_ratio(spec, model)  # a bad request is rejected at once, as the real API does
+        resolution = spec.image_size or model.default_resolution
         await self._wait()
         prompt = spec.prompt.lower()
         self._maybe_fail(prompt)
@@ -119,17 +115,28 @@ class EmulatorProvider:
 
         images = spec.input_images or spec.context_images[-1:]  # a chat edits its most recent image
         edits = parse_edits(spec.prompt)
+        if Modality.IMAGE not in spec.modalities:  # responseModalities ["TEXT"]: text only, nothing drawn
+            text = describe(spec.prompt, ratio, len(images), edits.describe(), edited=bool(spec.input_images))
+            return Generation(
+                images=(),
+                text=text.replace("imagegate emulator: ", "imagegate emulator (text only, no image drawn): ", 1),
+                finish_reason=FinishReason.STOP,
+                usage=estimate_usage(spec, model, output_text=text),
+                model_version=upstream_model,
+            )
+        # Draw at most DRAWN_PIXELS and enlarge: the exact size of a 4K (or 12288x1536) image, quickly.
+        scale = min(1.0, math.sqrt(DRAWN_PIXELS / (ratio.width * ratio.height)))
         sketch = Sketch(
-            width=ratio.width,
-            height=ratio.height,
+            width=max(1, round(ratio.width * scale)),
+            height=max(1, round(ratio.height * scale)),
             prompt=spec.prompt,
             images=tuple(image.data for image in images),
             edits=edits,
-            label=f"{ratio.name} · {ratio.width}x{ratio.height}",
+            label=f"{ratio.name} · {resolution} · {ratio.width}x{ratio.height}",
             seed=spec.seed or 0,
         )
         # Decoding and drawing take tens of milliseconds: keep them off the event loop.
-        png = await asyncio.to_thread(render, sketch)
+        png = await asyncio.to_thread(_draw, sketch, ratio.width, ratio.height)
         output = ImageOutput(data=png, mime_type="image/png", width=ratio.width, height=ratio.height)
         text = ""
         if Modality.TEXT in spec.modalities:
@@ -138,7 +145,7 @@ class EmulatorProvider:
             images=(output,),
             text=text,
             finish_reason=FinishReason.STOP,
-            usage=estimate_usage(spec, model, output_images=1, output_text=text),
+            usage=estimate_usage(spec, model, output_images=1, output_text=text, resolution=resolution),
             model_version=upstream_model,
         )
 
@@ -146,23 +153,24 @@ class EmulatorProvider:
         return None
 
     def _aspect_ratio(self, spec: JobSpec, model: ModelSpec) -> AspectRatio:
-        if spec.aspect_ratio is not None:
-            if spec.aspect_ratio not in ASPECT_RATIOS or spec.aspect_ratio not in model.aspect_ratios:
-                raise InvalidRequest(
-                    f"Aspect ratio {spec.aspect_ratio} is not supported for this model", field="aspect_ratio"
-                )
-            return ASPECT_RATIOS[spec.aspect_ratio]
-        source = spec.input_images[:1] or spec.context_images[-1:]
-        if source:
-            try:
-                width, height = imaging.probe(source[0].data)
-            except InvalidImage:
-                pass  # a format we cannot read (HEIC): fall back to the default, as for no image
-            else:
-                return nearest_aspect_ratio(width, height, model.aspect_ratios)
-        if DEFAULT_ASPECT_RATIO in model.aspect_ratios:
-            return ASPECT_RATIOS[DEFAULT_ASPECT_RATIO]
-        return ASPECT_RATIOS[model.aspect_ratios[0]]
+        """The ratio and Google's exact size for it at the resolution asked (the request was checked at submit;
+        the size table is the model's)."""
+        tier = model.resolution(spec.image_size) or model.default_tier
+        name = spec.aspect_ratio
+        if name is None:
+            source = spec.input_images[:1] or spec.context_images[-1:]
+            name = DEFAULT_ASPECT_RATIO if DEFAULT_ASPECT_RATIO in tier.ratios else tier.ratios[0]
+            if source:
+                try:
+                    width, height = imaging.probe(source[0].data)
+                except InvalidImage:
+                    pass  # a format we cannot read (HEIC): fall back to the default, as for no image
+                else:
+                    name = near_ratio(width, height, tier.ratios, tolerance=math.inf) or name
+        size = tier.size(name)
+        if size is None:
+            raise InvalidRequest(f"Aspect ratio {name} is not supported for this model", field="aspect_ratio")
+        return AspectRatio(name, *size)
 
     async def _wait(self) -> None:
         delay_ms = self.options.latency_ms
@@ -212,6 +220,17 @@ class EmulatorProvider:
         if empty or _contains_any(prompt, self.options.no_image_terms):
             return Generation(images=(), finish_reason=FinishReason.NO_IMAGE, usage=usage, model_version=version)
         return None
+
+
+#: The most pixels the emulator draws; larger outputs are drawn at this size and enlarged to the exact size.
+DRAWN_PIXELS = 1_100_000  # 1K outputs are drawn as they are; larger ones at about 1K and enlarged
+
+
+def _draw(sketch: Sketch, width: int, height: int) -> bytes:
+    png = render(sketch)
+    if (sketch.width, sketch.height) == (width, height):
+        return png
+    return imaging.enlarge_png(png, width, height)
 
 
 def describe(prompt: str, ratio: AspectRatio, image_count: int, edits: list[str], *, edited: bool) -> str:

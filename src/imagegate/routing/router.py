@@ -24,6 +24,7 @@ from typing import Any
 
 from imagegate.core.attempts import Attempt, record_attempt
 from imagegate.core.capabilities import ModelSpec, Prices
+from imagegate.core.checks import DeploymentCaps, Violation, check_job
 from imagegate.core.jobs import FinishReason, Generation, JobSpec
 from imagegate.core.ports import ImageProvider
 from imagegate.core.retry import RetryPolicy, retry_budget
@@ -62,19 +63,21 @@ class Deployment:
     # providers already retry what cannot bill twice, honouring Retry-After (their own ``max_retries``).
     retries: int = 0
     max_input_images: int | None = None  # what this upstream can take, when less than the model allows
+    resolutions: frozenset[str] | None = None  # what this upstream can make; None: all the model's
+    features: frozenset[str] | None = None  # seed, thinking, grounding… it can do; None: all the model's
+
+    @property
+    def caps(self) -> DeploymentCaps:
+        return DeploymentCaps(self.resolutions, self.max_input_images, self.features)
 
     def upstream_model(self, model_id: str) -> str | None:
         if not self.models:
             return model_id
         return self.models.get(model_id)
 
-    def refusal_for(self, spec: JobSpec) -> str | None:
-        """Why this deployment cannot take ``spec``, or None when it can."""
-        inputs = len(spec.input_images)
-        if self.max_input_images is not None and inputs > self.max_input_images:
-            limit = self.max_input_images
-            return f"at most {limit} input image{'s' if limit != 1 else ''}" if limit else "no input images"
-        return None
+    def refusal_for(self, spec: JobSpec, model: ModelSpec) -> list[Violation]:
+        """Why this deployment cannot take ``spec`` (the one capability check); empty when it can."""
+        return check_job(spec, model, self.caps)
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,17 @@ class Router:
     def health(self, name: str) -> DeploymentHealth:
         return self._health[name]
 
+    def violations(self, spec: JobSpec, model: ModelSpec) -> list[Violation]:
+        """Why no deployment here can serve ``spec`` (the first one's reasons), or empty when one can (or when
+        none serves the model at all: that is an outage, not the caller's fault)."""
+        found: list[Violation] = []
+        for candidate in self.candidates(model.id):
+            refusal = candidate.deployment.refusal_for(spec, model)
+            if not refusal:
+                return []
+            found = found or refusal
+        return found
+
     def candidates(self, model_id: str) -> list[Candidate]:
         """Deployments able to serve ``model_id``, in configured order (health and load aside)."""
         found = []
@@ -186,10 +200,10 @@ class Router:
         serving = self.candidates(model.id)
         if not serving:
             raise UpstreamUnavailable(f"No deployment serves {model.id}.")
-        able = [c for c in serving if c.deployment.refusal_for(spec) is None]
+        able = [c for c in serving if not c.deployment.refusal_for(spec, model)]
         if not able:
-            why = serving[0].deployment.refusal_for(spec)
-            raise InvalidRequest(f"{model.id} is served here only by upstreams that take {why}.", field="contents")
+            [first, *_] = serving[0].deployment.refusal_for(spec, model)
+            raise InvalidRequest(f"{first.explained}.", field=first.field)
         with retry_budget(self.policy.retry_budget):
             return await self._fail_over(able, spec, model)
 

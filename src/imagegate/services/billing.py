@@ -13,7 +13,7 @@ from datetime import datetime
 
 from imagegate.core.capabilities import ModelSpec, Prices, estimate_usage
 from imagegate.core.ids import new_id
-from imagegate.core.jobs import Job, JobSpec, JobStatus
+from imagegate.core.jobs import Job, JobSpec, JobStatus, Modality
 from imagegate.core.money import format_amount
 from imagegate.core.ports import ApiKey, LedgerEntry, UnitOfWork
 from imagegate.errors import InsufficientCredits
@@ -41,6 +41,7 @@ def dearest_prices(model: ModelSpec, router: Router | None) -> Prices:
         max(p.per_image for p in options),
         max(p.per_million_input_tokens for p in options),
         max(p.per_million_output_tokens for p in options),
+        tuple((name, max(p.image_price(name) for p in options)) for name in model.resolution_names),
     )
 
 
@@ -49,7 +50,11 @@ def quote(spec: JobSpec, model: ModelSpec, router: Router | None = None) -> int:
     on the dearest deployment that may serve it."""
     prices = dearest_prices(model, router)
     usage = estimate_usage(spec, model)
-    return spec.n * (prices.per_image + token_cost(usage.input_tokens, prices.per_million_input_tokens))
+    # responseModalities ["TEXT"] asks for no image, so none is held for (or, at settlement, charged).
+    per_image = (
+        prices.image_price(spec.image_size or model.default_resolution) if Modality.IMAGE in spec.modalities else 0
+    )
+    return spec.n * (per_image + token_cost(usage.input_tokens, prices.per_million_input_tokens))
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ class Settlement:
 
 def settlement(job: Job, model: ModelSpec | None, router: Router | None = None) -> Settlement:
     """What a finished job costs: only the slots that delivered images count, each at the prices of the
-    deployment that made it; never more than was held."""
+    deployment that made it and of the resolution delivered; never more than was held."""
     if model is None or job.status is not JobStatus.SUCCEEDED:
         return Settlement(0, 0, 0, 0)
     cost = images = input_tokens = output_tokens = 0
@@ -73,7 +78,8 @@ def settlement(job: Job, model: ModelSpec | None, router: Router | None = None) 
         images += len(slot.images)
         input_tokens += slot.usage.input_tokens
         output_tokens += slot.usage.output_tokens
-        cost += len(slot.images) * prices.per_image
+        # Each image at the price of the resolution it was delivered at (read from its size).
+        cost += sum(prices.image_price(model.delivered_resolution(img.width, img.height)) for img in slot.images)
         cost += token_cost(slot.usage.input_tokens, prices.per_million_input_tokens)
         cost += token_cost(slot.usage.output_text_tokens, prices.per_million_output_tokens)
     if job.held:  # a metered key pays at most what it agreed to at submission
@@ -142,4 +148,4 @@ def displayed_price(job: Job, model: ModelSpec | None) -> int:
         return job.charged
     if job.held:
         return job.held
-    return job.n * model.price_per_image if model is not None else 0
+    return job.n * model.prices.per_image if model is not None else 0

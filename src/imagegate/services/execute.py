@@ -26,6 +26,7 @@ from imagegate.core.jobs import (
     JobError,
     JobSpec,
     JobStatus,
+    Modality,
     Progress,
     SlotResult,
     StoredImage,
@@ -255,8 +256,8 @@ async def _run_slot(
 
     Returns the slot's result and the deployment that answered (None when none did).
     """
-    if job.n > 1:  # n calls of one request must not be n identical pictures from a seeded engine
-        spec = replace(spec, seed=(spec.seed or 0) + index)
+    if job.n > 1 and spec.seed is not None:  # n calls of one request must not be n identical pictures
+        spec = replace(spec, seed=spec.seed + index)  # the base seed is the caller's or drawn at submission
     with attempt_log() as attempts:
         try:
             with progress_reporter(progress.reporter(index)):
@@ -264,6 +265,10 @@ async def _run_slot(
         except ImagegateError as exc:
             return SlotResult(index, error=_job_error(exc), attempts=tuple(attempts)), None
     generation = routed.generation
+    if Modality.IMAGE not in spec.modalities and generation.images:
+        # responseModalities ["TEXT"]: an upstream that draws anyway (2.5 Flash Image does) is not passed on or billed.
+        usage = replace(generation.usage, output_image_tokens=0)
+        generation = replace(generation, images=(), usage=usage)
     stored = await _store_images(svc, job, spec, generation.images, images, records)
     # Thoughts are the caller's only when asked for (includeThoughts), as Google returns them
     shown = generation.thoughts if spec.include_thoughts else ()

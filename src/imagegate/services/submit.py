@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from imagegate.core.capabilities import ModelSpec
+import secrets
+from collections.abc import Mapping
+from dataclasses import replace
+
+from imagegate.core.capabilities import Feature, ModelSpec
+from imagegate.core.checks import check_job
 from imagegate.core.ids import new_id
 from imagegate.core.jobs import Job, JobPriority, JobSpec, JobStatus
 from imagegate.core.ports import ApiKey, WebhookRecord
-from imagegate.errors import InvalidRequest, ModelNotFound
+from imagegate.errors import ModelNotFound, Unsupported
+from imagegate.routing.router import Router
 from imagegate.services.billing import hold_for, place_hold
 from imagegate.services.context import Services
 from imagegate.services.idempotency import held_claim, link_job
@@ -22,18 +28,34 @@ def resolve_model(svc: Services, name: str) -> ModelSpec:
     return model
 
 
-def check_spec(spec: JobSpec, model: ModelSpec, max_n: int) -> None:
-    """What every dialect relies on, checked once here (dialects phrase their own messages first)."""
-    if not 1 <= spec.n <= max_n:
-        raise InvalidRequest(f"n must be between 1 and {max_n}, got {spec.n}", field="n")
-    if len(spec.input_images) > model.max_input_images:
-        raise InvalidRequest(
-            f"{model.id} accepts at most {model.max_input_images} input images per request; "
-            f"got {len(spec.input_images)}",
-            field="contents",
-        )
-    if spec.aspect_ratio is not None and spec.aspect_ratio not in model.aspect_ratios:
-        raise InvalidRequest(f"Aspect ratio {spec.aspect_ratio} is not supported for this model", field="aspect_ratio")
+def check_spec(
+    spec: JobSpec,
+    model: ModelSpec,
+    max_n: int,
+    router: Router | None = None,
+    fields: Mapping[str, str] | None = None,
+) -> None:
+    """The one capability check (``core.checks``), against the model and then against the deployments that
+    could serve it; the first violation is raised naming the caller's field (``fields`` maps JobSpec fields to
+    the dialect's own names)."""
+    violations = check_job(spec, model, max_n=max_n)
+    if not violations and router is not None:
+        violations = router.violations(spec, model)
+    if violations:
+        first = violations[0]
+        raise Unsupported(first.explained, field=(fields or {}).get(first.field, first.field))
+
+
+#: Seeds stay below 2**31 (Google's int32) even after adding a slot index.
+_SEED_LIMIT = 2**31
+
+
+def with_base_seed(spec: JobSpec, model: ModelSpec, max_n: int) -> JobSpec:
+    """An unseeded job draws one random base seed, stored with it (slot i uses base + i), so identical unseeded
+    requests and the n images of one request differ, and a retried job keeps its seeds."""
+    if spec.seed is not None or not model.supports(Feature.SEED):
+        return spec
+    return replace(spec, seed=secrets.randbelow(_SEED_LIMIT - max_n), seed_drawn=True)
 
 
 async def submit_job(
@@ -45,6 +67,7 @@ async def submit_job(
     webhook_url: str | None = None,
     priority: JobPriority = JobPriority.ASYNC,
     job_id: str | None = None,
+    fields: Mapping[str, str] | None = None,
 ) -> Job:
     """Accept one job; ``priority`` says who waits for it (sync callers pass ``INTERACTIVE``)."""
     held = held_claim()
@@ -56,8 +79,9 @@ async def submit_job(
         if adopted is not None and adopted.key_id == principal.id:
             return adopted
     model = resolve_model(svc, spec.model)
-    check_spec(spec, model, svc.config.max_n)
+    check_spec(spec, model, svc.config.max_n, svc.router, fields)
     check_spec_inputs(spec, svc.config)  # before any hold: text that cannot be stored, hostile images
+    spec = with_base_seed(spec, model, svc.config.max_n)
     if webhook_url is not None:
         check_text(webhook_url, "webhook_url")
         check_webhook_url(webhook_url)

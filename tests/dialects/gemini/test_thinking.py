@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from imagegate.core.capabilities import NANO_BANANA, ModelSpec
+from imagegate.core.catalog import builtin_model
 from imagegate.core.images import PNG
 from imagegate.core.jobs import FinishReason, Job, SearchGrounding, SlotResult, StoredImage, StoredThought, Usage
 from imagegate.dialects.gemini.translate import (
@@ -23,8 +24,14 @@ from imagegate.errors import InvalidRequest
 
 from .test_render import assert_clean, sdk_parse
 
-# A model that thinks and grounds, as the catalog declares Nano Banana Pro (only the id matters here).
-PRO = replace(NANO_BANANA, id="gemini-3-pro-image", aliases=(), max_input_images=14)
+# A model that thinks and grounds, as the catalog declares Nano Banana Pro (its features, from the catalog).
+PRO = replace(
+    NANO_BANANA,
+    id="gemini-3-pro-image",
+    aliases=(),
+    max_input_images=14,
+    features=builtin_model("gemini-3-pro-image").features,
+)
 
 
 def spec_of(model: ModelSpec, **extra: Any) -> Any:

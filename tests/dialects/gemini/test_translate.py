@@ -460,9 +460,18 @@ def test_ratios_outside_the_api_enum(ratio: str, model: ModelSpec) -> None:
     assert error.field == "generation_config.image_config.aspect_ratio"
 
 
-def test_image_size_is_accepted_and_ignored(model: ModelSpec) -> None:
-    spec = spec_of(body_with({"text": "a"}, imageConfig={"imageSize": "8K"}), model)
-    assert spec.aspect_ratio is None
+@pytest.mark.parametrize("size", ["8K", "2k", "huge"])
+def test_an_image_size_google_does_not_know_gets_googles_message(size: str, model: ModelSpec) -> None:
+    error = raised(InvalidRequest, body_with({"text": "a"}, imageConfig={"imageSize": size}), model)
+    assert error.message == f"Unsupported image_size '{size}'. Supported values are: 1K, 2K, 4K, 512, 512P, 512PX."
+    assert error.field == "generation_config.image_config.image_size"
+
+
+def test_an_image_size_the_model_does_not_make_is_refused_naming_what_it_makes(model: ModelSpec) -> None:
+    assert spec_of(body_with({"text": "a"}, imageConfig={"imageSize": "1K"}), model).image_size == "1K"
+    error = raised(InvalidRequest, body_with({"text": "a"}, imageConfig={"imageSize": "4K"}), model)
+    assert "does not make 4K images; it supports 1K" in error.message
+    assert error.field == "generation_config.image_config.image_size"
 
 
 def test_candidate_count(model: ModelSpec) -> None:

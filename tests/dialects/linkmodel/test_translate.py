@@ -76,7 +76,7 @@ def test_more_images_than_the_model_takes_are_refused_before_fetching(model: Mod
 def test_a_size_the_configured_model_lacks_is_refused(model: ModelSpec) -> None:
     narrow = replace(model, aspect_ratios=("1:1",))
     check_input_limits(request(size="1x1"), narrow)
-    with pytest.raises(InvalidRequest, match="size 16x9 is not supported") as caught:
+    with pytest.raises(InvalidRequest, match="size: Aspect ratio 16:9 is not supported") as caught:
         check_input_limits(request(size="16x9"), narrow)
     assert caught.value.field == "size"
 

@@ -281,9 +281,12 @@ def test_nonsense_sizes_are_refused(size: object) -> None:
 
 def test_size_maps_only_onto_the_models_ratios() -> None:
     square_or_wide = ModelSpec(id="m", display_name="M", aspect_ratios=("1:1", "16:9"))
-    assert to_job_spec(parse_generation_request({"prompt": "x", "size": "1536x1024"}), square_or_wide).aspect_ratio == (
+    assert to_job_spec(parse_generation_request({"prompt": "x", "size": "1792x1024"}), square_or_wide).aspect_ratio == (
         "16:9"
     )
+    with pytest.raises(InvalidRequest) as info:  # 3:2 is more than 15 % from both 1:1 and 16:9
+        to_job_spec(parse_generation_request({"prompt": "x", "size": "1536x1024"}), square_or_wide)
+    assert info.value.field == "size" and "within 15%" in info.value.message
     with pytest.raises(InvalidRequest) as info:
         to_job_spec(parse_generation_request({"prompt": "x", "aspect_ratio": "3:2"}), square_or_wide)
     assert info.value.field == "aspect_ratio" and "'1:1' and '16:9'" in info.value.message
@@ -294,10 +297,16 @@ def test_aspect_ratio_spellings(value: str, ratio: str | None, model: ModelSpec)
     assert to_job_spec(parse_generation_request({"prompt": "x", "aspect_ratio": value}), model).aspect_ratio == ratio
 
 
-@pytest.mark.parametrize("value", ["7:3", "1:4", "wide", 1.5])
+@pytest.mark.parametrize("value", ["7:3", "wide", 1.5])
 def test_unknown_aspect_ratios_are_refused(value: object) -> None:
     error = generation_error({"prompt": "x", "aspect_ratio": value})
     assert error.field == "aspect_ratio" and "'1:1'" in error.message and "'21:9'" in error.message
+
+
+def test_a_ratio_the_model_lacks_is_refused_naming_what_it_has(model: ModelSpec) -> None:
+    with pytest.raises(InvalidRequest) as info:  # 1:4 is Nano Banana 2's, not 2.5 Flash Image's
+        to_job_spec(parse_generation_request({"prompt": "x", "aspect_ratio": "1:4"}), model)
+    assert info.value.field == "aspect_ratio" and "Supported values are: '1:1'" in info.value.message
 
 
 # --- images in JSON (AIML image_urls, JSON edits) -------------------------------------------------------------

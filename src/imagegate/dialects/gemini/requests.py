@@ -14,6 +14,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from imagegate.core.capabilities import ModelSpec
+from imagegate.core.checks import first_violation
 from imagegate.core.images import GEMINI_API_RATIOS, ImageInput, decode_base64
 from imagegate.core.jobs import JobSpec, Modality, PartInfo, Role, Turn
 from imagegate.core.jobs import Part as TurnPart
@@ -27,7 +28,7 @@ from imagegate.dialects.gemini.wire import (
     GenerationConfig,
     Part,
 )
-from imagegate.errors import InvalidRequest
+from imagegate.errors import InvalidRequest, Unsupported
 
 EMPTY_INPUT = "Request has empty input."
 CONTENTS_NOT_SPECIFIED = "* GenerateContentRequest.contents: contents is not specified"
@@ -60,6 +61,20 @@ def parse_count_tokens_request(body: object) -> GenerateContentRequest:
     return request
 
 
+#: The JobSpec fields as Google names them in its errors: ``core.checks`` violations are worded with these.
+FIELDS = {
+    "image_size": "generation_config.image_config.image_size",
+    "aspect_ratio": "generation_config.image_config.aspect_ratio",
+    "input_images": "contents",
+    "temperature": "generation_config.temperature",
+    "seed": "generation_config.seed",
+    "modalities": "generation_config.response_modalities",
+}
+
+#: What Google takes for ``imageSize`` (case-sensitive), and the canonical resolution each one means.
+IMAGE_SIZES = {"1K": "1K", "2K": "2K", "4K": "4K", "512": "512", "512P": "512", "512PX": "512"}
+
+
 def file_references(request: GenerateContentRequest) -> list[tuple[str, str]]:
     """``(file id, field)`` of every ``fileData`` part, for the route to load before ``to_job_spec``.
 
@@ -90,14 +105,20 @@ def _file_id(uri: str | None, field: str) -> str:
 
 
 def to_job_spec(
-    request: GenerateContentRequest, model: ModelSpec, files: Mapping[str, ImageInput] | None = None
+    request: GenerateContentRequest,
+    model: ModelSpec,
+    files: Mapping[str, ImageInput] | None = None,
+    *,
+    image_size: str | None = None,
 ) -> JobSpec:
-    """The job a parsed request asks for, checked against what ``model`` can do.
+    """The job a parsed request asks for, checked against what ``model`` can do (``core.checks``).
 
-    ``files`` are the uploaded images its ``fileData`` parts name, by field (see ``file_references``).
+    ``files`` are the uploaded images its ``fileData`` parts name, by field (see ``file_references``);
+    ``image_size`` is what the model id implied (a resolution-suffixed alias), overridden by ``imageSize``.
     """
     config = request.generation_config or GenerationConfig()
-    aspect_ratio = _aspect_ratio(config, model)
+    aspect_ratio = _aspect_ratio(config)
+    image_size = _image_size(config) or image_size
     modalities = _modalities(config)
     _check_candidate_count(config)
     loaded = files or {}
@@ -109,6 +130,7 @@ def to_job_spec(
         turns=turns,
         system_instruction=_system_instruction(request.system_instruction),
         aspect_ratio=aspect_ratio,
+        image_size=image_size,
         modalities=modalities,
         n=1,  # one candidate per request; other dialects fan out, Gemini callers send n requests
         seed=config.seed,
@@ -118,12 +140,8 @@ def to_job_spec(
         thinking_level=thinking_level(config, model),
         grounding=grounding(request.tools, model),
     )
-    count = len(spec.input_images)
-    if count > model.max_input_images:
-        raise InvalidRequest(
-            f"{model.id} accepts at most {model.max_input_images} input images per request; got {count}",
-            field="contents",
-        )
+    if (violation := first_violation(spec, model, FIELDS, hint=False)) is not None:
+        raise Unsupported(violation[1], field=violation[0])
     return spec
 
 
@@ -240,18 +258,30 @@ def _system_instruction(content: Content | None) -> str | None:
     return "\n".join(texts) or None
 
 
-def _aspect_ratio(config: GenerationConfig, model: ModelSpec) -> str | None:
+def _aspect_ratio(config: GenerationConfig) -> str | None:
+    """The API enum's check, in Google's words; whether the model has the ratio is ``core.checks``' question."""
     ratio = config.image_config.aspect_ratio if config.image_config else None
     if not ratio:  # proto3: an empty string is the same as unset
         return None
-    if ratio in model.aspect_ratios:
-        return ratio
     if ratio not in GEMINI_API_RATIOS:
         allowed = ", ".join(f"'{r}'" for r in GEMINI_API_RATIOS[:-1]) + f", or '{GEMINI_API_RATIOS[-1]}'"
         raise InvalidRequest(
             f"* GenerateContentRequest.{_ASPECT_FIELD}: aspect_ratio must be one of {allowed}.", field=_ASPECT_FIELD
         )
-    raise InvalidRequest(f"Aspect ratio {ratio} is not supported for this model", field=_ASPECT_FIELD)
+    return ratio
+
+
+def _image_size(config: GenerationConfig) -> str | None:
+    """``imageSize`` as Google spells it; anything else (lowercase "2k", "8K") gets Google's message."""
+    size = config.image_config.image_size if config.image_config else None
+    if not size:
+        return None
+    if size not in IMAGE_SIZES:
+        raise InvalidRequest(
+            f"Unsupported image_size '{size}'. Supported values are: {', '.join(IMAGE_SIZES)}.",
+            field=FIELDS["image_size"],
+        )
+    return IMAGE_SIZES[size]
 
 
 def _modalities(config: GenerationConfig) -> frozenset[Modality]:

@@ -19,6 +19,7 @@ from imagegate.core.images import ImageInput
 from imagegate.core.jobs import Job, JobPriority
 from imagegate.core.ports import ApiKey
 from imagegate.dialects.gemini.errors import model_not_found_message, render_error
+from imagegate.dialects.gemini.requests import FIELDS
 from imagegate.dialects.gemini.translate import (
     file_references,
     parse_count_tokens_request,
@@ -102,14 +103,22 @@ async def model_action(
     if action not in ("generateContent", "streamGenerateContent", "countTokens"):
         raise NotFound(f"Method {action} is not supported; use generateContent, streamGenerateContent or countTokens.")
     model = _resolve(svc, name, version, action)
+    implied = svc.catalog.resolution_of(name)
     if action == "countTokens":
         counted = parse_count_tokens_request(await _json_body(request))
-        spec = to_job_spec(counted, model, await load_files(request, principal, counted))
+        spec = to_job_spec(counted, model, await load_files(request, principal, counted), image_size=implied)
         return JSONResponse(render_count_tokens(estimate_usage(spec, model)))
     parsed = parse_generate_request(await _json_body(request))
-    spec = to_job_spec(parsed, model, await load_files(request, principal, parsed))
+    spec = to_job_spec(parsed, model, await load_files(request, principal, parsed), image_size=implied)
     # Both actions hold the connection open until the images come: an interactive job.
-    job = await submit_job(svc, principal, spec, request_id=request.state.request_id, priority=JobPriority.INTERACTIVE)
+    job = await submit_job(
+        svc,
+        principal,
+        spec,
+        request_id=request.state.request_id,
+        priority=JobPriority.INTERACTIVE,
+        fields=FIELDS,
+    )
     if action == "generateContent":
         finished, images = await wait_for_result(svc, job.id)
         raise_if_failed(finished)

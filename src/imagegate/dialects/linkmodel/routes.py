@@ -21,6 +21,7 @@ from imagegate.core.ports import ApiKey
 from imagegate.dialects.linkmodel.errors import bind_error_context
 from imagegate.dialects.linkmodel.translate import (
     DIALECT,
+    FIELDS,
     check_input_limits,
     created_data,
     envelope,
@@ -70,7 +71,7 @@ async def create_task(request: Request, principal: ApiKey = Depends(require_prin
     request_id = request_id_of(request)
     # The seed types task_id as a UUID: a job made here gets a UUID (v7, time-ordered) as its id.
     spec = to_job_spec(parsed, model, images)
-    job = await submit_job(svc, principal, spec, request_id=request_id, job_id=new_uuid())
+    job = await submit_job(svc, principal, spec, request_id=request_id, job_id=new_uuid(), fields=FIELDS)
     return JSONResponse(envelope(created_data(job, model), request_id))
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from imagegate.core.capabilities import ModelSpec
+from imagegate.core.checks import first_violation
 from imagegate.core.ids import order_id_of
 from imagegate.core.images import ImageInput
 from imagegate.core.jobs import Job, JobSpec, JobStatus, Role, SlotResult, Turn
@@ -38,28 +39,30 @@ def aspect_ratio_of(size: str | None) -> str | None:
     return None if size is None else size.replace("x", ":", 1)
 
 
+#: The JobSpec fields as this dialect names them: ``core.checks`` violations name these.
+FIELDS = {"input_images": "images", "aspect_ratio": "size", "image_size": "quality"}
+
+
 def check_input_limits(request: ImageGenerationRequest, model: ModelSpec) -> None:
-    """What ``model`` cannot honour although the seed allows it; called before any image URL is fetched."""
-    if len(request.images) > model.max_input_images:
+    """The one capability check, before any image URL is fetched (the images counted by their URLs)."""
+    count = len(request.images)
+    if (violation := first_violation(to_job_spec(request, model, ()), model, FIELDS)) is not None:
+        raise InvalidRequest(f"{violation[0]}: {violation[1]}", field=violation[0])
+    if count > model.max_input_images:
         raise InvalidRequest(
-            f"images: {model.id} accepts at most {model.max_input_images} input images per request, "
-            f"got {len(request.images)}",
+            f"images: {model.id} accepts at most {model.max_input_images} input images per request, got {count}",
             field="images",
         )
-    ratio = aspect_ratio_of(request.size)
-    if ratio is not None and ratio not in model.aspect_ratios:
-        raise InvalidRequest(f"size {request.size} is not supported by {model.id}", field="size")
 
 
 def to_job_spec(request: ImageGenerationRequest, model: ModelSpec, images: Sequence[ImageInput] = ()) -> JobSpec:
     """The job ``request`` asks of ``model``; ``images`` are those fetched for ``request.images``, in order.
-
-    ``quality`` needs no mapping: ``1K`` is the only resolution the model makes.
-    """
+    ``quality`` is the resolution (``1K``…``4K``; 2.5 Flash Image makes only ``1K``)."""
     return JobSpec(
         model=model.id,
         turns=(Turn(Role.USER, (request.prompt, *images)),),
         aspect_ratio=aspect_ratio_of(request.size),
+        image_size=request.quality,
         dialect=DIALECT,
     )
 

@@ -10,11 +10,15 @@ message reads like the seed's own (``prompt is required``, ``size must be one of
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from imagegate.core.capabilities import RESOLUTIONS
+from imagegate.core.catalog import builtin_models
 from imagegate.errors import InvalidRequest
 
 ModelId = Literal["gemini-2.5-flash-image"]
@@ -29,7 +33,19 @@ MAX_PROMPT_CHARS = 100_000
 MAX_IMAGES = 10
 
 _NOT_NULL = "linkmodel_not_null"
+_ENUM = "linkmodel_enum"
 _ENUMS: dict[str, tuple[str, ...]] = {"model": MODEL_IDS, "quality": QUALITIES, "size": SIZES}
+_RATIO = re.compile(r"^\d{1,2}x\d{1,2}$")
+
+
+@functools.cache
+def family_model_ids() -> frozenset[str]:
+    """Beyond the seed's one model: the shipped family (Nano Banana Pro and 2) by id and alias. For those, quality
+    may be any resolution and size any ``WxH`` ratio; whether the model makes it is the capability check's call.
+    The seed's schema for gemini-2.5-flash-image stays exactly as it is."""
+    return frozenset(
+        name for m in builtin_models() if m.id not in MODEL_IDS for name in (m.id, *m.aliases) if "/" not in name
+    )
 
 
 class ImageGenerationRequest(BaseModel):
@@ -37,11 +53,22 @@ class ImageGenerationRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
-    model: ModelId
+    model: str
     prompt: str = Field(min_length=MIN_PROMPT_CHARS, max_length=MAX_PROMPT_CHARS)
     images: list[str] = Field(default_factory=list, max_length=MAX_IMAGES)
-    quality: Quality | None = None
-    size: Size | None = None
+    quality: str | None = None
+    size: str | None = None
+
+    @model_validator(mode="after")
+    def _enums_of_the_model(self) -> ImageGenerationRequest:
+        family = self.model in family_model_ids()
+        if not family and self.model not in MODEL_IDS:
+            raise PydanticCustomError(_ENUM, "model", {"field": "model"})
+        if self.quality is not None and self.quality not in (RESOLUTIONS if family else QUALITIES):
+            raise PydanticCustomError(_ENUM, "quality", {"field": "quality"})
+        if self.size is not None and not (_RATIO.match(self.size) if family else self.size in SIZES):
+            raise PydanticCustomError(_ENUM, "size", {"field": "size"})
+        return self
 
     @field_validator("images", "quality", "size", mode="before")
     @classmethod
@@ -58,6 +85,8 @@ def parse_request(body: bytes | str) -> ImageGenerationRequest:
         return ImageGenerationRequest.model_validate_json(body)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
+        if first["type"] == _ENUM:  # raised for the whole body, about one field
+            first = {**first, "loc": (str(first["ctx"]["field"]),), "type": "literal_error"}
         field = _field_name(first["loc"])
         raise InvalidRequest(describe_error(first), field=field or None) from exc
 
@@ -75,7 +104,7 @@ def describe_error(error: ErrorDetails) -> str:
         return f"{field} is required"
     if kind == _NOT_NULL:
         return f"{field} must not be null"
-    if kind == "literal_error" and top in _ENUMS:
+    if kind in ("literal_error", "string_type") and top in _ENUMS:  # a closed set, whatever was sent
         return f"{field} must be one of: {', '.join(_ENUMS[top])}"
     if kind in ("string_too_short", "string_too_long"):
         return f"{field} length must be between {MIN_PROMPT_CHARS} and {MAX_PROMPT_CHARS}"

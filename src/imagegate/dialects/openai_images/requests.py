@@ -9,14 +9,16 @@ are returned for the route to fetch, never fetched here.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from imagegate.core.capabilities import ModelSpec
-from imagegate.core.images import JPEG, PNG, WEBP, ImageInput, decode_base64, nearest_aspect_ratio
+from imagegate.core.capabilities import ModelSpec, Resolution
+from imagegate.core.checks import ViolationKind, check_job
+from imagegate.core.images import JPEG, PNG, RATIO_TOLERANCE, WEBP, ImageInput, decode_base64, near_ratio
 from imagegate.core.jobs import JobSpec, Role, Turn
 from imagegate.dialects.openai_images.wire import (
     DEFAULT_RESPONSE_FORMAT,
@@ -26,7 +28,7 @@ from imagegate.dialects.openai_images.wire import (
     parse_dimensions,
     quote_list,
 )
-from imagegate.errors import InvalidImage, InvalidRequest
+from imagegate.errors import InvalidImage, InvalidRequest, Unsupported
 
 _MIME_TYPES = {"png": PNG, "jpeg": JPEG, "webp": WEBP}
 _IMAGE_FIELD = re.compile(r"^images?(?:\[(\d*)\])?$")  # image, image[], image[3] (and the plural, seen in JSON)
@@ -107,30 +109,23 @@ def output_options(
     )
 
 
+#: The JobSpec fields as this dialect names them: ``core.checks`` violations name these params.
+FIELDS = {"input_images": "image", "image_size": "size", "aspect_ratio": "size", "n": "n"}
+
+
+def fields_for(request: ImagesRequest) -> dict[str, str]:
+    """``FIELDS``, naming the param the caller actually used for the ratio and the resolution."""
+    fields = dict(FIELDS)
+    if request.aspect_ratio is not None:
+        fields["aspect_ratio"] = "aspect_ratio"
+    if request.size in (None, "auto") and request.quality is not None:
+        fields["image_size"] = "quality"
+    return fields
+
+
 def check_input_limits(request: ImagesRequest, model: ModelSpec) -> None:
     """Refuse more input images than ``model`` takes; call before fetching ``image_urls`` to spare the fetches."""
-    _check_image_count(len(request.images) + len(request.image_urls), model)
-
-
-def to_job_spec(request: ImagesRequest, model: ModelSpec, images: Sequence[ImageInput] = ()) -> JobSpec:
-    """The job ``request`` asks of ``model``; ``images`` are those fetched for ``request.image_urls``, in order.
-
-    The request's own images (uploads, data URLs, base64) come first, then the fetched ones.
-    """
-    _check_image_count(len(request.images) + len(images), model)
-    output = output_options(request)
-    return JobSpec(
-        model=model.id,
-        turns=(Turn(Role.USER, (request.prompt, *request.images, *images)),),
-        aspect_ratio=_aspect_ratio(request, model),
-        n=request.count,
-        dialect="openai",
-        output_mime_type=output.mime_type,
-        output_quality=output.quality,
-    )
-
-
-def _check_image_count(count: int, model: ModelSpec) -> None:
+    count = len(request.images) + len(request.image_urls)
     if count > model.max_input_images:
         raise InvalidRequest(
             f"{model.id} accepts at most {model.max_input_images} input images per request; got {count}.",
@@ -138,22 +133,127 @@ def _check_image_count(count: int, model: ModelSpec) -> None:
         )
 
 
-def _aspect_ratio(request: ImagesRequest, model: ModelSpec) -> str | None:
-    """AIML's ``aspect_ratio`` if given, else the nearest ratio to ``size``; None lets the input image decide."""
-    allowed = model.aspect_ratios
-    if request.aspect_ratio is not None:
-        if request.aspect_ratio not in allowed:
-            raise InvalidRequest(
-                f"Invalid value: '{request.aspect_ratio}'. Supported values are: {quote_list(allowed)}.",
-                field="aspect_ratio",
+def to_job_spec(
+    request: ImagesRequest, model: ModelSpec, images: Sequence[ImageInput] = (), *, image_size: str | None = None
+) -> JobSpec:
+    """The job ``request`` asks of ``model``; ``images`` are those fetched for ``request.image_urls``, in order;
+    ``image_size`` is what the model id implied (Pixapi's ``…-2k``). The request's own images (uploads, data
+    URLs, base64) come first, then the fetched ones; checked against ``model`` by ``core.checks``."""
+    _refuse_unmappable(request, model)
+    output = output_options(request)
+    aspect_ratio, sized = _shape(request, model)
+    spec = JobSpec(
+        model=model.id,
+        turns=(Turn(Role.USER, (request.prompt, *request.images, *images)),),
+        aspect_ratio=aspect_ratio,
+        image_size=_resolution(request, model, sized) or image_size,
+        n=request.count,
+        dialect="openai",
+        output_mime_type=output.mime_type,
+        output_quality=output.quality,
+    )
+    for violation in check_job(spec, model)[:1]:
+        field = fields_for(request).get(violation.field, violation.field)
+        if violation.kind == ViolationKind.ASPECT_RATIO and field == "aspect_ratio":  # OpenAI's own enum wording
+            raise Unsupported(
+                f"Invalid value: '{spec.aspect_ratio}'. Supported values are: {quote_list(violation.supported)}.",
+                field=field,
             )
-        return request.aspect_ratio
-    if request.size is None or request.size == "auto":
-        return None
-    dimensions = parse_dimensions(request.size)
+        raise Unsupported(violation.explained + ".", field=field)
+    return spec
+
+
+_RESOLUTIONS = ("512", "1K", "2K", "4K")
+_QUALITY_RESOLUTIONS = {"512": "512", "1k": "1K", "2k": "2K", "4k": "4K"}
+
+
+def _shape(request: ImagesRequest, model: ModelSpec) -> tuple[str | None, str | None]:
+    """``(aspect ratio, resolution)`` from AIML's ``aspect_ratio`` and OpenAI's ``size``.
+
+    ``size`` as ``WxH`` means the nearest ratio when one is within ``RATIO_TOLERANCE`` (else 400), and the
+    model's resolution whose size for that ratio is closest in pixels; as "2K" it is the resolution alone.
+    """
+    size = request.size
+    if size is None or size == "auto":
+        return request.aspect_ratio, None
+    if size in _RESOLUTIONS:
+        return request.aspect_ratio, size
+    dimensions = parse_dimensions(size)
     if dimensions is None:  # wire validation already refused it; kept for a request built by hand
-        raise InvalidRequest(f"Invalid value: '{request.size}'.", field="size")
-    return nearest_aspect_ratio(*dimensions, allowed=allowed).name
+        raise InvalidRequest(f"Invalid value: '{size}'.", field="size")
+    ratio = request.aspect_ratio
+    if ratio is None:
+        ratio = near_ratio(*dimensions, model.aspect_ratios)
+        if ratio is None:
+            raise InvalidRequest(
+                f"Invalid value: '{size}'. {model.id} makes images in the aspect ratios "
+                f"{quote_list(model.aspect_ratios)}; a size must be within {RATIO_TOLERANCE:.0%} of one of them.",
+                field="size",
+            )
+    if len(model.tiers) == 1:
+        return ratio, None  # one resolution: the size only chose the ratio (1024x1024 and 1536x1024 alike)
+    area = dimensions[0] * dimensions[1]
+
+    def distance(tier: Resolution) -> float:
+        w, h = tier.size(ratio) or tier.sizes[0][1:]
+        return abs(math.log(area / (w * h)))
+
+    return ratio, min(model.tiers, key=distance).name
+
+
+def _resolution(request: ImagesRequest, model: ModelSpec, from_size: str | None) -> str | None:
+    """The resolution asked by ``size`` and/or ``quality``: a resolution named by both must agree; a ``WxH``
+    size gives the resolution nearest in pixels unless ``quality`` names one.
+
+    ``quality``: "1k"/"2k"/"4k"/"512" name a resolution; "low" is the model's smallest, "high"/"hd" its 2K (its
+    default when it has no 2K), "xhigh"/"max" its largest; "auto", "standard" and "medium" its default.
+    """
+    quality = request.quality
+    names = model.resolution_names
+    from_quality: str | None
+    if quality is None or quality in ("auto", "standard", "medium"):
+        from_quality = None
+    elif quality in _QUALITY_RESOLUTIONS:
+        from_quality = _QUALITY_RESOLUTIONS[quality]
+    elif quality == "low":
+        from_quality = names[0]
+    elif quality in ("high", "hd"):
+        from_quality = "2K" if "2K" in names else None
+    else:  # xhigh, max
+        from_quality = names[-1]
+    if from_quality is not None and request.size not in _RESOLUTIONS:
+        return from_quality  # a WIDTHxHEIGHT size chose the ratio; quality names the resolution
+    if from_size is not None and from_quality is not None and from_size != from_quality:
+        raise InvalidRequest(
+            f"size asks for {from_size} and quality '{quality}' for {from_quality}; send one of them.",
+            field="quality",
+        )
+    return from_size or from_quality
+
+
+def _refuse_unmappable(request: ImagesRequest, model: ModelSpec) -> None:
+    """OpenAI params this model has no equivalent for: refused by name, never dropped."""
+    if request.style is not None:
+        raise InvalidRequest(
+            f"style is not supported by {model.id}; describe the style ('{request.style}') in the prompt.",
+            field="style",
+        )
+    if request.moderation == "low":
+        raise InvalidRequest(
+            f"moderation 'low' is not available for {model.id}: its safety filters are fixed; omit it or send 'auto'.",
+            field="moderation",
+        )
+    if request.input_fidelity is not None:
+        raise InvalidRequest(
+            f"input_fidelity is not supported by {model.id}, which always keeps the input images' details as it "
+            "can; omit it.",
+            field="input_fidelity",
+        )
+    if request.partial_images:
+        raise InvalidRequest(
+            f"partial_images is not supported by {model.id}: each image arrives whole; omit it or send 0.",
+            field="partial_images",
+        )
 
 
 def _json_object(body: object) -> dict[str, object]:

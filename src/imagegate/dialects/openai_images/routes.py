@@ -22,6 +22,7 @@ from imagegate.dialects.openai_images.translate import (
     OutputOptions,
     RenderedImage,
     check_input_limits,
+    fields_for,
     hosted_images,
     inline_images,
     output_options,
@@ -90,9 +91,15 @@ async def submit_images_request(
     model = resolve_model(request, parsed.model)
     check_input_limits(parsed, model)  # before fetching anything
     fetched = await load_image_urls(request, principal, parsed.image_urls, ["image"] * len(parsed.image_urls))
-    spec = to_job_spec(parsed, model, fetched)
+    spec = to_job_spec(parsed, model, fetched, image_size=svc.catalog.resolution_of(parsed.model))
     job = await submit_job(
-        svc, principal, spec, request_id=request.state.request_id, webhook_url=webhook_url, priority=priority
+        svc,
+        principal,
+        spec,
+        request_id=request.state.request_id,
+        webhook_url=webhook_url,
+        priority=priority,
+        fields=fields_for(parsed),
     )
     return job, model
 

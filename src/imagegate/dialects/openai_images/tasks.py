@@ -52,6 +52,9 @@ def render_task(
             for a in slot.attempts
         ],
     }
+    if model is not None and job.images:  # the resolution delivered, read from the images' size
+        first = job.images[0]
+        body["resolution"] = model.delivered_resolution(first.width, first.height)
     if not job.status.terminal:
         if job.progress is not None:  # providers that know their steps (local models) report them
             done, total = job.progress.done, job.progress.total

@@ -9,6 +9,7 @@ from __future__ import annotations
 from imagegate.dialects.openai_images.requests import (
     OutputOptions,
     check_input_limits,
+    fields_for,
     output_options,
     parse_edit_form,
     parse_edit_json,
@@ -29,6 +30,7 @@ __all__ = [
     "OutputOptions",
     "RenderedImage",
     "check_input_limits",
+    "fields_for",
     "hosted_images",
     "inline_images",
     "output_options",

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, model_validator
 
-from imagegate.core.images import ASPECT_RATIOS, ImageInput
+from imagegate.core.images import GEMINI_API_RATIOS, ImageInput
 from imagegate.dialects.openai_common.wire import PARAM_ERROR, json_type, param_error, quote_list
 
 __all__ = ["PARAM_ERROR", "ImagesRequest", "json_type", "param_error", "quote_list"]
@@ -30,7 +30,10 @@ MAX_NUM_IMAGES = 4  # the AI/ML API's own limit for its num_images
 RESPONSE_FORMATS = ("url", "b64_json")
 DEFAULT_RESPONSE_FORMAT = "url"  # OpenAI's own default; the server's setting overrides it
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
-QUALITIES = ("auto", "low", "medium", "high", "standard", "hd", "xhigh", "max")
+#: OpenAI's qualities, plus resolutions as Pixapi writes them ("2k"); ``requests`` maps each to a resolution.
+QUALITIES = ("auto", "low", "medium", "high", "standard", "hd", "xhigh", "max", "512", "1k", "2k", "4k")
+#: ``size`` may also be a resolution (Pixapi: "2K", "4K"), in any letter case.
+RESOLUTION_SIZES = {"512": "512", "1k": "1K", "2k": "2K", "4k": "4K"}
 BACKGROUNDS = ("auto", "opaque", "transparent")
 MODERATIONS = ("low", "auto")
 STYLES = ("vivid", "natural")
@@ -166,12 +169,16 @@ def _background(value: object, info: ValidationInfo) -> str | None:
 def _size(value: object, info: ValidationInfo) -> str | None:
     if _absent(value):
         return None
-    if isinstance(value, str) and (value.strip().lower() == "auto" or parse_dimensions(value) is not None):
-        return value.strip().lower()
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in RESOLUTION_SIZES:
+            return RESOLUTION_SIZES[text]
+        if text == "auto" or parse_dimensions(value) is not None:
+            return text
     shown = value if isinstance(value, str) else json_type(value)
     raise param_error(
         f"Invalid value: '{shown}'. Supported values are: 'auto', a size 'WIDTHxHEIGHT' such as '1024x1024', "
-        "'1536x1024' or '1024x1536', or an aspect ratio such as '16:9'."
+        "'1536x1024' or '1024x1536', an aspect ratio such as '16:9', or a resolution '1K', '2K' or '4K'."
     )
 
 
@@ -182,10 +189,10 @@ def _aspect_ratio(value: object, info: ValidationInfo) -> str | None:
         ratio = normalize_ratio(value)
         if ratio == "auto":
             return None  # fal/AIML edits: keep the input image's ratio, which is what None means
-        if ratio in ASPECT_RATIOS:
+        if ratio in GEMINI_API_RATIOS:  # whether the model has it is core.checks' question
             return ratio
     shown = value if isinstance(value, str) else json_type(value)
-    raise param_error(f"Invalid value: '{shown}'. Supported values are: {quote_list(tuple(ASPECT_RATIOS))}.")
+    raise param_error(f"Invalid value: '{shown}'. Supported values are: {quote_list(GEMINI_API_RATIOS)}.")
 
 
 Prompt = Annotated[str, BeforeValidator(_prompt)]
