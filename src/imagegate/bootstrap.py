@@ -25,10 +25,10 @@ from imagegate.queue import open_queue
 from imagegate.routing.router import Deployment, Router, RoutingPolicy
 from imagegate.services.context import ServiceConfig, Services
 from imagegate.services.key_cache import KeyCache
-from imagegate.services.ratelimit import KeyRateLimiter
 from imagegate.services.signing import FileUrlSigner
 from imagegate.services.workers import WorkerPool
 from imagegate.settings import Settings
+from imagegate.sharedstate import FleetHealth, SharedState, open_shared_state
 from imagegate.storage import S3Options, open_object_store
 
 
@@ -40,6 +40,12 @@ class Runtime:
     fetcher: ImageFetcher
     webhook_sender: WebhookSender
     workers: WorkerPool | None = None
+    shared: SharedState | None = None
+
+    @property
+    def fleet(self) -> FleetHealth | None:
+        """Every process's breakers and provider figures, when they are shared (``rate_limit_url``)."""
+        return self.shared.fleet if self.shared is not None else None
 
 
 def url_signing_secret(settings: Settings) -> bytes:
@@ -126,8 +132,12 @@ async def open_runtime(
     )
     fetcher = ImageFetcher(policy)
     webhook_sender = WebhookSender(policy)
+    shared: SharedState | None = None
     try:
         await upgrade_database(engine)
+        shared = await open_shared_state(
+            settings.rate_limit_url, router, per_minute=settings.rate_limit_per_minute, metrics=metrics
+        )
         services = Services(
             uow=unit_of_work_factory(engine),
             store=open_object_store(settings.effective_storage_url, s3=s3_options(settings)),
@@ -147,11 +157,11 @@ async def open_runtime(
             ),
             signer=FileUrlSigner(url_signing_secret(settings), ttl_s=settings.file_url_ttl_s),
             transcode=imaging.transcode,
-            limiter=KeyRateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None,
+            limiter=shared.quota,
             key_cache=KeyCache(settings.key_cache_s),
             metrics=metrics,
         )
-        runtime = Runtime(settings, services, engine, fetcher, webhook_sender)
+        runtime = Runtime(settings, services, engine, fetcher, webhook_sender, shared=shared)
         if start_workers:
             runtime.workers = WorkerPool(
                 services,
@@ -167,6 +177,8 @@ async def open_runtime(
             if runtime.workers is not None:
                 await runtime.workers.stop(grace_s=settings.shutdown_grace_s)
     finally:
+        if shared is not None:
+            await shared.aclose()
         await fetcher.aclose()
         await webhook_sender.aclose()
         await queue.aclose()

@@ -64,6 +64,23 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge("imagegate_queue_depth", "Jobs waiting for a worker.", registry=r)
+        # Fleet-wide figures (every process, headless workers included), set at scrape time when state is shared
+        # through Redis; the per-process series above are summed by Prometheus over the processes it scrapes.
+        self.fleet_provider_calls = Gauge(
+            "imagegate_fleet_provider_calls",
+            "Provider calls of every process in the trailing window, by deployment and outcome.",
+            ["deployment", "outcome", "window"],
+            registry=r,
+        )
+        self.fleet_in_flight = Gauge(
+            "imagegate_fleet_provider_in_flight",
+            "Concurrency slots every process holds now, per deployment with max_concurrency.",
+            ["deployment"],
+            registry=r,
+        )
+        self.fleet_processes = Gauge(
+            "imagegate_fleet_processes", "imagegate processes seen alive through the shared Redis.", registry=r
+        )
 
     def watch_queue_depth(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(depth)

@@ -266,6 +266,13 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("rate_limit_url")
+    @classmethod
+    def _known_rate_limit_backend(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://", "unix://")):
+            raise ValueError(f"rate_limit_url {value!r}: use memory:// or redis://host:port/db (rediss:// for TLS)")
+        return value
+
     @model_validator(mode="after")
     def _distributed_queue_needs_shared_storage(self) -> Settings:
         # Another process may run the job, or serve its image: each must reach the same bytes.

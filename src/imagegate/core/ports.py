@@ -317,6 +317,12 @@ class ObjectStore(Protocol):
     async def exists(self, key: str) -> bool: ...
 
 
+class RequestQuota(Protocol):
+    async def check(self, key_id: str) -> None:
+        """Take one request from ``key_id``'s quota, or raise ``imagegate.errors.RateLimited`` saying when to retry."""
+        ...
+
+
 class WebhookSender(Protocol):
     async def send(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         """POST ``body`` to ``url``; the HTTP status, or raises when nothing was answered."""

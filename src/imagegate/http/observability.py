@@ -21,7 +21,13 @@ router = APIRouter(dependencies=[Depends(mark_dialect("openai"))], tags=["observ
 
 @router.get("/v1/providers")
 async def list_providers(request: Request, _: ApiKey = Depends(require_principal)) -> JSONResponse:
-    return JSONResponse({"object": "list", "data": services_of(request).router.snapshot()})
+    # With shared state (rate_limit_url = redis://...) the figures are every process's ("scope": "fleet").
+    fleet = runtime_of(request).fleet
+    if fleet is not None:
+        rows, scope = await fleet.snapshot()
+    else:
+        rows, scope = services_of(request).router.snapshot(), "process"
+    return JSONResponse({"object": "list", "data": rows, "scope": scope})
 
 
 @router.get("/metrics", include_in_schema=False)
@@ -32,5 +38,7 @@ async def metrics(request: Request) -> Response:
         if not principal.is_admin:
             raise PermissionDenied("/metrics needs an admin key (or set metrics_public = true).")
     registry = runtime.services.metrics
+    if runtime.fleet is not None:
+        await runtime.fleet.update_metrics()
     body = registry.render() if registry is not None else b""
     return Response(body, media_type=CONTENT_TYPE)

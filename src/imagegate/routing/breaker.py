@@ -85,6 +85,23 @@ class CircuitBreaker:
         if self._opened_at is None and self._failures >= self.failure_threshold:
             self._trip()
 
+    @property
+    def cooldown_s(self) -> float:
+        """The pause the breaker takes (or would take) when it opens now."""
+        return self._cooldown_s
+
+    def adopt_open(self, remaining_s: float, cooldown_s: float) -> None:
+        """Another process opened this deployment's breaker: be open here too, half-opening when it does there."""
+        if self._opened_at is not None or remaining_s <= 0:
+            return  # already open or probing here: our own timeline stands
+        self._cooldown_s = min(self.max_cooldown_s, max(self.base_cooldown_s, cooldown_s))
+        self._opened_at = self._clock() - max(0.0, self._cooldown_s - remaining_s)
+
+    def adopt_closed(self) -> None:
+        """Another process's probe succeeded: the upstream answers again, close here too (unless probing)."""
+        if self._opened_at is not None and not self._probing:
+            self.record_success()
+
     def release(self) -> None:
         """A call ended saying nothing about the upstream's health (cancelled, or the caller's mistake)."""
         self._probing = False

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,7 @@ from imagegate.errors import (
 )
 from imagegate.metrics import Metrics
 from imagegate.routing.breaker import BreakerState, CircuitBreaker
+from imagegate.routing.shared import ConcurrencySlots, HealthObserver, LocalSlots
 from imagegate.routing.stats import Outcome, RollingStats
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ class RoutingPolicy:
 
 
 class DeploymentHealth:
-    """A deployment's live state: its breaker, rolling stats, calls in flight and concurrency gate."""
+    """A deployment's live state in this process: its breaker, rolling stats and calls in flight."""
 
     def __init__(self, deployment: Deployment, policy: RoutingPolicy, clock: Callable[[], float]) -> None:
         self.breaker = CircuitBreaker(
@@ -117,11 +118,6 @@ class DeploymentHealth:
         )
         self.stats = RollingStats()
         self.in_flight = 0
-        limit = deployment.max_concurrency
-        self.gate: asyncio.Semaphore | None = asyncio.Semaphore(limit) if limit else None
-
-    def saturated(self, deployment: Deployment) -> bool:
-        return deployment.max_concurrency is not None and self.in_flight >= deployment.max_concurrency
 
 
 _NOT_REFUSALS = {None, FinishReason.STOP, FinishReason.MAX_TOKENS}
@@ -145,6 +141,7 @@ class Router:
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
+        slots: ConcurrencySlots | None = None,
     ) -> None:
         names = [d.name for d in deployments]
         if len(set(names)) != len(names):
@@ -156,6 +153,12 @@ class Router:
         self._clock = clock
         self._rand = rand
         self._health = {d.name: DeploymentHealth(d, self.policy, clock) for d in self.deployments}
+        self.slots: ConcurrencySlots = slots or LocalSlots()  # max_concurrency, per process or fleet-wide
+        self.observer: HealthObserver | None = None  # told every call and breaker move (to share them)
+
+    def saturated(self, deployment: Deployment) -> bool:
+        limit = deployment.max_concurrency
+        return limit is not None and self.slots.in_use(deployment.name) >= limit
 
     def health(self, name: str) -> DeploymentHealth:
         return self._health[name]
@@ -191,7 +194,7 @@ class Router:
             return float(self._rand() ** (1.0 / weight))
 
         usable = [c for c in candidates if self._health[c.deployment.name].breaker.available()]
-        keyed = [(c, self._health[c.deployment.name].saturated(c.deployment), draw(c)) for c in usable]
+        keyed = [(c, self.saturated(c.deployment), draw(c)) for c in usable]
         keyed.sort(key=lambda item: (item[1], item[0].deployment.priority, -item[2]))
         return [c for c, _, _ in keyed]
 
@@ -265,7 +268,8 @@ class Router:
         self, candidate: Candidate, health: DeploymentHealth, spec: JobSpec, model: ModelSpec
     ) -> Generation:
         dep = candidate.deployment
-        async with health.gate if health.gate is not None else contextlib.nullcontext():
+        limit = dep.max_concurrency
+        async with self.slots.hold(dep.name, limit) if limit else contextlib.nullcontext():
             health.in_flight += 1
             self._gauge_in_flight(dep, health)
             started = self._clock()
@@ -321,15 +325,18 @@ class Router:
         ttfb = first_byte[0] if first_byte else None
         record_attempt(Attempt(dep.name, outcome.value, round(latency * 1000, 1), reason))
         health.stats.record(outcome, latency, ttfb)
+        was = health.breaker.state
         if outcome in (Outcome.SUCCESS, Outcome.REFUSAL):  # a refusal still proves the upstream is up
             health.breaker.record_success()
         elif outcome is Outcome.REJECTED:
             health.breaker.release()
         else:
-            was = health.breaker.state
             health.breaker.record_failure()
             if was is not BreakerState.OPEN and health.breaker.state is BreakerState.OPEN:
                 log.warning("deployment %s: circuit breaker opened", dep.name)
+        if self.observer is not None:
+            self.observer.call_recorded(dep.name, outcome, latency, ttfb)
+            self.observer.breaker_moved(dep.name, health.breaker, was)
         if self.metrics is not None:
             labels = {"deployment": dep.name, "provider": dep.provider_name}
             self.metrics.provider_requests.labels(outcome=outcome.value, **labels).inc()
@@ -344,12 +351,18 @@ class Router:
         if self.metrics is not None:
             self.metrics.provider_in_flight.labels(deployment=dep.name).set(health.in_flight)
 
-    def snapshot(self) -> list[dict[str, Any]]:
-        """Every deployment's configuration, breaker state, load and rolling stats, for ``GET /v1/providers``."""
+    def snapshot(
+        self, fleet_stats: Mapping[str, RollingStats] | None = None, fleet_in_flight: Mapping[str, int] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every deployment's configuration, breaker state, load and rolling stats, for ``GET /v1/providers``.
+
+        ``fleet_stats`` / ``fleet_in_flight`` replace this process's own figures with every process's.
+        """
         out = []
         for dep in self.deployments:
             health = self._health[dep.name]
-            windows = health.stats.all_windows()
+            stats = (fleet_stats or {}).get(dep.name, health.stats)
+            windows = stats.all_windows()
             out.append(
                 {
                     "name": dep.name,
@@ -358,9 +371,9 @@ class Router:
                     "priority": dep.priority,
                     "weight": dep.weight,
                     "state": health.breaker.state.value,
-                    "health": _health_word(health.breaker.state, health.stats.recent_success_rate()),
+                    "health": _health_word(health.breaker.state, stats.recent_success_rate()),
                     "retry_after_s": round(health.breaker.retry_after_s(), 1) or None,
-                    "in_flight": health.in_flight,
+                    "in_flight": (fleet_in_flight or {}).get(dep.name, health.in_flight),
                     "concurrency_limit": dep.max_concurrency,
                     "timeout_s": dep.timeout_s,
                     "stats": windows,

@@ -41,7 +41,7 @@ class Histogram:
         self.total = 0.0
 
     def add(self, value_ms: float) -> None:
-        self.bins[math.floor(math.log(max(value_ms, _MIN_MS)) / _LOG_RATIO)] += 1
+        self.bins[_bin(value_ms)] += 1
         self.count += 1
         self.total += value_ms
 
@@ -77,23 +77,63 @@ class _Bucket:
     ttfb: Histogram = field(default_factory=Histogram)
 
 
+def _bin(value_ms: float) -> int:
+    return math.floor(math.log(max(value_ms, _MIN_MS)) / _LOG_RATIO)
+
+
+def call_fields(outcome: Outcome, latency_s: float, ttfb_s: float | None) -> dict[str, float]:
+    """One call as flat counter fields (outcome, latency bin and sum, ttfb bin and sum), to add up elsewhere."""
+    latency_ms = latency_s * 1000
+    fields = {f"o:{outcome.value}": 1.0, f"l:{_bin(latency_ms)}": 1.0, "lt": latency_ms}
+    if ttfb_s is not None:
+        fields[f"t:{_bin(ttfb_s * 1000)}"] = 1.0
+        fields["tt"] = ttfb_s * 1000
+    return fields
+
+
 class RollingStats:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._buckets: deque[_Bucket] = deque()
 
-    def record(self, outcome: Outcome, latency_s: float, ttfb_s: float | None = None) -> None:
-        minute = int(self._clock() // BUCKET_S)
-        if not self._buckets or self._buckets[-1].minute != minute:
+    def _bucket(self, minute: int) -> _Bucket:
+        if not self._buckets or self._buckets[-1].minute < minute:
             self._buckets.append(_Bucket(minute))
             horizon = minute - max(WINDOWS_S.values()) // BUCKET_S
             while self._buckets and self._buckets[0].minute <= horizon:
                 self._buckets.popleft()
-        bucket = self._buckets[-1]
+            return self._buckets[-1]
+        for bucket in reversed(self._buckets):  # an older minute (fields added out of order)
+            if bucket.minute == minute:
+                return bucket
+            if bucket.minute < minute:
+                break
+        inserted = _Bucket(minute)
+        self._buckets = deque(sorted([*self._buckets, inserted], key=lambda b: b.minute))
+        return inserted
+
+    def record(self, outcome: Outcome, latency_s: float, ttfb_s: float | None = None) -> None:
+        bucket = self._bucket(int(self._clock() // BUCKET_S))
         bucket.outcomes[outcome] += 1
         bucket.latency.add(latency_s * 1000)
         if ttfb_s is not None:
             bucket.ttfb.add(ttfb_s * 1000)
+
+    def add_fields(self, minute: int, fields: dict[str, float]) -> None:
+        """Add counter fields (``call_fields`` summed, e.g. over processes) to one minute's bucket."""
+        bucket = self._bucket(minute)
+        for name, value in fields.items():
+            kind, _, index = name.partition(":")
+            if kind == "o":
+                bucket.outcomes[Outcome(index)] += int(value)
+            elif kind in ("l", "t"):
+                histogram = bucket.latency if kind == "l" else bucket.ttfb
+                histogram.bins[int(index)] += int(value)
+                histogram.count += int(value)
+            elif kind == "lt":
+                bucket.latency.total += value
+            elif kind == "tt":
+                bucket.ttfb.total += value
 
     def _within(self, seconds: int) -> Iterable[_Bucket]:
         first = int(self._clock() // BUCKET_S) - seconds // BUCKET_S

@@ -9,12 +9,11 @@ from typing import Any
 
 from imagegate.core.capabilities import ModelCatalog
 from imagegate.core.jobs import Job
-from imagegate.core.ports import JobEvents, JobQueue, ObjectStore, Transcoder, UnitOfWorkFactory
+from imagegate.core.ports import JobEvents, JobQueue, ObjectStore, RequestQuota, Transcoder, UnitOfWorkFactory
 from imagegate.metrics import Metrics
 from imagegate.routing.router import Router
 from imagegate.services.handoff import ResultHandoff
 from imagegate.services.key_cache import KeyCache
-from imagegate.services.ratelimit import KeyRateLimiter
 from imagegate.services.signing import FileUrlSigner
 
 
@@ -48,7 +47,7 @@ class Services:
     catalog: ModelCatalog
     config: ServiceConfig = field(default_factory=ServiceConfig)
     clock: Callable[[], datetime] = utc_now
-    limiter: KeyRateLimiter | None = None  # None: no per-key quota
+    limiter: RequestQuota | None = None  # None: no per-key quota
     signer: FileUrlSigner = field(default_factory=FileUrlSigner)
     transcode: Transcoder | None = None  # needed only when a job asks for another format than the provider's
     metrics: Metrics | None = None  # None: nothing counted (tests, one-off CLI runs)

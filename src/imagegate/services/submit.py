@@ -86,7 +86,7 @@ async def submit_job(
         check_text(webhook_url, "webhook_url")
         check_webhook_url(webhook_url)
     if svc.limiter is not None:  # after validation: a malformed request does not use up the quota
-        svc.limiter.check(principal.id)
+        await svc.limiter.check(principal.id)
     job = Job(
         id=job_id or new_id("job"),  # a dialect whose ids have a schema of their own may choose one
         key_id=principal.id,
