@@ -82,15 +82,16 @@ def test_an_s3_server_stopped_mid_upload_loses_no_money(tmp_path: Path) -> None:
     customer = json.loads(cli(home, "keys", "create", "--name", "paying", "--credits", "5", "--json", env=env))
     stopped = False
     try:
+        auth = {"Authorization": f"Bearer {customer['key']}"}
 
-        def submit(i: int) -> int:
+        def submit(i: int) -> tuple[int, str]:
             answer = httpx.post(
                 f"{server.url}/v1/async/images/generations",
-                headers={"Authorization": f"Bearer {customer['key']}"},
+                headers=auth,
                 json={"model": "gemini-2.5-flash-image", "prompt": f"picture {i}", "n": 2},
                 timeout=60,
             )
-            return answer.status_code
+            return answer.status_code, answer.json().get("id", "")
 
         with ThreadPoolExecutor(4) as pool:
             submitted = pool.map(submit, range(40))
@@ -101,8 +102,14 @@ def test_an_s3_server_stopped_mid_upload_loses_no_money(tmp_path: Path) -> None:
             assert s3.process is not None
             os.kill(s3.process.pid, signal.SIGSTOP)  # the store stops answering, mid-upload
             stopped = True
-            statuses = list(submitted)
-        assert statuses == [200] * 40  # accepting a task needs no storage
+            accepted = list(submitted)
+        assert [status for status, _ in accepted] == [200] * 40  # accepting a task needs no storage
+        tasks = [
+            httpx.get(f"{server.url}/v1/tasks/{task_id}", headers=auth, timeout=30).json() for _, task_id in accepted
+        ]
+        done = next(task for task in tasks if task["status"] == "succeeded")
+        link = httpx.get(done["result"]["data"][0]["url"], timeout=30)
+        assert link.status_code == 503, link.text  # the store is down: unavailable, not a server error
 
         deadline = time.monotonic() + 90
         while "storage_unavailable" not in _error_codes(db):
