@@ -187,6 +187,7 @@ def test_per_key_quota_is_429_with_retry_info(tmp_path) -> None:  # type: ignore
         error = response.json()["error"]
         assert error["status"] == "RESOURCE_EXHAUSTED"
         [retry] = [d for d in error["details"] if d["@type"].endswith("RetryInfo")]
-        assert retry["retryDelay"] in ("30s", "31s")
+        # 2 requests in any 60 s: the window has room again when the first of them is a minute old
+        assert 55 <= int(retry["retryDelay"].removesuffix("s")) <= 60, retry
     finally:
         limited.stop()

@@ -11,6 +11,7 @@ from imagegate.core.capabilities import NANO_BANANA
 from imagegate.core.images import ImageOutput
 from imagegate.core.jobs import Generation, JobSpec, Role, Turn
 from imagegate.errors import UpstreamUnavailable
+from imagegate.metrics import Metrics
 from imagegate.routing.breaker import BreakerState
 from imagegate.routing.router import Deployment, Router, RoutingPolicy
 from imagegate.sharedstate import FleetHealth, RedisLink, RedisSlots
@@ -120,3 +121,17 @@ async def test_with_redis_down_each_process_shows_its_own_figures(own_redis: Red
     rows, scope = await process.fleet.snapshot()
     assert scope == "fleet" and rows[0]["stats"]["5m"]["requests"] == 1  # flushed after the outage
     await link.aclose()
+
+
+async def test_metrics_show_the_fleet_figures_at_scrape_time(two: tuple[Process, Process, Switchable]) -> None:
+    a, b, _ = two
+    metrics = Metrics()
+    scraped = FleetHealth(b.fleet._link, b.router, b.slots, metrics=metrics, snapshot_cache_s=0)
+    for _ in range(3):
+        await a.router.generate(SPEC, NANO_BANANA)
+    await a.fleet.sync()
+    await scraped.update_metrics()
+    text = metrics.render().decode()
+    assert 'imagegate_fleet_provider_calls{deployment="up",outcome="success",window="5m"} 3.0' in text
+    assert 'imagegate_fleet_provider_in_flight{deployment="up"} 0.0' in text
+    assert "imagegate_fleet_processes 2.0" in text

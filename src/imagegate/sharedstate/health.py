@@ -150,10 +150,10 @@ class FleetHealth:
 
     async def fleet_stats(self) -> dict[str, RollingStats] | None:
         """Every process's calls of the last 24 h, per deployment; None while Redis is down."""
-        if self._cached is not None and time.monotonic() - self._cached[0] < self._cache_s:
-            return self._cached[1]
         if not self._link.up:
             return None
+        if self._cached is not None and time.monotonic() - self._cached[0] < self._cache_s:
+            return self._cached[1]
         last = int(self._wall() // BUCKET_S)
         minutes = range(last - _MINUTES + 1, last + 1)
         names = [d.name for d in self._router.deployments]
