@@ -82,3 +82,13 @@ async def test_every_405_names_what_is_allowed(app: App) -> None:
             assert {m.upper() for m in operations if m != "parameters"} <= allowed, (path, allowed)
             checked += 1
     assert checked > 10
+
+
+async def test_every_post_in_openapi_declares_its_request_body(app: App) -> None:
+    schema = (await app.client.get("/openapi.json")).json()
+    missing = [
+        path
+        for path, operations in schema["paths"].items()
+        if "post" in operations and "requestBody" not in operations["post"]
+    ]
+    assert missing == []

@@ -17,6 +17,7 @@ from imagegate.core.ports import ApiKey
 from imagegate.errors import InvalidRequest, PermissionDenied
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, services_of
+from imagegate.http.openapi_bodies import EMPTY_BODY
 from imagegate.services import accounts
 from imagegate.services.usage import account, ledger_entries, usage
 
@@ -137,7 +138,7 @@ async def list_keys(request: Request, _: ApiKey = Depends(require_admin)) -> JSO
     return JSONResponse({"object": "list", "data": [_key(k) for k in keys]})
 
 
-@router.post("/v1/admin/keys/{key_id}/revoke")
+@router.post("/v1/admin/keys/{key_id}/revoke", openapi_extra=EMPTY_BODY)
 async def revoke_key(key_id: str, request: Request, _: ApiKey = Depends(require_admin)) -> JSONResponse:
     await accounts.revoke_key(services_of(request), key_id)
     return JSONResponse({"id": key_id, "revoked": True})

@@ -24,6 +24,7 @@ from imagegate.errors import InvalidRequest, NotFound
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, public_url, services_of
 from imagegate.http.file_responses import is_signed_file_link, signed_file_response
+from imagegate.http.openapi_bodies import BINARY_BODY
 from imagegate.services import uploads
 
 API_VERSIONS = ("v1", "v1beta")
@@ -62,7 +63,7 @@ def _check_version(version: str, request: Request) -> None:
         raise NotFound(f"{request.method} {request.url.path} is not a known endpoint.")
 
 
-@router.post("/upload/{version}/files")
+@router.post("/upload/{version}/files", openapi_extra=BINARY_BODY)
 async def upload(version: str, request: Request) -> Response:
     _check_version(version, request)
     token = request.query_params.get("upload_id")

@@ -36,6 +36,7 @@ from imagegate.errors import ImagegateError, InvalidRequest, NotFound
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, services_of
 from imagegate.http.jsonbody import load_json
+from imagegate.http.openapi_bodies import inline_schema, json_body
 from imagegate.services.context import Services
 from imagegate.services.queries import raise_if_failed, wait_for_result
 from imagegate.services.submit import submit_job
@@ -91,7 +92,7 @@ async def get_model(version: str, name: str, request: Request) -> JSONResponse:
     return JSONResponse(render_model(model))
 
 
-@router.post("/{version}/models/{name_and_action}")
+@router.post("/{version}/models/{name_and_action}", openapi_extra=json_body(inline_schema(GenerateContentRequest)))
 async def model_action(
     version: str, name_and_action: str, request: Request, principal: ApiKey = Depends(require_principal)
 ) -> Response:

@@ -28,11 +28,12 @@ from imagegate.dialects.linkmodel.translate import (
     task_data,
     to_job_spec,
 )
-from imagegate.dialects.linkmodel.wire import parse_request
+from imagegate.dialects.linkmodel.wire import ImageGenerationRequest, parse_request
 from imagegate.errors import InvalidRequest, NotFound
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import public_url, services_of
 from imagegate.http.inputs import load_image_url
+from imagegate.http.openapi_bodies import inline_schema, json_body
 from imagegate.services.queries import get_job
 from imagegate.services.submit import resolve_model, submit_job
 
@@ -61,7 +62,11 @@ async def _enter_query(request: Request) -> None:
 router = APIRouter(prefix="/api/v1", tags=["linkmodel"])
 
 
-@router.post("/image-generation", dependencies=[Depends(_enter_create)])
+@router.post(
+    "/image-generation",
+    dependencies=[Depends(_enter_create)],
+    openapi_extra=json_body(inline_schema(ImageGenerationRequest)),
+)
 async def create_task(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
     parsed = parse_request(await request.body())
     svc = services_of(request)

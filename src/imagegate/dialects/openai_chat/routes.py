@@ -34,6 +34,7 @@ from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, services_of
 from imagegate.http.inputs import load_image_urls
 from imagegate.http.jsonbody import load_json
+from imagegate.http.openapi_bodies import CHAT_BODY
 from imagegate.services.context import Services
 from imagegate.services.queries import wait_for_result
 from imagegate.services.submit import submit_job
@@ -41,8 +42,8 @@ from imagegate.services.submit import submit_job
 router = APIRouter(dependencies=[Depends(mark_dialect("openai"))], tags=["openai-chat"])
 
 
-@router.post("/v1/chat/completions")
-@router.post("/api/v1/chat/completions")
+@router.post("/v1/chat/completions", openapi_extra=CHAT_BODY)
+@router.post("/api/v1/chat/completions", openapi_extra=CHAT_BODY)
 @router.post("/openai/v1/chat/completions", include_in_schema=False)
 async def chat_completions(request: Request, principal: ApiKey = Depends(require_principal)) -> Response:
     parsed = parse_chat_request(await _json_body(request))

@@ -39,13 +39,14 @@ from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, public_url, runtime_of, services_of
 from imagegate.http.inputs import load_image_urls
 from imagegate.http.jsonbody import load_json
+from imagegate.http.openapi_bodies import openai_images_body
 from imagegate.services.queries import load_job_images, raise_if_failed, wait_for_result
 from imagegate.services.submit import submit_job
 
 router = APIRouter(prefix="/v1/images", dependencies=[Depends(mark_dialect("openai"))], tags=["openai"])
 
 
-@router.post("/generations")
+@router.post("/generations", openapi_extra=openai_images_body(edit=False))
 async def generations(request: Request, principal: ApiKey = Depends(require_principal)) -> Response:
     parsed = await parse_generation(request)
     _check_stream(parsed)
@@ -55,7 +56,7 @@ async def generations(request: Request, principal: ApiKey = Depends(require_prin
     return await _answer(request, job, model, _output(request, parsed))
 
 
-@router.post("/edits")
+@router.post("/edits", openapi_extra=openai_images_body(edit=True))
 async def edits(request: Request, principal: ApiKey = Depends(require_principal)) -> Response:
     parsed = await parse_edit(request)
     _check_stream(parsed)

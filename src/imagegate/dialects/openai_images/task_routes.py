@@ -22,6 +22,7 @@ from imagegate.errors import InvalidRequest
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, services_of
 from imagegate.http.jsonbody import load_json
+from imagegate.http.openapi_bodies import EMPTY_BODY, openai_images_body
 from imagegate.services.context import Services
 from imagegate.services.queries import get_job
 from imagegate.services.tasks import MAX_PAGE, cancel_job, list_jobs
@@ -41,7 +42,7 @@ def _not_streamed(parsed: ImagesRequest) -> ImagesRequest:
     return parsed
 
 
-@router.post("/v1/async/images/generations")
+@router.post("/v1/async/images/generations", openapi_extra=openai_images_body(edit=False, webhook=True))
 async def async_generations(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
     parsed = _not_streamed(await parse_generation(request))
     job, _ = await submit_images_request(
@@ -50,7 +51,7 @@ async def async_generations(request: Request, principal: ApiKey = Depends(requir
     return JSONResponse(await _task(request, job))
 
 
-@router.post("/v1/async/images/edits")
+@router.post("/v1/async/images/edits", openapi_extra=openai_images_body(edit=True, webhook=True))
 async def async_edits(request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
     parsed = _not_streamed(await parse_edit(request))
     job, _ = await submit_images_request(
@@ -76,7 +77,7 @@ async def get_task(
     return JSONResponse(await _task(request, job, response_format))
 
 
-@router.post("/v1/tasks/{task_id}/cancel")
+@router.post("/v1/tasks/{task_id}/cancel", openapi_extra=EMPTY_BODY)
 async def cancel_task(task_id: str, request: Request, principal: ApiKey = Depends(require_principal)) -> JSONResponse:
     job = await cancel_job(services_of(request), principal, task_id)
     return JSONResponse(await _task(request, job))
