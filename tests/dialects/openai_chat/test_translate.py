@@ -119,3 +119,16 @@ def test_stream_chunks_role_first_images_in_delta_usage_last() -> None:
     assert rest[0]["choices"][0]["delta"]["images"][0]["type"] == "image_url"
     assert all(c["object"] == "chat.completion.chunk" for c in start + rest)
     assert "usage" in rest[-1] and all("usage" not in c for c in rest[:-1])
+
+
+def test_image_size_other_than_the_default_is_refused_not_dropped() -> None:
+    for size, ok in (("1K", True), ("2K", False), ("0.5K", False)):
+        request = parse_chat_request(
+            {"model": "m", "messages": [{"role": "user", "content": "x"}], "image_config": {"image_size": size}}
+        )
+        if ok:
+            assert to_job_spec(request, NANO_BANANA, {}).n == 1
+        else:
+            with pytest.raises(InvalidRequest) as refused:
+                to_job_spec(request, NANO_BANANA, {})
+            assert refused.value.field == "image_config.image_size"

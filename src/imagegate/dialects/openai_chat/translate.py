@@ -54,6 +54,12 @@ def to_job_spec(request: ChatRequest, model: ModelSpec, images: Mapping[str, Ima
             f"{model.output_tokens_per_image} output tokens. Raise it or leave it out.",
             field="max_tokens",
         )
+    if request.image_size not in (None, "1K"):
+        # Jobs carry no resolution yet (the capability model adds one); until then only the default is honest.
+        raise InvalidRequest(
+            f"image_size {request.image_size} is not available for {model.id} here; it makes 1K images.",
+            field="image_config.image_size",
+        )
     return JobSpec(
         model=model.id,
         turns=turns,
