@@ -227,3 +227,31 @@ async def delete_expired_uploads(svc: Services, *, batch: int = 500) -> int:
             await uow.uploads.delete(record.id)
             await uow.commit()
     return len(expired)
+
+
+async def create_generated(
+    svc: Services, principal: ApiKey, data: bytes, *, mime_type: str, display_name: str | None
+) -> UploadedFile:
+    """A file this server made for the key (a batch's results), active at once, expiring like uploads."""
+    now = svc.clock()
+    file_id = random_base62(12).lower()
+    record = UploadedFile(
+        id=file_id,
+        key_id=principal.id,
+        mime_type=mime_type,
+        size_bytes=len(data),
+        received_bytes=len(data),
+        storage_key=f"uploads/{file_id}",
+        state=ACTIVE,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + timedelta(seconds=svc.config.upload_ttl_s),
+        display_name=display_name,
+        sha256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
+        source="GENERATED",
+    )
+    await svc.store.put(record.storage_key, data, content_type=mime_type)
+    async with svc.uow() as uow:
+        await uow.uploads.add(record)
+        await uow.commit()
+    return record
