@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,19 +231,44 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def _image_answer(answer: Answer) -> str | None:
-    if answer.status != 200 or b"inlineData" not in answer.head:
-        return f"HTTP {answer.status}: {answer.head[:300]!r}"
-    return None
+def _answer_check(marker: bytes) -> Callable[[Answer], str | None]:
+    def check(answer: Answer) -> str | None:
+        if answer.status != 200 or marker not in answer.head:
+            return f"HTTP {answer.status}: {answer.head[:300]!r}"
+        return None
+
+    return check
 
 
-async def load(target: str, url: str, headers: dict[str, str], *, concurrency: int, requests: int) -> Run:
-    """``requests`` POSTs of the same generateContent body, ``concurrency`` at a time; latency per request."""
-    body = json.dumps(BODY).encode()
-    request = build_request("POST", url, {**headers, "content-type": "application/json"}, body)
+#: A Chat Completions request for the same image, streamed (OpenRouter's shape, imagegate's /v1/chat/completions).
+CHAT_BODY = {
+    "model": MODEL,
+    "messages": [{"role": "user", "content": "a lighthouse at dusk, photorealistic"}],
+    "modalities": ["image", "text"],
+    "stream": True,
+}
+
+
+async def load(
+    target: str,
+    url: str,
+    headers: dict[str, str],
+    *,
+    concurrency: int,
+    requests: int,
+    body: dict[str, Any] | None = None,
+    marker: bytes = b"inlineData",
+) -> Run:
+    """``requests`` POSTs of the same body (generateContent's by default), ``concurrency`` at a time.
+
+    An answer counts when it is a 200 whose first KiB carry ``marker``.
+    """
+    payload = json.dumps(body or BODY).encode()
+    request = build_request("POST", url, {**headers, "content-type": "application/json"}, payload)
     # one exchange per connection first, so connection set-up is not counted as the gateway's latency
     warm = build_request("GET", url.split("/v1beta")[0] + "/healthz", headers)
-    stats = await hammer(url, request, concurrency=concurrency, requests=requests, check=_image_answer, warm=warm)
+    check = _answer_check(marker)
+    stats = await hammer(url, request, concurrency=concurrency, requests=requests, check=check, warm=warm)
     return Run(
         target,
         concurrency,

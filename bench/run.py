@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
     BENCH,
+    CHAT_BODY,
     MODEL,
     Service,
     cpu_seconds,
@@ -39,15 +40,16 @@ from harness import (
     workdir,
 )
 
-Target = tuple[str, str, dict[str, str], int | None]  # name, URL, headers, the gateway's pid (None: direct)
+# name, URL, headers, the gateway's pid (None: direct), and for other than generateContent: body and answer marker
+Target = tuple[str, str, dict[str, str], int | None, dict[str, Any] | None, bytes]
 
 
 async def measure(targets: list[Target], levels: list[int], per_level: dict[int, int]) -> list[dict[str, Any]]:
     rows = []
     for level in levels:
-        for name, url, headers, pid in targets:
+        for name, url, headers, pid, body, marker in targets:
             cpu_before = cpu_seconds(pid) if pid else None
-            run = await load(name, url, headers, concurrency=level, requests=per_level[level])
+            run = await load(name, url, headers, concurrency=level, requests=per_level[level], body=body, marker=marker)
             cpu_after = cpu_seconds(pid) if pid else None
             row = run.summary()
             # The gateway's own work per request, whatever the machine's contention: its CPU time over the run.
@@ -91,6 +93,14 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="also imagegate on PostgreSQL (see --postgres-url)")
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--no-stream", action="store_true", help="skip streamGenerateContent")
+    parser.add_argument("--chat", action="store_true", help="also a streamed Chat Completions (/v1/chat/completions)")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME=SRC",
+        help="also imagegate from another source tree (e.g. a git worktree of an older commit), side by side",
+    )
     parser.add_argument("--litellm", type=Path, default=BENCH / ".venv-litellm" / "bin" / "litellm")
     parser.add_argument("--no-litellm", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
@@ -110,11 +120,24 @@ def main() -> None:
             path = f"/v1beta/models/{MODEL}:generateContent"
             stream = f"/v1beta/models/{MODEL}:streamGenerateContent?alt=sse"
             targets: list[Target] = [
-                ("direct", upstream.url + path, {}, None),
-                ("imagegate", gateway.url + path, gateway.headers, gateway.process.pid),
+                ("direct", upstream.url + path, {}, None, None, b"inlineData"),
+                ("imagegate", gateway.url + path, gateway.headers, gateway.process.pid, None, b"inlineData"),
             ]
             if not args.no_stream:
-                targets.append(("imagegate-stream", gateway.url + stream, gateway.headers, gateway.process.pid))
+                pid = gateway.process.pid
+                targets.append(("imagegate-stream", gateway.url + stream, gateway.headers, pid, None, b"inlineData"))
+                if args.chat:
+                    bearer = {"authorization": f"Bearer {gateway.headers['x-goog-api-key']}"}
+                    chat = gateway.url + "/v1/chat/completions"
+                    # the first event (the role) is sent at once; the answer counts when the stream has ended
+                    targets.append(("imagegate-chat-stream", chat, bearer, pid, CHAT_BODY, b"data:"))
+            for spec in args.compare:
+                name, _, src = spec.partition("=")
+                other = start_imagegate(
+                    work / name, upstream, workers=max(levels) * 2, extra_env={"PYTHONPATH": src}, name=name
+                )
+                services.append(other)
+                targets.append((name, other.url + path, other.headers, other.process.pid, None, b"inlineData"))
             if args.postgres:
                 url = stack.enter_context(postgres_database(args.postgres_url))
                 on_pg = start_imagegate(
@@ -125,11 +148,15 @@ def main() -> None:
                     name="imagegate-pg",
                 )
                 services.append(on_pg)
-                targets.append(("imagegate-pg", on_pg.url + path, on_pg.headers, on_pg.process.pid))
+                targets.append(
+                    ("imagegate-pg", on_pg.url + path, on_pg.headers, on_pg.process.pid, None, b"inlineData")
+                )
             if not args.no_litellm and args.litellm.exists():
                 litellm = start_litellm(work, upstream, args.litellm)
                 services.append(litellm)
-                targets.append(("litellm", litellm.url + path, litellm.headers, litellm.process.pid))
+                targets.append(
+                    ("litellm", litellm.url + path, litellm.headers, litellm.process.pid, None, b"inlineData")
+                )
             rows = asyncio.run(measure(targets, levels, per_level))
             memory = {s.name: peak_rss_mib(s.process.pid) for s in services}
         finally:

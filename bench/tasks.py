@@ -44,9 +44,7 @@ async def submit_all(url: str, key: str, tasks: int, concurrency: int) -> tuple[
         return None if answer.status == 200 else f"HTTP {answer.status} {answer.head[:200]!r}"
 
     warm = build_request("GET", f"{url}/healthz", {})
-    stats = await hammer(
-        url, request, concurrency=concurrency, requests=tasks, check=check, keep_body=True, warm=warm
-    )
+    stats = await hammer(url, request, concurrency=concurrency, requests=tasks, check=check, keep_body=True, warm=warm)
     if stats.first_error:
         print(f"first submission error: {stats.first_error}", file=sys.stderr)
     ids = [json.loads(body)["id"] for body in stats.bodies]
@@ -126,9 +124,7 @@ def main() -> None:
             waited: dict[str, Any] = {}
             life: float | None = None
             if not args.no_wait:
-                waited = asyncio.run(
-                    wait_all(gateway.url, key, len(ids), pid, timeout_s=args.p95_ms / 1000 * 20 + 120)
-                )
+                waited = asyncio.run(wait_all(gateway.url, key, len(ids), pid, timeout_s=args.p95_ms / 1000 * 20 + 120))
                 cpu_done = cpu_seconds(pid)
                 polling = asyncio.run(poll_cost(gateway.url, key, waited["polls"], pid))
                 if ids and cpu_before is not None and cpu_done is not None:

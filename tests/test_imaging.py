@@ -103,3 +103,21 @@ def test_transcode_changes_format_and_passes_same_format_through() -> None:
     assert imaging.probe(as_jpeg) == (20, 10)
     assert imaging.transcode(png, "image/png", None) is png
     assert sniff_mime_type(imaging.transcode(png, "image/webp", None)) == "image/webp"
+
+
+def test_probe_reads_a_png_header_itself_and_still_honours_its_exif_orientation() -> None:
+    plain = make("PNG", (40, 30), mode="RGBA")
+    assert imaging._png_size(plain) == (40, 30) == imaging.probe(plain)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    turned = make("PNG", (40, 30), exif=exif.tobytes())  # Pillow writes eXIf before the image data
+    assert imaging._png_size(turned) is None  # left to Pillow, which turns it
+    assert imaging.probe(turned) == (30, 40)
+
+
+def test_probe_refuses_a_png_whose_header_checksum_is_wrong() -> None:
+    data = bytearray(make("PNG", (40, 30)))
+    data[20] ^= 0x01  # the height's low byte, so IHDR's CRC no longer matches
+    assert imaging._png_size(bytes(data)) is None
+    with pytest.raises(InvalidImage):
+        imaging.probe(bytes(data))

@@ -38,6 +38,8 @@ def probe(data: bytes) -> tuple[int, int]:
     EXIF orientation is honoured, so a portrait phone photo stored sideways reports its portrait size.
     Raises ``InvalidImage`` when the bytes are not a readable PNG, JPEG, WEBP or GIF.
     """
+    if (size := _png_size(data)) is not None:
+        return size
     try:
         with Image.open(io.BytesIO(data), formats=_DECODERS) as im:
             width, height = im.size
@@ -227,3 +229,32 @@ def _prepare_for(image: Image.Image, fmt: str) -> Image.Image:
     if image.mode in ("RGB", "RGBA", "L", "LA", "P", "1"):
         return image
     return image.convert("RGBA" if _has_alpha(image) else "RGB")
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """A PNG's size straight from its IHDR chunk, or None to let Pillow decide (not a PNG, EXIF, anything odd).
+
+    Every generated image is a PNG and goes through ``probe``; opening it with Pillow costs more than the rest
+    of the check. The chunks before the first IDAT are walked (a few, all small) because an eXIf chunk there can
+    turn the image, and the IHDR's checksum is verified as Pillow would.
+    """
+    if not data.startswith(_PNG_SIGNATURE) or len(data) < 33:
+        return None
+    length, kind = struct.unpack_from(">I4s", data, 8)
+    if kind != b"IHDR" or length != 13 or zlib.crc32(data[12:29]) != struct.unpack_from(">I", data, 29)[0]:
+        return None
+    width, height = struct.unpack_from(">II", data, 16)
+    if width == 0 or height == 0 or width > 0x7FFFFFFF or height > 0x7FFFFFFF:
+        return None
+    at = 33
+    while at + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, at)
+        if kind == b"IDAT":
+            return width, height
+        if kind in (b"eXIf", b"IEND"):
+            return None
+        at += 12 + length
+    return None

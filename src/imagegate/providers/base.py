@@ -27,7 +27,7 @@ from imagegate import __version__
 from imagegate.core.retry import RetryPolicy as RetryPolicy  # its home is core (the router uses it too)
 from imagegate.core.timing import mark_first_byte
 from imagegate.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from imagegate.providers.transport import pooled_transport
+from imagegate.providers.transport import upstream_transport
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +106,12 @@ def build_client(
     """An ``AsyncClient`` for one provider: bounded connect time, ``timeout_s`` for everything else.
 
     An image call holds its connection for the whole generation, so ``max_connections`` is how many calls one
-    deployment can have running upstream at once; more wait for a free connection. Thousands are fine: they are
-    spread over small pools (``providers/transport.py``).
+    deployment can have running upstream at once; more wait for a free connection (``providers/transport.py``).
     """
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
         headers={"user-agent": USER_AGENT, **(headers or {})},
-        transport=transport or pooled_transport(max_connections),
+        transport=transport or upstream_transport(max_connections),
         event_hooks={"response": [_first_byte]},
         follow_redirects=False,  # an API that redirects a POST is misconfigured; say so rather than re-POST
     )

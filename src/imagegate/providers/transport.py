@@ -1,4 +1,7 @@
-"""An httpx transport for thousands of calls held open at once: several small connection pools, not one big one.
+"""httpx transports for the providers' upstream calls: aiohttp underneath (the default), or httpcore's pools.
+
+``AiohttpTransport`` (below) is what providers use: the same ``httpx`` interface, a receive path that costs a
+fraction of httpcore's for megabyte answers. Without aiohttp, httpcore's pools are used, sharded:
 
 httpcore's pool looks at every connection and every waiting request whenever a request starts or a response
 ends, so one pool holding n slow image calls spends O(n) per call and O(n²) in all: with 10,000 calls in flight
@@ -12,11 +15,23 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
+from typing import Any
 
 import httpx
 
+from imagegate.core.timing import mark_first_byte
+
 #: Connections per pool: large enough that a normal deployment has one pool, small enough for a cheap scan.
 SHARD_SIZE = 128
+
+
+def upstream_transport(max_connections: int) -> httpx.AsyncBaseTransport:
+    """The transport providers call their upstreams with: aiohttp's when it is installed (it is a dependency)."""
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:  # pragma: no cover - only when installed without it
+        return pooled_transport(max_connections)
+    return AiohttpTransport(max_connections)
 
 
 def pooled_transport(max_connections: int, *, shard_size: int = SHARD_SIZE) -> httpx.AsyncBaseTransport:
@@ -103,3 +118,118 @@ class _CountedStream(httpx.AsyncByteStream):
             if not self._closed:
                 self._closed = True
                 self._on_close()
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """httpx's interface on aiohttp's client: the same ``httpx.Response`` for providers, a cheaper receive path.
+
+    Receiving a 2.1 MB answer costs httpcore 33 reads of 64 KiB, each with its own cancel scope and state machine
+    step (~4-5 ms of CPU per image call on the benchmark machine); aiohttp's C parser fills one buffer and hands
+    it over in a few reads (docs/benchmarks.md has the side-by-side figures). Timeouts come from each request's
+    httpx timeout extension; aiohttp's failures are raised as the httpx exceptions callers already handle, and
+    the body is streamed, so ``stream=True`` callers (downloads with a byte limit) still read it piece by piece.
+    """
+
+    def __init__(self, max_connections: int) -> None:
+        self._max_connections = max_connections
+        self._session: Any = None  # an aiohttp.ClientSession, made in the loop that first uses it
+
+    def _open(self) -> Any:
+        import aiohttp
+
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections, limit_per_host=0, keepalive_timeout=KEEPALIVE_EXPIRY_S
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                auto_decompress=False,  # httpx decodes Content-Encoding itself, as with its own transport
+                # no netrc or proxy lookups here (two thread hops per request): httpx routes URLs that an
+                # environment proxy covers through its own proxy transports before this one is asked
+                trust_env=False,
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
+                cookie_jar=aiohttp.DummyCookieJar(),  # an API client keeps no cookies
+            )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        import aiohttp
+
+        session = self._open()
+        timeout = request.extensions.get("timeout", {})
+        limits = aiohttp.ClientTimeout(
+            total=None,
+            connect=timeout.get("pool"),  # aiohttp's connect covers waiting for a pooled connection too
+            sock_connect=timeout.get("connect"),
+            sock_read=timeout.get("read"),
+        )
+        body = request.content if not isinstance(request.stream, httpx.AsyncByteStream) else await request.aread()
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw if k.lower() != b"host"]
+        try:
+            response = await session.request(
+                request.method,
+                str(request.url),
+                data=body or None,
+                headers=headers,
+                timeout=limits,
+                allow_redirects=False,
+            )
+        except Exception as exc:
+            raise _httpx_error(exc, request) from exc
+        mark_first_byte()
+        return httpx.Response(
+            response.status,
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers],
+            stream=_AiohttpStream(response, request),
+            request=request,
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+#: A body of declared length up to this is read in one piece (callers that cap sizes check the declared length
+#: before they read, so this bounds memory the same way); longer or unsized bodies stream as they arrive.
+WHOLE_BODY_BYTES = 64 << 20
+
+
+class _AiohttpStream(httpx.AsyncByteStream):
+    def __init__(self, response: Any, request: httpx.Request) -> None:
+        self._response = response
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            length = self._response.content_length
+            if length is not None and length <= WHOLE_BODY_BYTES:
+                # one piece: aiohttp joins what it buffered once, and httpx takes the single piece as it is
+                yield await self._response.read()
+                return
+            while chunk := await self._response.content.readany():
+                yield chunk
+        except Exception as exc:
+            raise _httpx_error(exc, self._request) from exc
+
+    async def aclose(self) -> None:
+        self._response.release()
+
+
+def _httpx_error(exc: Exception, request: httpx.Request) -> Exception:
+    """The httpx exception for an aiohttp failure, so callers keep one set of rules (which ones may be retried)."""
+    import aiohttp
+
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(message, request=request)
+    if isinstance(exc, (TimeoutError, aiohttp.ServerTimeoutError)):
+        return httpx.ReadTimeout(message, request=request)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(message, request=request)
+    if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)):
+        return httpx.RemoteProtocolError(message, request=request)
+    if isinstance(exc, aiohttp.ClientError):
+        return httpx.ReadError(message, request=request)
+    return exc

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -158,12 +157,13 @@ def _stream(svc: Services, job: Job, model: ModelSpec, *, sse: bool) -> Streamin
 
     async def sse_events() -> AsyncIterator[bytes]:
         async for chunk in chunks():
-            yield b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\r\n\r\n"
+            # orjson, as for generateContent: a chunk carries the whole image (~5 ms with json.dumps)
+            yield b"data: " + orjson.dumps(chunk) + b"\r\n\r\n"
 
     async def json_array() -> AsyncIterator[bytes]:
         first = True
         async for chunk in chunks():
-            yield (b"[" if first else b",\r\n") + json.dumps(chunk).encode()
+            yield (b"[" if first else b",\r\n") + orjson.dumps(chunk)
             first = False
         yield b"]" if not first else b"[]"
 
