@@ -136,6 +136,8 @@ async def test_runs_and_gallery_search_filter_page_and_delete(
     assert ids(await alice.get("/v1/playground/search", params={"q": "FOX"})) == [refused, fox]
     assert ids(await alice.get("/v1/playground/search", params={"q": "owl", "status": "succeeded"})) == [owl]
     assert ids(await alice.get("/v1/playground/search", params={"status": "failed"})) == []
+    assert ids(await alice.get("/v1/playground/search", params={"status": "refused"})) == [refused]
+    assert ids(await alice.get("/v1/playground/search", params={"q": "fox", "status": "succeeded"})) == [fox]
     assert ids(await alice.get("/v1/playground/search", params={"model": "gemini-2.5-flash-image"})) == [
         refused,
         owl,

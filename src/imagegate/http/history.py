@@ -27,7 +27,7 @@ router = APIRouter(dependencies=[Depends(mark_dialect("openai"))], tags=["playgr
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")]
 Text = Annotated[str, Field(max_length=32_000)]
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+STATUSES = ("queued", "running", "succeeded", "refused", "failed", "cancelled")
 
 
 class Strict(BaseModel):

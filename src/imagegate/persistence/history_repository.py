@@ -68,11 +68,15 @@ class SqlHistoryRepository:
         caller wrote, not the JSON around them), after a coarse SQL pre-filter when the words are ASCII.
         """
         hidden = exists().where(playground_hidden_jobs.c.key_id == key_id, playground_hidden_jobs.c.job_id == jobs.c.id)
-        query = select(jobs.c.id, jobs.c.created_at, jobs.c.spec).where(jobs.c.key_id == key_id, ~hidden)
+        query = select(jobs.c.id, jobs.c.created_at, jobs.c.spec, jobs.c.results).where(
+            jobs.c.key_id == key_id, ~hidden
+        )
         if where.model:
             query = query.where(jobs.c.model == where.model)
         if where.status:
-            query = query.where(jobs.c.status == where.status)
+            # A job that ended with no image at all was refused, whatever its row says (tasks show it so too).
+            stored = "succeeded" if where.status == "refused" else where.status
+            query = query.where(jobs.c.status == stored)
         if where.since is not None:
             query = query.where(jobs.c.created_at >= where.since)
         if where.until is not None:
@@ -83,14 +87,17 @@ class SqlHistoryRepository:
                 or_(jobs.c.created_at < anchor, and_(jobs.c.created_at == anchor, jobs.c.id < where.before_id))
             )
         words = (where.prompt or "").strip().casefold()
+        by_outcome = where.status in ("succeeded", "refused")
         if words and words.isascii():
             query = query.where(cast(jobs.c.spec, String).ilike(f"%{_like_escape(words)}%", escape="\\"))
         query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
         found: builtins.list[tuple[str, dict[str, Any]]] = []
-        if not words:
+        if not words and not by_outcome:
             rows = (await self._tx.execute(query.limit(where.limit))).all()
             return [(row.id, row.spec) for row in rows]
         for row in (await self._tx.execute(query.limit(SCAN_LIMIT))).all():
+            if by_outcome and (where.status == "refused") == _made_an_image(row.results):
+                continue
             if words in prompt_of(row.spec).casefold():
                 found.append((row.id, row.spec))
                 if len(found) >= where.limit:
@@ -104,6 +111,10 @@ def prompt_of(spec_doc: dict[str, Any]) -> str:
         if isinstance(turn, dict) and turn.get("role") == "user":
             return "\n".join(str(p["text"]) for p in turn.get("parts") or () if isinstance(p, dict) and "text" in p)
     return ""
+
+
+def _made_an_image(results: Any) -> bool:
+    return any(isinstance(slot, dict) and slot.get("images") for slot in results or ())
 
 
 def _like_escape(text: str) -> str:
