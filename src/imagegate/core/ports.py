@@ -316,6 +316,10 @@ class ObjectStore(Protocol):
     async def delete(self, key: str) -> None: ...
     async def exists(self, key: str) -> bool: ...
 
+    async def list_keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix`` (a folder such as ``outputs/job_x/``); empty when there is none."""
+        ...
+
 
 class RequestQuota(Protocol):
     async def check(self, key_id: str) -> None:

@@ -24,6 +24,9 @@ async def recover_jobs(svc: Services, *, stale_before: datetime | None = None) -
     async with svc.uow() as uow:
         stale = await uow.jobs.expired_leases(cutoff)
         for job in stale:
+            # Images a killed attempt stored before dying have no rows (rows are written with the job's end):
+            # collect them before the job can run again, so nothing in the store is left without a row.
+            await discard_unrecorded_outputs(svc, job.id)
             if job.attempts < svc.config.max_attempts:
                 moved = job.moved_to(JobStatus.QUEUED, lease_expires_at=None)
                 requeued += 1
@@ -51,3 +54,13 @@ async def recover_jobs(svc: Services, *, stale_before: datetime | None = None) -
     if requeued or failed:
         log.warning("recovered jobs left by a stopped worker: %d requeued, %d failed", requeued, failed)
     return requeued, failed
+
+
+async def discard_unrecorded_outputs(svc: Services, job_id: str) -> int:
+    """Delete the stored outputs of an unfinished job (none of them has a row yet); how many went."""
+    keys = await svc.store.list_keys(f"outputs/{job_id}/")
+    for key in keys:
+        await svc.store.delete(key)
+    if keys:
+        log.info("job %s: collected %d images a stopped attempt had stored", job_id, len(keys))
+    return len(keys)

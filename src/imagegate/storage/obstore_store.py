@@ -93,6 +93,20 @@ class ObstoreObjectStore:
         with contextlib.suppress(FileNotFoundError):  # deleting what is gone is done
             await self._guard(lambda: obstore.delete_async(self._store, path))
 
+    async def list_keys(self, prefix: str) -> list[str]:
+        _check_key(prefix.rstrip("/"))
+
+        async def collect() -> list[str]:
+            keys: list[str] = []
+            async for batch in obstore.list(self._store, prefix=prefix):
+                keys.extend(str(meta["path"]) for meta in batch)
+            return keys
+
+        try:
+            return await self._guard(collect)
+        except FileNotFoundError:  # a local folder never made: nothing under it
+            return []
+
     async def exists(self, key: str) -> bool:
         path = _check_key(key)
         try:
