@@ -121,14 +121,14 @@ def test_stream_chunks_role_first_images_in_delta_usage_last() -> None:
     assert "usage" in rest[-1] and all("usage" not in c for c in rest[:-1])
 
 
-def test_image_size_other_than_the_default_is_refused_not_dropped() -> None:
+def test_image_size_goes_to_the_job_and_the_model_decides() -> None:
     for size, ok in (("1K", True), ("2K", False), ("0.5K", False)):
         request = parse_chat_request(
             {"model": "m", "messages": [{"role": "user", "content": "x"}], "image_config": {"image_size": size}}
         )
         if ok:
-            assert to_job_spec(request, NANO_BANANA, {}).n == 1
-        else:
+            assert to_job_spec(request, NANO_BANANA, {}).image_size == "1K"
+        else:  # gemini-2.5-flash-image makes 1K only; the capability check names the caller's field
             with pytest.raises(InvalidRequest) as refused:
                 to_job_spec(request, NANO_BANANA, {})
             assert refused.value.field == "image_config.image_size"

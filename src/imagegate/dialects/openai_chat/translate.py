@@ -15,13 +15,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from imagegate.core.capabilities import ModelSpec
+from imagegate.core.checks import check_job
 from imagegate.core.images import ImageInput, encode_base64
 from imagegate.core.jobs import FinishReason, Job, JobSpec, Modality, Role, SlotResult, Turn, Usage
 from imagegate.core.jobs import Part as TurnPart
 from imagegate.dialects.openai_chat.wire import ChatMessage, ChatRequest, ImageUrl
-from imagegate.errors import InvalidRequest, error_from_code
+from imagegate.errors import InvalidRequest, Unsupported, error_from_code
 
 DIALECT = "openai_chat"
+#: The JobSpec fields as this dialect names them, for ``core.checks`` violations.
+FIELDS = {
+    "image_size": "image_config.image_size",
+    "aspect_ratio": "image_config.aspect_ratio",
+    "input_images": "messages",
+    "modalities": "modalities",
+}
 _ROLES = {"user": Role.USER, "assistant": Role.MODEL}
 _FILTERED = {
     FinishReason.IMAGE_SAFETY,
@@ -54,23 +62,21 @@ def to_job_spec(request: ChatRequest, model: ModelSpec, images: Mapping[str, Ima
             f"{model.output_tokens_per_image} output tokens. Raise it or leave it out.",
             field="max_tokens",
         )
-    if request.image_size not in (None, "1K"):
-        # Jobs carry no resolution yet (the capability model adds one); until then only the default is honest.
-        raise InvalidRequest(
-            f"image_size {request.image_size} is not available for {model.id} here; it makes 1K images.",
-            field="image_config.image_size",
-        )
-    return JobSpec(
+    spec = JobSpec(
         model=model.id,
         turns=turns,
         system_instruction="\n".join(str(p) for p in system) or None,
         aspect_ratio=request.aspect_ratio,
+        image_size=request.image_size,
         modalities=_modalities(request.modalities),
         n=request.n,
         seed=request.seed,
         temperature=request.temperature,
         dialect=DIALECT,
     )
+    for violation in check_job(spec, model)[:1]:  # what this model cannot do, named as the caller named it
+        raise Unsupported(violation.explained + ".", field=FIELDS.get(violation.field, violation.field))
+    return spec
 
 
 def _turn(message: ChatMessage, images: Mapping[str, ImageInput]) -> Turn:

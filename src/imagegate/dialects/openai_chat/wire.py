@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from imagegate.core.images import ASPECT_RATIOS
+from imagegate.core.images import GEMINI_API_RATIOS
 from imagegate.dialects.openai_common.wire import json_type, quote_list
 from imagegate.errors import InvalidRequest, UnknownField
 
@@ -284,10 +284,10 @@ def _image_config(value: object) -> tuple[str | None, str | None]:
         if key not in ("aspect_ratio", "image_size"):
             raise UnknownField(f"Unrecognized argument in image_config: {key}", field=f"image_config.{key}")
     ratio = value.get("aspect_ratio")
-    if ratio is not None and (not isinstance(ratio, str) or ratio.strip() not in ASPECT_RATIOS):
+    if ratio is not None and (not isinstance(ratio, str) or ratio.strip() not in GEMINI_API_RATIOS):
         shown = ratio if isinstance(ratio, str) else json_type(ratio)
         raise InvalidRequest(
-            f"Invalid value: '{shown}'. Supported values are: {quote_list(tuple(ASPECT_RATIOS))}.",
+            f"Invalid value: '{shown}'. Supported values are: {quote_list(GEMINI_API_RATIOS)}.",
             field="image_config.aspect_ratio",
         )
     size = value.get("image_size")
