@@ -209,8 +209,8 @@ def _provider_of(settings: Settings, deployment: str | None) -> str:
     if kind is None:
         return deployment
     described = kind if kind != deployment else ""
-    if is_emulated(kind):
-        described = ", ".join(filter(None, (described, "emulated")))
+    if is_emulated(kind) and not described:
+        described = "emulated"
     return f"{deployment} ({described})" if described else deployment
 
 

@@ -272,9 +272,8 @@ export function initCreate(ctx) {
   function bodyFor(request, modelId, images) {
     const body = { model: modelId, prompt: request.prompt, n: request.n, response_format: "url" };
     if (request.aspectRatio) body.aspect_ratio = request.aspectRatio;
-    if (request.resolution && request.resolution !== request.defaultResolution) {
-      body.size = request.size && modelId === request.model ? request.size : request.resolution;
-    }
+    // The resolution by name ("2K") beside the ratio: both unambiguous, for every model of a comparison.
+    if (request.resolution && request.resolution !== request.defaultResolution) body.size = request.resolution;
     if (request.format && request.format !== "png") body.output_format = request.format;
     if (request.quality !== null && request.quality !== undefined) body.output_compression = request.quality;
     if (images.length) body.images = images;
