@@ -38,14 +38,6 @@ def gateway(google: FakeGemini, tmp_path_factory: pytest.TempPathFactory) -> Ite
     config = home / "imagegate.toml"
     config.write_text(
         f"""
-[[models]]
-id = "gemini-2.5-flash-image"
-display_name = "Nano Banana"
-[[models]]
-id = "{PRO}"
-display_name = "Nano Banana Pro"
-max_input_images = 14
-
 [[deployments]]
 name = "google"
 provider = "gemini"

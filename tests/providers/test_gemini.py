@@ -666,6 +666,14 @@ async def test_thoughts_signatures_thinking_and_search_go_upstream(gemini: Facto
     ]
 
 
+async def test_image_size_goes_in_image_config(gemini: Factory) -> None:
+    provider, upstream, _ = gemini(reply(200, PRO_GROUNDED))
+    await generate(provider, spec(aspect_ratio="16:9", image_size="4K"))
+    assert upstream.body()["generationConfig"]["imageConfig"] == {"aspectRatio": "16:9", "imageSize": "4K"}
+    await generate(provider, spec(image_size="512"))
+    assert upstream.body()["generationConfig"]["imageConfig"] == {"imageSize": "512"}
+
+
 async def test_plain_web_search_is_an_empty_google_search(gemini: Factory) -> None:
     provider, upstream, _ = gemini(reply(200, PRO_GROUNDED))
     await generate(provider, spec(grounding=SearchGrounding()))

@@ -113,10 +113,42 @@ def check_job(
     features = model.features if caps.features is None else model.features & caps.features
     if spec.seed is not None and not spec.seed_drawn and Feature.SEED not in features:
         found.append(Violation(ViolationKind.FEATURE, "seed", f"{model.id} does not take a seed here"))
+    found.extend(_thinking_and_grounding(spec, model, features))
     if Modality.IMAGE not in spec.modalities and Modality.TEXT not in spec.modalities:
         found.append(
             Violation(
                 ViolationKind.MODALITIES, "modalities", "at least one response modality is needed", ("TEXT", "IMAGE")
+            )
+        )
+    return found
+
+
+def _thinking_and_grounding(spec: JobSpec, model: ModelSpec, features: frozenset[str]) -> list[Violation]:
+    found = []
+    if spec.grounding is not None and Feature.GROUNDING not in features:
+        where = "" if Feature.GROUNDING not in model.features else " here"
+        found.append(
+            Violation(
+                ViolationKind.FEATURE,
+                "grounding",
+                f"Search grounding (tools.googleSearch) is not supported by {model.id}{where}",
+                hint="leave the googleSearch tool out, or use a model and deployment with grounding",
+            )
+        )
+    if spec.thinking_level is not None and Feature.THINKING not in features:
+        why = "this model does not think" if Feature.THINKING not in model.features else "not served with thinking here"
+        found.append(
+            Violation(ViolationKind.FEATURE, "thinking_level", f"thinking_level is not supported by {model.id}: {why}")
+        )
+    # a model that does not think has no thoughts to return; one that does, on a deployment that cannot
+    # return its thoughts, would drop them
+    if spec.include_thoughts and Feature.THINKING in model.features and Feature.THINKING not in features:
+        found.append(
+            Violation(
+                ViolationKind.FEATURE,
+                "include_thoughts",
+                f"{model.id} is not served here by an upstream that returns its thoughts",
+                hint="leave includeThoughts out",
             )
         )
     return found

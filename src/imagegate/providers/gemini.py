@@ -121,8 +121,13 @@ def build_request_body(spec: JobSpec) -> dict[str, Any]:
         # a stable order (TEXT before IMAGE, as Google's examples write it) keeps bodies comparable
         "responseModalities": [m.value for m in Modality if m in spec.modalities],
     }
+    image_config: dict[str, Any] = {}
     if spec.aspect_ratio is not None:
-        config["imageConfig"] = {"aspectRatio": spec.aspect_ratio}
+        image_config["aspectRatio"] = spec.aspect_ratio
+    if spec.image_size is not None:
+        image_config["imageSize"] = spec.image_size  # canonical "512", "1K", "2K", "4K": Google's spelling
+    if image_config:
+        config["imageConfig"] = image_config
     if spec.seed is not None:
         config["seed"] = spec.seed
     if spec.temperature is not None:

@@ -69,6 +69,9 @@ FIELDS = {
     "temperature": "generation_config.temperature",
     "seed": "generation_config.seed",
     "modalities": "generation_config.response_modalities",
+    "grounding": "tools",
+    "thinking_level": "generation_config.thinking_config.thinking_level",
+    "include_thoughts": "generation_config.thinking_config.include_thoughts",
 }
 
 #: What Google takes for ``imageSize`` (case-sensitive), and the canonical resolution each one means.
@@ -138,7 +141,7 @@ def to_job_spec(
         dialect="gemini",
         include_thoughts=bool(config.thinking_config and config.thinking_config.include_thoughts),
         thinking_level=thinking_level(config, model),
-        grounding=grounding(request.tools, model),
+        grounding=grounding(request.tools),
     )
     if (violation := first_violation(spec, model, FIELDS, hint=False)) is not None:
         raise Unsupported(violation[1], field=violation[0])

@@ -1,9 +1,9 @@
 """Gemini requests in, the thinking and grounding half: ``thinkingConfig`` and ``tools`` as the job asks them.
 
-``includeThoughts`` is honoured by every model (a model that does not think has no thoughts to return);
-``thinkingLevel`` only by models that think, ``thinkingBudget`` by none of the image models (they take a level);
-the one tool an image model uses is ``googleSearch``, and only models with Search grounding take it. Everything
-else is refused with a 400 naming the field, never dropped. Pure functions.
+``includeThoughts``, ``thinkingLevel`` and ``googleSearch`` become the job's; whether the model (and a deployment)
+can honour them is ``core.checks``' to say. ``thinkingBudget`` is taken by none of the image models (they take a
+level), and the one tool an image model uses is ``googleSearch``: anything else is refused with a 400 naming the
+field, never dropped. Pure functions.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from imagegate.core.capabilities import ModelSpec
+from imagegate.core.capabilities import Feature, ModelSpec
 from imagegate.core.jobs import SearchGrounding
 from imagegate.dialects.gemini.wire import GenerationConfig
 from imagegate.errors import InvalidRequest
@@ -24,20 +24,7 @@ _SEARCH_TYPES = {"web_search": "web", "webSearch": "web", "image_search": "image
 
 def thinks(model: ModelSpec) -> bool:
     """Whether ``model`` thinks (has thought parts and signatures, takes a thinking level)."""
-    return _has(model, "thinking")
-
-
-def grounds(model: ModelSpec) -> bool:
-    """Whether ``model`` can ground its answer in Google Search."""
-    return _has(model, "grounding")
-
-
-def _has(model: ModelSpec, feature: str) -> bool:
-    # The one place that asks the capability model about a feature.
-    supports = getattr(model, "supports", None)
-    if callable(supports):
-        return bool(supports(feature))
-    return model.id.startswith("gemini-3") and feature in ("thinking", "grounding")
+    return model.supports(Feature.THINKING)
 
 
 def thinking_level(config: GenerationConfig, model: ModelSpec) -> str | None:
@@ -61,29 +48,19 @@ def thinking_level(config: GenerationConfig, model: ModelSpec) -> str | None:
             f'v1beta.ThinkingConfig.ThinkingLevel), "{thinking.thinking_level}"',
             field=f"{_THINKING}.thinking_level",
         )
-    if not thinks(model):
-        raise InvalidRequest(
-            f"thinking_level is not supported by {model.id}: this model does not think.",
-            field=f"{_THINKING}.thinking_level",
-        )
     return level
 
 
-def grounding(tools: Sequence[Mapping[str, Any]] | None, model: ModelSpec) -> SearchGrounding | None:
-    """The Search grounding ``tools`` ask for; any other tool, or grounding on a model without it, is a 400."""
+def grounding(tools: Sequence[Mapping[str, Any]] | None) -> SearchGrounding | None:
+    """The Search grounding ``tools`` ask for; any other tool is a 400 (whether the model grounds is for
+    ``core.checks`` to say)."""
     found: SearchGrounding | None = None
     for i, tool in enumerate(tools or ()):
         for name, value in tool.items():
             where = f"tools[{i}].{name}"
             if name not in ("googleSearch", "google_search"):
                 raise InvalidRequest(
-                    f"Tool {name!r} is not supported by {model.id}: image models take only the googleSearch tool.",
-                    field=where,
-                )
-            if not grounds(model):
-                raise InvalidRequest(
-                    f"Search grounding (tools.googleSearch) is not supported by {model.id}; "
-                    "leave the tool out or use a model with grounding (gemini-3-pro-image, gemini-3.1-flash-image).",
+                    f"Tool {name!r} is not supported for image generation: image models take only googleSearch.",
                     field=where,
                 )
             found = _google_search(value, where)
