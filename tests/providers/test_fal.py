@@ -446,3 +446,14 @@ async def test_what_fal_cannot_carry_is_refused_before_any_call(
         await run(provider(fal), spec(**changes), app="fal-ai/nano-banana-2")
     assert caught.value.field == field and "fal.ai" in caught.value.message
     assert fal.submissions == []
+
+
+@pytest.mark.parametrize(("image_size", "resolution"), [("512", "0.5K"), ("1K", "1K"), ("2K", "2K"), ("4K", "4K")])
+async def test_the_resolution_as_fal_spells_it(fal: FakeFal, image_size: str, resolution: str) -> None:
+    await run(provider(fal), spec(image_size=image_size), app="fal-ai/nano-banana-2")
+    assert fal.submissions[0][1]["resolution"] == resolution
+
+
+async def test_no_resolution_asked_sends_none(fal: FakeFal) -> None:
+    await run(provider(fal), spec(), app="fal-ai/nano-banana-pro")
+    assert "resolution" not in fal.submissions[0][1]  # fal's default is 1K, the model's own

@@ -23,6 +23,7 @@ from fakes.openai_server import FakeOpenAI
 from PIL import Image
 
 from imagegate.core.capabilities import NANO_BANANA
+from imagegate.core.catalog import builtin_model
 from imagegate.core.images import HEIC, ImageInput
 from imagegate.core.jobs import Generation, JobSpec, Modality, Role, SearchGrounding, Turn, Usage
 from imagegate.core.ports import ImageProvider
@@ -1066,3 +1067,36 @@ async def test_thinking_and_grounding_have_no_openai_images_field_and_are_refuse
     with pytest.raises(InvalidRequest) as caught:
         await generate(provider, spec(**changes))
     assert caught.value.field == field and not upstream.requests
+
+
+async def test_the_resolution_in_pixels_at_the_asked_size(openai: Factory) -> None:
+    provider, upstream, _ = openai(reply(200, GPT_IMAGE))
+    pro = builtin_model("gemini-3-pro-image")
+    await provider.generate(spec(aspect_ratio="16:9", image_size="4K"), pro, MODEL)
+    assert upstream.body()["size"] == "x".join(map(str, pro.pixel_size("16:9", "4K") or ()))
+    assert "resolution" not in upstream.body()
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (
+            {"size_style": "aspect_ratio", "resolution_field": "resolution"},
+            {"aspect_ratio": "16:9", "resolution": "2K"},
+        ),
+        ({"size_style": "aspect_ratio", "resolution_field": "size"}, {"aspect_ratio": "16:9", "size": "2K"}),
+    ],
+)
+async def test_the_resolution_in_the_gateways_own_field(
+    openai: Factory, options: dict[str, Any], expected: dict[str, str]
+) -> None:
+    provider, upstream, _ = openai(reply(200, GPT_IMAGE), **options)
+    await provider.generate(spec(aspect_ratio="16:9", image_size="2K"), builtin_model("gemini-3-pro-image"), MODEL)
+    assert {k: upstream.body()[k] for k in expected} == expected
+
+
+async def test_a_resolution_the_upstream_cannot_be_told_is_refused(openai: Factory) -> None:
+    provider, upstream, _ = openai(reply(200, GPT_IMAGE), size_style="aspect_ratio")
+    with pytest.raises(InvalidRequest) as caught:
+        await provider.generate(spec(image_size="2K"), builtin_model("gemini-3-pro-image"), MODEL)
+    assert caught.value.field == "image_size" and not upstream.requests

@@ -14,6 +14,7 @@ from fakes.loopback import serve
 from fakes.replicate_server import TOKEN, FakeReplicate, png
 
 from imagegate.core.capabilities import NANO_BANANA
+from imagegate.core.catalog import builtin_model
 from imagegate.core.images import ImageInput
 from imagegate.core.jobs import FinishReason, Generation, JobSpec, Role, SearchGrounding, Turn
 from imagegate.errors import (
@@ -326,3 +327,24 @@ async def test_what_replicate_cannot_carry_is_refused_before_any_call(
         await run(provider(replicate), spec(**changes), model="google/nano-banana-2")
     assert caught.value.field == field and "Replicate" in caught.value.message
     assert replicate.created == []
+
+
+async def test_the_resolution_is_always_sent_for_the_family(replicate: FakeReplicate) -> None:
+    pro = builtin_model("gemini-3-pro-image")
+    for image_size, sent in ((None, "1K"), ("4K", "4K")):  # google/nano-banana-pro itself defaults to 2K
+        p = provider(replicate)
+        try:
+            await p.generate(spec(image_size=image_size), pro, "google/nano-banana-pro")
+        finally:
+            await p.aclose()
+        assert replicate.created[-1][1]["input"]["resolution"] == sent
+    await run(provider(replicate))
+    assert "resolution" not in replicate.created[-1][1]["input"]  # google/nano-banana has no such input
+
+
+async def test_512_cannot_be_asked_of_replicate(replicate: FakeReplicate) -> None:
+    p = provider(replicate)
+    with pytest.raises(InvalidRequest) as caught:
+        await p.generate(spec(image_size="512"), builtin_model("gemini-3.1-flash-image"), "google/nano-banana-2")
+    await p.aclose()
+    assert caught.value.field == "image_size" and replicate.created == []

@@ -218,10 +218,13 @@ class FalProvider:
 
 
 def _family_fields(spec: JobSpec) -> dict[str, Any]:
-    """Search grounding and thinking as fal's Nano Banana 2 / Pro apps take them (``enable_web_search``,
-    ``thinking_level`` minimal or high); fal answers with images and a description, never with thoughts."""
+    """Resolution, Search grounding and thinking as fal's Nano Banana 2 / Pro apps take them (``resolution``
+    0.5K/1K/2K/4K, ``enable_web_search``, ``thinking_level`` minimal or high); fal answers with images and a
+    description, never with thoughts."""
     mapping.refuse_thoughts(spec, UPSTREAM)
     fields: dict[str, Any] = {}
+    if spec.image_size is not None:  # left out, fal's apps make their default 1K, as Google's models do
+        fields["resolution"] = mapping.FAL_RESOLUTIONS[spec.image_size]
     web, _ = mapping.search(spec, UPSTREAM, image_search=False)
     if web:
         fields["enable_web_search"] = True

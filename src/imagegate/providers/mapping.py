@@ -5,9 +5,15 @@ gateways): their spelling of a resolution, of Search grounding and of a thinking
 
 from __future__ import annotations
 
+from imagegate.core.capabilities import ModelSpec
 from imagegate.core.jobs import JobSpec
 from imagegate.errors import InvalidRequest
 
+#: fal's spelling of each resolution (its ``resolution`` enum: 0.5K, 1K, 2K, 4K).
+FAL_RESOLUTIONS = {"512": "0.5K", "1K": "1K", "2K": "2K", "4K": "4K"}
+#: Replicate's google/nano-banana-pro and google/nano-banana-2 take 1K, 2K, 4K (no 512).
+REPLICATE_RESOLUTIONS = ("1K", "2K", "4K")
+SIZE_FIELD = "image_size"
 THOUGHTS_FIELD = "generation_config.thinking_config.include_thoughts"
 LEVEL_FIELD = "generation_config.thinking_config.thinking_level"
 SEARCH_FIELD = "tools.googleSearch"
@@ -49,3 +55,17 @@ def search(spec: JobSpec, upstream: str, *, image_search: bool) -> tuple[bool, b
             field=f"{SEARCH_FIELD}.search_types",
         )
     return grounding.web, grounding.images
+
+
+def replicate_resolution(spec: JobSpec, model: ModelSpec) -> str | None:
+    """The ``resolution`` input for Replicate, always given for a model that has several: Replicate's own
+    defaults differ from Google's (google/nano-banana-pro makes 2K unless told), and the hold quoted the model's."""
+    if len(model.resolution_names) < 2:
+        return None  # google/nano-banana has no resolution input
+    resolution = spec.image_size or model.default_resolution
+    if resolution not in REPLICATE_RESOLUTIONS:
+        raise InvalidRequest(
+            f"Replicate makes {model.id} at {', '.join(REPLICATE_RESOLUTIONS)} only; {resolution} cannot be asked.",
+            field=SIZE_FIELD,
+        )
+    return resolution

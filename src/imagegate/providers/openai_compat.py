@@ -106,6 +106,9 @@ class OpenAIOptions(BaseModel):
     size_style: Literal["pixels", "aspect_ratio", "omit"] = "pixels"
     #: ``pixels`` overrides per ratio, e.g. ``{"16:9" = "1536x1024"}`` for models with few sizes; else the table
     sizes: dict[str, str] = Field(default_factory=dict)
+    #: the field that takes a resolution tier ("1K", "2K", "4K"): ``resolution`` (Lumenfall, AIML) or ``size``
+    #: (Pixapi's ``size: "2K"``); None: the upstream takes none, and only ``pixels`` sizes can say it
+    resolution_field: Literal["resolution", "size", "image_size"] | None = None
     #: the multipart name of each input image: ``image[]`` (openai-python's) or a repeated ``image``
     image_field: Literal["image[]", "image"] = "image[]"
     #: images one edit may carry (0: this upstream does no edits); None: the model's own limit
@@ -178,7 +181,7 @@ class OpenAICompatProvider:
             spec, self._options.max_edit_images, model.max_input_images, upstream="an OpenAI Images upstream"
         )
         images = tuple([await _sendable(image) for image in images])
-        fields = self._fields(spec, upstream_model)
+        fields = self._fields(spec, model, upstream_model)
         headers = {"authorization": f"Bearer {self._options.api_key.get_secret_value()}"}
         if images:
             form = {name: _form_value(value) for name, value in fields.items()} | {"prompt": prompt}
@@ -206,7 +209,7 @@ class OpenAICompatProvider:
 
     # -- request ---------------------------------------------------------------------------------------
 
-    def _fields(self, spec: JobSpec, upstream_model: str) -> dict[str, Any]:
+    def _fields(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> dict[str, Any]:
         options = self._options
         # the OpenAI Images API has no thinking and no Search grounding: refused by name, not dropped
         mapping.refuse_thoughts(spec, self.upstream)
@@ -218,10 +221,14 @@ class OpenAICompatProvider:
             )
         fields: dict[str, Any] = {"model": upstream_model, "n": 1}
         ratio = spec.aspect_ratio
+        sized = False  # whether what is sent already says the resolution
         if ratio is not None and options.size_style == "pixels":
-            if ratio in options.sizes:
+            exact = model.pixel_size(ratio, spec.image_size)
+            if ratio in options.sizes and spec.image_size in (None, model.default_resolution):
                 fields["size"] = options.sizes[ratio]
-            elif ratio in ASPECT_RATIOS:
+            elif exact is not None:  # Google's size at the asked resolution says both shape and scale
+                fields["size"], sized = f"{exact[0]}x{exact[1]}", True
+            elif ratio in ASPECT_RATIOS and spec.image_size is None:
                 fields["size"] = f"{ASPECT_RATIOS[ratio].width}x{ASPECT_RATIOS[ratio].height}"
             else:
                 raise InvalidRequest(
@@ -231,6 +238,14 @@ class OpenAICompatProvider:
                 )
         elif ratio is not None and options.size_style == "aspect_ratio":
             fields["aspect_ratio"] = ratio
+        if spec.image_size is not None and not sized:
+            if options.resolution_field is None:
+                raise InvalidRequest(
+                    f"{self.upstream} is sent no resolution (the deployment sets no resolution_field); "
+                    "ask with an aspect ratio, or leave the resolution to the model's default.",
+                    field=mapping.SIZE_FIELD,
+                )
+            fields[options.resolution_field] = spec.image_size  # "1K", "2K", "4K" as these gateways spell it
         if options.response_format != "omit":
             fields["response_format"] = options.response_format
         return fields | options.extra_body

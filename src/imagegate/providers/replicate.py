@@ -118,6 +118,8 @@ class ReplicateProvider:
         elif images:
             inputs["aspect_ratio"] = "match_input_image"
         inputs |= _family_inputs(spec)
+        if (resolution := mapping.replicate_resolution(spec, model)) is not None:
+            inputs["resolution"] = resolution
         base = self._options.base_url.rstrip("/")
         name, _, version = upstream_model.partition(":")
         if version:
