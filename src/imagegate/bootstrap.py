@@ -82,11 +82,14 @@ def build_router(settings: Settings, metrics: Metrics | None = None) -> Router:
     deployments = []
     for dep in settings.effective_deployments:
         prices = {model.id: found for model in models if (found := dep.prices_for(model)) is not None}
+        provider = build_provider(dep.provider, dep.provider_options())
+        # what the upstream itself cannot do (the emulator cannot search) unless the deployment narrows it further
+        features = dep.features if dep.features is not None else getattr(provider, "features", None)
         deployments.append(
             Deployment(
                 name=dep.name,
                 provider_name=dep.provider,
-                provider=build_provider(dep.provider, dep.provider_options()),
+                provider=provider,
                 models=dep.served_models,
                 prices=prices,
                 priority=dep.priority,
@@ -96,7 +99,7 @@ def build_router(settings: Settings, metrics: Metrics | None = None) -> Router:
                 retries=dep.retries,
                 max_input_images=dep.max_input_images,
                 resolutions=frozenset(dep.resolutions) if dep.resolutions is not None else None,
-                features=frozenset(dep.features) if dep.features is not None else None,
+                features=frozenset(features) if features is not None else None,
             )
         )
     r = settings.routing

@@ -125,3 +125,16 @@ def _bytes(value: object) -> bytes:
 
     assert isinstance(value, str)
     return base64.b64decode(value)
+
+
+def test_the_emulator_thinks_for_pro_and_refuses_search(server: Server) -> None:
+    emulated = genai_client(server)
+    config = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(include_thoughts=True))
+    response = emulated.models.generate_content(model=PRO, contents="a lighthouse", config=config)
+    parts = response.candidates[0].content.parts  # type: ignore[index, union-attr]
+    assert parts[0].thought and "imagegate emulator" in (parts[0].text or "")  # type: ignore[index]
+    assert all(p.thought_signature for p in parts[1:])  # type: ignore[index, union-attr]
+    search = types.GenerateContentConfig(tools=[types.Tool(google_search=types.GoogleSearch())])
+    with pytest.raises(errors.ClientError) as caught:
+        emulated.models.generate_content(model=PRO, contents="today's weather", config=search)
+    assert caught.value.code == 400 and "grounding" in (caught.value.message or "")

@@ -364,3 +364,29 @@ def test_the_entry_point_names_the_emulator() -> None:
 
 async def test_aclose() -> None:
     await provider().aclose()
+
+
+# -- thinking models (Nano Banana Pro, Nano Banana 2) ------------------------------------------------------
+
+
+async def test_a_thinking_model_signs_its_answer_and_thinks_out_loud_only_when_asked() -> None:
+    from imagegate.core.catalog import builtin_model
+
+    pro = builtin_model("gemini-3-pro-image")
+    hidden = await run(ask("a lighthouse"), model=pro)
+    assert hidden.thoughts == () and hidden.usage.thoughts_tokens > 0  # thinking is billed either way
+    assert hidden.text_signature and hidden.image_signatures and hidden.image_signatures[0]
+    shown = await run(ask("a lighthouse", include_thoughts=True), model=pro)
+    (thought,) = shown.thoughts
+    assert "imagegate emulator" in thought.text and thought.image is None
+    assert shown.image_signatures == hidden.image_signatures  # the same request, the same opaque signature
+
+
+async def test_a_model_that_does_not_think_has_no_thoughts_or_signatures() -> None:
+    plain = await run(ask("a lighthouse", include_thoughts=True))
+    assert plain.thoughts == () and plain.text_signature is None and plain.image_signatures == ()
+    assert plain.usage.thoughts_tokens == 0
+
+
+def test_the_emulator_cannot_search() -> None:
+    assert "grounding" not in EmulatorProvider.features and "thinking" in EmulatorProvider.features

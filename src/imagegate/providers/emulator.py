@@ -11,17 +11,19 @@ imagegate's own tests can exercise them for free.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import random
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from imagegate import imaging
-from imagegate.core.capabilities import ModelSpec, estimate_usage
+from imagegate.core.capabilities import Feature, ModelSpec, estimate_text_tokens, estimate_usage
 from imagegate.core.images import DEFAULT_ASPECT_RATIO, AspectRatio, ImageOutput, near_ratio
-from imagegate.core.jobs import FinishReason, Generation, JobSpec, Modality
+from imagegate.core.jobs import FinishReason, Generation, JobSpec, Modality, Thought
 from imagegate.errors import (
     InvalidImage,
     InvalidRequest,
@@ -86,6 +88,9 @@ class EmulatorProvider:
 
     #: Its images are not a model's: the banner says so (see ``providers.registry.is_emulated``).
     emulated = True
+    #: It thinks (emulated thoughts and signatures) but cannot search: grounding goes to a real upstream, or is
+    #: refused up front with a 400 naming tools.
+    features = frozenset({Feature.SEED, Feature.THINKING})
 
     def __init__(self, options: EmulatorOptions | None = None, *, sleep: Sleep = asyncio.sleep) -> None:
         self.options = options or EmulatorOptions()
@@ -141,12 +146,17 @@ class EmulatorProvider:
         text = ""
         if Modality.TEXT in spec.modalities:
             text = describe(spec.prompt, ratio, len(images), edits.describe(), edited=bool(spec.input_images))
-        return Generation(
+        generation = Generation(
             images=(output,),
             text=text,
             finish_reason=FinishReason.STOP,
             usage=estimate_usage(spec, model, output_images=1, output_text=text, resolution=resolution),
             model_version=upstream_model,
+        )
+        return (
+            thinking(generation, spec, f"a {ratio.name} {resolution} picture")
+            if model.supports(Feature.THINKING)
+            else generation
         )
 
     async def aclose(self) -> None:
@@ -263,3 +273,22 @@ def _explain(exc: ValidationError) -> str:
         else:
             problems.append(f"{name}: {error['msg']}")
     return "invalid emulator options: " + "; ".join(problems)
+
+
+def thinking(generation: Generation, spec: JobSpec, picture: str) -> Generation:
+    """A thinking model's answer: a thought (returned when includeThoughts is set, as Google does), its tokens
+    counted either way, and a thoughtSignature on the text and the image, as Nano Banana Pro puts them.
+
+    The signatures are opaque bytes that say what they are; the emulator needs nothing back from them.
+    """
+    said = " ".join(spec.prompt.split())[:80]
+    thought = f"**Planning the image**\n\nimagegate emulator: composing {picture} for '{said}'."
+    digest = hashlib.sha256(f"{spec.prompt}\0{spec.seed}\0{picture}".encode()).digest()[:16]
+    usage = replace(generation.usage, thoughts_tokens=estimate_text_tokens(thought))
+    return replace(
+        generation,
+        thoughts=(Thought(text=thought),) if spec.include_thoughts else (),
+        text_signature=b"imagegate-emulator:text:" + digest if generation.text else None,
+        image_signatures=tuple(b"imagegate-emulator:image:" + digest for _ in generation.images),
+        usage=usage,
+    )
