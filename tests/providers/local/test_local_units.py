@@ -147,6 +147,20 @@ def test_plans_take_defaults_from_the_family_and_sizes_from_the_ratio() -> None:
     assert 0 <= edit.seed < 2**31  # none given: one is drawn
 
 
+def test_a_resolution_asked_is_googles_size_on_the_family_grid() -> None:
+    from imagegate.core.catalog import builtin_model
+
+    pro = builtin_model("gemini-3-pro-image")
+    caps = family_named("flux2_klein").capabilities  # grid 16, at most 2048 a side
+    job = plan(ask("a cat", aspect_ratio="16:9", image_size="1K"), pro, caps, DiffusersOptions(resolution=512), "k")
+    google = pro.pixel_size("16:9", "1K")
+    assert google is not None and (job.width, job.height) == (round(google[0] / 16) * 16, round(google[1] / 16) * 16)
+    assert job.width % 16 == 0 and job.height % 16 == 0  # the caller's resolution wins over the deployment's
+    with pytest.raises(InvalidRequest, match="at most 2048 pixels a side") as caught:
+        plan(ask("a cat", aspect_ratio="16:9", image_size="4K"), pro, caps, DiffusersOptions(), "k")
+    assert caught.value.field == "image_size"
+
+
 def test_plans_refuse_what_the_model_cannot_do() -> None:
     caps = family_named("qwen_image").capabilities
     with pytest.raises(InvalidRequest, match="at most 2 input images") as caught:

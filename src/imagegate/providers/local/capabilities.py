@@ -61,9 +61,10 @@ def output_size(ratio: tuple[int, int], side: int, caps: FamilyCapabilities) -> 
     height = math.sqrt(side * side * rh / rw)
     width = height * rw / rh
     scale = min(1.0, caps.max_side / max(width, height))  # a very wide ratio must not overflow the longer side
-    return _snap(width * scale, caps), _snap(height * scale, caps)
+    return snap(width * scale, caps), snap(height * scale, caps)
 
 
-def _snap(value: float, caps: FamilyCapabilities) -> int:
+def snap(value: float, caps: FamilyCapabilities) -> int:
+    """The nearest side the family can make: a multiple of its grid within its limits."""
     snapped = round(value / caps.grid) * caps.grid
     return min(caps.max_side, max(caps.min_side, snapped))

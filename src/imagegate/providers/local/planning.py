@@ -14,7 +14,7 @@ from imagegate.core.capabilities import ModelSpec
 from imagegate.core.images import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO, ImageInput, nearest_aspect_ratio
 from imagegate.core.jobs import JobSpec
 from imagegate.errors import InvalidImage, InvalidRequest, UpstreamRejected
-from imagegate.providers.local.capabilities import FamilyCapabilities, Task, output_size, ratio_of
+from imagegate.providers.local.capabilities import FamilyCapabilities, Task, output_size, ratio_of, snap
 from imagegate.providers.local.options import DiffusersOptions
 
 _ENCODABLE = frozenset({"image/png", "image/jpeg", "image/webp"})
@@ -55,9 +55,7 @@ def plan(
         raise UpstreamRejected(
             f"the deployment asks for {steps} steps; {upstream_model} allows at most {caps.max_steps}"
         )
-    width, height = output_size(
-        ratio_of(_aspect_ratio(spec, model, images)), options.resolution or caps.native_side, caps
-    )
+    width, height = _size(spec, model, caps, options, _aspect_ratio(spec, model, images), upstream_model)
     seed = spec.seed if spec.seed is not None else secrets.randbits(31)
     return Plan(
         task=task,
@@ -71,6 +69,23 @@ def plan(
         mime_type=spec.output_mime_type if spec.output_mime_type in _ENCODABLE else "image/png",
         quality=spec.output_quality,
     )
+
+
+def _size(
+    spec: JobSpec, model: ModelSpec, caps: FamilyCapabilities, options: DiffusersOptions, ratio: str, name: str
+) -> tuple[int, int]:
+    """The output size: Google's size for the asked resolution on the family's grid, else about the
+    deployment's (or the family's native) side squared. A resolution the family cannot reach is refused."""
+    exact = model.pixel_size(ratio, spec.image_size) if spec.image_size is not None else None
+    if exact is None:
+        return output_size(ratio_of(ratio), options.resolution or caps.native_side, caps)
+    if max(exact) > caps.max_side:
+        raise InvalidRequest(
+            f"Model {model.id} ({name}) makes at most {caps.max_side} pixels a side; {spec.image_size} at {ratio} "
+            f"is {exact[0]}x{exact[1]}. Ask for a smaller resolution.",
+            field="image_size",
+        )
+    return snap(exact[0], caps), snap(exact[1], caps)
 
 
 def _aspect_ratio(spec: JobSpec, model: ModelSpec, images: tuple[ImageInput, ...]) -> str:
