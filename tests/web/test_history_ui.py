@@ -220,3 +220,18 @@ def test_no_focus_frame_after_sign_in_and_the_phone_views_fit(
     numbers = [t for t in ticks if "/" not in t]
     assert numbers and all(t.isdigit() for t in numbers), ticks  # whole numbers for a count
     snap(p, artifacts / "phone-dashboard-health.png", full_page=True)
+
+
+def test_an_oversized_input_is_refused_before_it_is_read(desktop: Tab, web: Web) -> None:
+    page = desktop.page
+    sign_in(page, web)
+    page.evaluate(
+        """() => {
+        const data = new DataTransfer();
+        data.items.add(new File([new Uint8Array(21 * 1024 * 1024)], "huge.png", {type: "image/png"}));
+        document.querySelector("#create-prompt").dispatchEvent(
+            new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+    }"""
+    )
+    page.get_by_text("input images may be at most 20 MB").wait_for()
+    assert page.locator("#create-inputs .tray-item").count() == 0

@@ -3,6 +3,8 @@
 import { h, clear, toast } from "./ui.js";
 
 const ACCEPTED = ["image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"];
+// Refused here, before it is read and base64-encoded: the server would refuse a larger upload anyway.
+export const MAX_INPUT_BYTES = 20 * 1024 * 1024;
 let trays = 0;
 
 export class Tray {
@@ -63,6 +65,10 @@ export class Tray {
     for (const file of files) {
       if (!ACCEPTED.includes(file.type)) {
         toast(`${file.name || "That file"} is not a PNG, JPEG or WebP image.`);
+        continue;
+      }
+      if (file.size > MAX_INPUT_BYTES) {
+        toast(`${file.name || "That file"} is ${Math.round(file.size / 1e6)} MB; input images may be at most 20 MB.`);
         continue;
       }
       this.add(file, file.name);
