@@ -84,6 +84,15 @@ def test_models_need_a_key_and_list_ratios_sizes_and_input_limit(web: Web) -> No
     assert model["id"] == "gemini-2.5-flash-image" and model["max_input_images"] == 3
     assert {"ratio": "16:9", "width": 1344, "height": 768} in model["aspect_ratios"]
     assert len(model["aspect_ratios"]) == 10 and model["price_per_image"] == "0.039"
+    pro = next(m for m in response.json()["data"] if m["id"] == "gemini-3-pro-image")
+    assert pro["default_resolution"] == "1K" and pro["max_input_images"] == 14
+    assert [(r["name"], r["price_per_image"]) for r in pro["resolutions"]] == [
+        ("1K", "0.134"),
+        ("2K", "0.134"),
+        ("4K", "0.24"),
+    ]
+    four_k = pro["resolutions"][2]["sizes"]
+    assert {"ratio": "16:9", "width": 5504, "height": 3072} in four_k and len(four_k) == 10
 
 
 def test_jobs_describe_the_keys_own_requests_only(web: Web) -> None:

@@ -25,7 +25,7 @@ from imagegate.dialects.openai_images.translate import (
     parse_generation_request,
     to_job_spec,
 )
-from imagegate.errors import InvalidImage, InvalidRequest
+from imagegate.errors import InvalidImage, InvalidRequest, UnknownField
 
 from .sdk import sdk_client
 
@@ -100,7 +100,7 @@ def test_what_the_real_sdk_sends_parses(model: ModelSpec) -> None:
         output_compression=70,
         response_format="url",
         safety_identifier="s1",
-        extra_body={"aspect_ratio": None, "some_future_param": {"x": 1}},
+        extra_body={"aspect_ratio": None},
     )
     request = parse_generation_request(json.loads(sent[0].content))
     spec = to_job_spec(request, model)
@@ -108,9 +108,11 @@ def test_what_the_real_sdk_sends_parses(model: ModelSpec) -> None:
     assert output_options(request).response_format == "url"
 
 
-def test_unknown_fields_are_ignored() -> None:
-    body = {"prompt": "x", "complexity": "high", "markup": True, "svg[model]": "m", "frame_count": 3, "seed": "?"}
-    assert parse_generation_request(body).prompt == "x"
+@pytest.mark.parametrize("name", ["complexity", "markup", "svg[model]", "frame_count", "seed"])
+def test_unknown_fields_are_refused_by_name(name: str) -> None:
+    error = generation_error({"prompt": "x", name: "?"})
+    assert isinstance(error, UnknownField)
+    assert (error.field, error.message) == (name, f"Unknown parameter: '{name}'.")
 
 
 @pytest.mark.parametrize("body", [[], "a cat", None, 3])
@@ -411,8 +413,6 @@ def test_form_edit_string_fields(png: bytes) -> None:
         ("stream", "false"),
         ("input_fidelity", "high"),
         ("response_format", "url"),
-        ("markup", "yes"),
-        ("svg[model]", "whatever"),
     ]
     request = parse_edit_form(fields, [("image", png), ("unrelated_file", b"..")])
     assert (request.model, request.count, request.input_fidelity) == ("nano-banana", 3, "high")
@@ -420,6 +420,9 @@ def test_form_edit_string_fields(png: bytes) -> None:
     with pytest.raises(InvalidRequest) as info:
         parse_edit_form([("prompt", "x"), ("n", "eleven")], [("image", png)])
     assert info.value.field == "n"
+    with pytest.raises(UnknownField) as unknown:  # a form field OpenAI does not define is refused, not dropped
+        parse_edit_form([("prompt", "x"), ("markup", "yes")], [("image", png)])
+    assert unknown.value.field == "markup"
 
 
 def test_form_edit_sniffs_every_file(png: bytes) -> None:

@@ -119,6 +119,10 @@ def to_job_spec(
     ``files`` are the uploaded images its ``fileData`` parts name, by field (see ``file_references``);
     ``image_size`` is what the model id implied (a resolution-suffixed alias), overridden by ``imageSize``.
     """
+    if request.cached_content:  # the cached turns would be missing from the prompt: refuse, never drop
+        raise InvalidRequest(
+            "cachedContent is not supported here: send the contents themselves.", field="cached_content"
+        )
     config = request.generation_config or GenerationConfig()
     aspect_ratio = _aspect_ratio(config)
     image_size = _image_size(config) or image_size

@@ -28,12 +28,14 @@ from imagegate.dialects.openai_images.wire import (
     parse_dimensions,
     quote_list,
 )
-from imagegate.errors import InvalidImage, InvalidRequest, Unsupported
+from imagegate.errors import InvalidImage, InvalidRequest, UnknownField, Unsupported
 
 _MIME_TYPES = {"png": PNG, "jpeg": JPEG, "webp": WEBP}
 _IMAGE_FIELD = re.compile(r"^images?(?:\[(\d*)\])?$")  # image, image[], image[3] (and the plural, seen in JSON)
 _JSON_IMAGE_KEYS = ("image", "images", "image[]", "image_urls")
 _ImageRef = ImageInput | str
+#: Every parameter this dialect knows: the wire model's, the image fields, and the async API's webhook_url.
+_KNOWN_PARAMS = frozenset(ImagesRequest.model_fields) | {"image_urls[]", "mask", "webhook_url"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +267,9 @@ def _json_object(body: object) -> dict[str, object]:
 def _validate(fields: Mapping[str, object], refs: Iterable[tuple[str, _ImageRef]]) -> ImagesRequest:
     """The wire model of ``fields`` with the gathered images; the first complaint becomes a domain error."""
     refs = list(refs)
+    unknown = [k for k in fields if k not in _KNOWN_PARAMS and not _IMAGE_FIELD.match(k)]
+    if unknown:  # OpenAI's answer to a parameter it does not define; nothing is silently dropped
+        raise UnknownField(f"Unknown parameter: '{unknown[0]}'.", field=unknown[0])
     data = {k: v for k, v in fields.items() if k not in ("images", "image_urls")}
     data["images"] = tuple(ref for _, ref in refs if isinstance(ref, ImageInput))
     data["image_urls"] = tuple(ref for _, ref in refs if isinstance(ref, str))

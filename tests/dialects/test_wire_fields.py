@@ -1,0 +1,222 @@
+"""Every field of every dialect's request wire types, and what it does: it changes the job, it is refused with a
+400 naming it, it is the request's structure, or (Gemini only) Google accepts it and it cannot change an image,
+with the reason written down. A field added to a wire type without an entry here fails this test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from imagegate.core.catalog import builtin_model
+from imagegate.dialects.gemini import wire as gemini
+from imagegate.dialects.gemini.requests import parse_generate_request
+from imagegate.dialects.gemini.requests import to_job_spec as gemini_spec
+from imagegate.dialects.linkmodel.wire import ImageGenerationRequest
+from imagegate.dialects.openai_images.requests import parse_generation_request
+from imagegate.dialects.openai_images.requests import to_job_spec as openai_spec
+from imagegate.dialects.openai_images.wire import ImagesRequest
+from imagegate.errors import InvalidRequest
+
+JOB = "job"  # changes the JobSpec (the value says which field)
+REFUSED = "refused"  # a 400 naming the field (always, or for the values the model cannot honour)
+STRUCTURE = "structure"  # the request's shape: contents, parts, images
+ACCEPTED = "accepted"  # Gemini only: Google accepts it on image models and it changes nothing we make
+
+PRO = builtin_model("gemini-3-pro-image")
+NB = builtin_model("gemini-2.5-flash-image")
+
+FIELDS: dict[type[BaseModel], dict[str, tuple[str, str]]] = {
+    gemini.GenerateContentRequest: {
+        "model": (STRUCTURE, "the model is in the URL; countTokens' inner request names it"),
+        "contents": (STRUCTURE, "turns"),
+        "system_instruction": (JOB, "system_instruction"),
+        "generation_config": (STRUCTURE, "GenerationConfig below"),
+        "safety_settings": (ACCEPTED, "Google's filters for image output are fixed; thresholds are accepted"),
+        "tools": (JOB, "grounding (googleSearch); any other tool is refused"),
+        "tool_config": (ACCEPTED, "function-calling mode; no function tools are ever run"),
+        "cached_content": (REFUSED, "no context cache here"),
+        "service_tier": (ACCEPTED, "a billing tier hint; one tier here"),
+        "store": (ACCEPTED, "logging opt-in; requests are not stored beyond the job"),
+        "labels": (ACCEPTED, "billing labels (Vertex); kept out of the job"),
+        "continuation_token": (ACCEPTED, "a streaming resume token; answers are one chunk"),
+    },
+    gemini.GenerationConfig: {
+        "response_modalities": (JOB, "modalities"),
+        "image_config": (STRUCTURE, "ImageConfig below"),
+        "candidate_count": (REFUSED, "more than 1"),
+        "temperature": (JOB, "temperature"),
+        "top_p": (ACCEPTED, "sampling knob Google accepts on image models; forwarded by no provider yet"),
+        "top_k": (ACCEPTED, "sampling knob Google accepts on image models; forwarded by no provider yet"),
+        "seed": (JOB, "seed"),
+        "max_output_tokens": (ACCEPTED, "text limit; an image is a fixed number of tokens"),
+        "stop_sequences": (ACCEPTED, "text stop strings"),
+        "response_mime_type": (ACCEPTED, "text output format"),
+        "response_schema": (ACCEPTED, "structured text output"),
+        "response_json_schema": (ACCEPTED, "structured text output"),
+        "presence_penalty": (ACCEPTED, "text sampling"),
+        "frequency_penalty": (ACCEPTED, "text sampling"),
+        "response_logprobs": (ACCEPTED, "text log-probabilities"),
+        "logprobs": (ACCEPTED, "text log-probabilities"),
+        "thinking_config": (STRUCTURE, "ThinkingConfig below"),
+        "media_resolution": (ACCEPTED, "input image token resolution; counted at the model's rate"),
+        "speech_config": (ACCEPTED, "audio output; never produced"),
+        "audio_transcription_config": (ACCEPTED, "audio input; never read"),
+        "enable_enhanced_civic_answers": (ACCEPTED, "text answers"),
+        "enable_affective_dialog": (ACCEPTED, "audio dialog"),
+    },
+    gemini.ImageConfig: {"aspect_ratio": (JOB, "aspect_ratio"), "image_size": (JOB, "image_size")},
+    gemini.ThinkingConfig: {
+        "include_thoughts": (JOB, "include_thoughts"),
+        "thinking_budget": (REFUSED, "not 0 on a model that does not think"),
+        "thinking_level": (JOB, "thinking_level"),
+    },
+    gemini.Content: {"role": (STRUCTURE, "turn role"), "parts": (STRUCTURE, "turn parts")},
+    gemini.Part: {
+        "text": (STRUCTURE, "text part"),
+        "inline_data": (STRUCTURE, "image part"),
+        "file_data": (STRUCTURE, "an uploaded file's image"),
+        "thought": (STRUCTURE, "thought parts of history are left out of the prompt"),
+        "thought_signature": (STRUCTURE, "carried back to thinking upstreams"),
+        "function_call": (ACCEPTED, "chat history echo; no tools run"),
+        "function_response": (ACCEPTED, "chat history echo; no tools run"),
+        "executable_code": (ACCEPTED, "chat history echo"),
+        "code_execution_result": (ACCEPTED, "chat history echo"),
+        "video_metadata": (ACCEPTED, "video input; never read"),
+        "media_resolution": (ACCEPTED, "per-part input resolution; counted at the model's rate"),
+        "part_metadata": (ACCEPTED, "opaque client metadata"),
+        "tool_call": (ACCEPTED, "chat history echo"),
+        "tool_response": (ACCEPTED, "chat history echo"),
+        "audio_metadata": (ACCEPTED, "audio input; never read"),
+        "speech_metadata": (ACCEPTED, "audio input; never read"),
+        "document_metadata": (ACCEPTED, "document input; never read"),
+        "spreadsheet_metadata": (ACCEPTED, "document input; never read"),
+        "audio_transcription": (ACCEPTED, "audio input; never read"),
+        "media_processing": (ACCEPTED, "media input options; never read"),
+    },
+    gemini.Blob: {
+        "data": (STRUCTURE, "image bytes"),
+        "mime_type": (STRUCTURE, "ignored on purpose: the bytes are sniffed"),
+        "display_name": (STRUCTURE, "a label"),
+    },
+    gemini.FileData: {
+        "file_uri": (STRUCTURE, "an uploaded file"),
+        "mime_type": (STRUCTURE, "the file's own type is used"),
+        "display_name": (STRUCTURE, "a label"),
+    },
+    gemini.SafetySetting: {"category": (ACCEPTED, "see safety_settings"), "threshold": (ACCEPTED, "ditto")},
+    gemini.CountTokensRequest: {
+        "contents": (STRUCTURE, "turns"),
+        "generate_content_request": (STRUCTURE, "a whole request"),
+    },
+    ImagesRequest: {
+        "prompt": (JOB, "turns"),
+        "model": (JOB, "model"),
+        "n": (JOB, "n"),
+        "num_images": (JOB, "n"),
+        "size": (JOB, "aspect_ratio and image_size"),
+        "aspect_ratio": (JOB, "aspect_ratio"),
+        "quality": (JOB, "image_size"),
+        "response_format": (JOB, "how the job's images are delivered"),
+        "output_format": (JOB, "output_mime_type"),
+        "output_compression": (JOB, "output_quality"),
+        "background": (REFUSED, "transparent; opaque/auto are what the model makes"),
+        "moderation": (REFUSED, "low; auto is the model's fixed filter"),
+        "style": (REFUSED, "always"),
+        "input_fidelity": (REFUSED, "always"),
+        "user": (JOB, "an end-user id for abuse tracing; recorded nowhere else, changes no image"),
+        "safety_identifier": (JOB, "as user"),
+        "provider": (JOB, "AIML's routing override: routing is this server's configuration"),
+        "stream": (JOB, "answered as an event stream"),
+        "partial_images": (REFUSED, "more than 0"),
+        "image_urls": (STRUCTURE, "images to fetch"),
+        "images": (STRUCTURE, "images sent"),
+    },
+    ImageGenerationRequest: {
+        "model": (JOB, "model"),
+        "prompt": (JOB, "turns"),
+        "images": (STRUCTURE, "images to fetch"),
+        "quality": (JOB, "image_size"),
+        "size": (JOB, "aspect_ratio"),
+    },
+}
+
+# The fields with no ACCEPTED escape hatch: every one changes the job or is refused.
+STRICT = {ImagesRequest, ImageGenerationRequest, gemini.ImageConfig, gemini.ThinkingConfig}
+
+
+@pytest.mark.parametrize("wire", list(FIELDS), ids=lambda w: w.__name__)
+def test_every_wire_field_has_an_entry(wire: type[BaseModel]) -> None:
+    assert set(wire.model_fields) == set(FIELDS[wire]), "add the new field to FIELDS with what it does"
+    for name, (kind, why) in FIELDS[wire].items():
+        assert kind in (JOB, REFUSED, STRUCTURE, ACCEPTED) and why, name
+        assert not (wire in STRICT and kind == ACCEPTED), f"{wire.__name__}.{name} must change the job or be refused"
+
+
+def _gemini(model: Any = PRO, **config: Any) -> Any:
+    body = {"contents": [{"parts": [{"text": "a cat"}]}], "generationConfig": config}
+    return gemini_spec(parse_generate_request(body), model)
+
+
+def _gemini_error(model: Any = PRO, **config: Any) -> InvalidRequest:
+    with pytest.raises(InvalidRequest) as info:
+        _gemini(model, **config)
+    return info.value
+
+
+def test_gemini_fields_that_change_the_job() -> None:
+    assert _gemini(imageConfig={"imageSize": "4K", "aspectRatio": "21:9"}).image_size == "4K"
+    assert _gemini(imageConfig={"aspectRatio": "21:9"}).aspect_ratio == "21:9"
+    assert _gemini(temperature=0.3).temperature == 0.3 and _gemini(seed=7).seed == 7
+    assert {m.value for m in _gemini(responseModalities=["IMAGE"]).modalities} == {"IMAGE"}
+
+
+def test_gemini_values_the_model_cannot_honour_are_refused_by_field() -> None:
+    cases = [
+        ({"imageConfig": {"imageSize": "512"}}, "generation_config.image_config.image_size"),
+        ({"imageConfig": {"imageSize": "2k"}}, "generation_config.image_config.image_size"),
+        ({"imageConfig": {"aspectRatio": "8:1"}}, "generation_config.image_config.aspect_ratio"),
+        ({"candidateCount": 2}, "generation_config.candidate_count"),
+        ({"temperature": 2.5}, "generation_config.temperature"),
+    ]
+    for config, field in cases:
+        assert _gemini_error(**config).field == field, config
+    assert _gemini_error(NB, temperature=1.5).field == "generation_config.temperature"  # Google: maxTemperature 1
+    body = {"contents": [{"parts": [{"text": "a cat"}]}], "cachedContent": "cachedContents/abc"}
+    with pytest.raises(InvalidRequest) as info:
+        gemini_spec(parse_generate_request(body), PRO)
+    assert info.value.field == "cached_content"
+
+
+def _openai(model: Any = PRO, **body: Any) -> Any:
+    return openai_spec(parse_generation_request({"prompt": "a cat", **body}), model)
+
+
+def _openai_error(model: Any = PRO, **body: Any) -> InvalidRequest:
+    with pytest.raises(InvalidRequest) as info:
+        _openai(model, **body)
+    return info.value
+
+
+def test_openai_fields_map_or_are_refused() -> None:
+    assert (_openai(size="2K").image_size, _openai(size="1792x1024").aspect_ratio) == ("2K", "16:9")
+    assert _openai(size="4096x4096").image_size == "4K" and _openai(quality="hd").image_size == "2K"
+    assert _openai(quality="low").image_size == "1K" and _openai(quality="max").image_size == "4K"
+    assert _openai(aspect_ratio="21:9").aspect_ratio == "21:9" and _openai(n=3).n == 3
+    assert _openai(output_format="webp", output_compression=40).output_quality == 40
+    assert _openai(background="opaque").image_size is None  # what the model makes: accepted, nothing to change
+    for body, field in [
+        ({"style": "vivid"}, "style"),
+        ({"moderation": "low"}, "moderation"),
+        ({"input_fidelity": "high"}, "input_fidelity"),
+        ({"partial_images": 2}, "partial_images"),
+        ({"background": "transparent"}, "background"),
+        ({"size": "7x3000"}, "size"),
+        ({"size": "512"}, "size"),  # Pro has no 512
+        ({"quality": "512"}, "quality"),
+        ({"size": "2K", "quality": "4k"}, "quality"),
+        ({"n": 11}, "n"),
+        ({"seed": 3}, "seed"),  # no such OpenAI parameter
+    ]:
+        assert _openai_error(**body).field == field, body
