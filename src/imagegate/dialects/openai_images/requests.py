@@ -251,11 +251,6 @@ def _refuse_unmappable(request: ImagesRequest, model: ModelSpec) -> None:
             "can; omit it.",
             field="input_fidelity",
         )
-    if request.partial_images:
-        raise InvalidRequest(
-            f"partial_images is not supported by {model.id}: each image arrives whole; omit it or send 0.",
-            field="partial_images",
-        )
 
 
 def _json_object(body: object) -> dict[str, object]:
