@@ -156,6 +156,7 @@ async def open_runtime(
                 webhook_retry_delays_s=tuple(settings.webhook_retry_delays_s),
                 max_input_image_bytes=settings.max_input_image_bytes,
                 upload_max_bytes=settings.gemini_file_max_bytes,
+                batch_price_percent=settings.batch_price_percent,
                 max_input_pixels=settings.max_input_pixels,
             ),
             signer=FileUrlSigner(url_signing_secret(settings), ttl_s=settings.file_url_ttl_s),

@@ -224,6 +224,9 @@ class Settings(BaseSettings):
         default_factory=list, description="CIDRs image URLs may point into although not public (e.g. a sidecar)"
     )
     fetch_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="largest image fetched from a URL")
+    batch_price_percent: int = Field(
+        default=50, ge=0, le=1000, description="price of batch jobs in percent of the usual (Google's: 50)"
+    )
     gemini_file_max_bytes: int = Field(
         default=100 * 1024 * 1024, gt=0, description="largest file uploaded through the Gemini Files API"
     )

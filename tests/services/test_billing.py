@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from imagegate.core.capabilities import NANO_BANANA
-from imagegate.core.jobs import FinishReason, Generation, JobStatus
+from imagegate.core.jobs import FinishReason, Generation, JobPriority, JobStatus
 from imagegate.errors import InsufficientCredits, UpstreamUnavailable
 from imagegate.services import accounts
 from imagegate.services.billing import quote, token_cost
@@ -185,3 +185,14 @@ async def test_each_slot_pays_the_prices_of_the_deployment_that_served_it(make_s
     assert finished is not None and finished.results[0].deployment == "dep1"
     input_tokens = finished.results[0].usage.input_tokens
     assert finished.charged == 50_000 + token_cost(input_tokens, 1_000_000)  # the one that delivered set the price
+
+
+async def test_batch_jobs_hold_and_pay_the_batch_price(make_services) -> None:  # type: ignore[no-untyped-def]
+    svc = make_services()
+    key = await _metered(svc, 1_000_000)
+    usual = await execute_job(svc, (await submit_job(svc, key, text_spec())).id)
+    batch = await submit_job(svc, key, text_spec(), priority=JobPriority.BATCH)
+    assert batch.held == -(-quote(text_spec(), NANO_BANANA) // 2)  # half, as Google prices batch, rounded up
+    finished = await execute_job(svc, batch.id)
+    assert usual is not None and usual.charged and finished is not None and finished.charged is not None
+    assert finished.charged == -(-usual.charged // 2)

@@ -278,6 +278,31 @@ class UploadedFileRepository(Protocol):
     async def expired(self, now: datetime, *, limit: int) -> list[UploadedFile]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    """A batch of requests (the Gemini Batch API): its jobs and per-request errors, in order, in ``doc``."""
+
+    id: str
+    key_id: str
+    model: str
+    cancelled: bool
+    created_at: datetime
+    updated_at: datetime
+    doc: dict[str, Any]
+    display_name: str | None = None
+
+
+class BatchRepository(Protocol):
+    async def add(self, record: BatchRecord) -> None: ...
+    async def get(self, batch_id: str) -> BatchRecord | None: ...
+    async def update(self, record: BatchRecord) -> None: ...
+    async def delete(self, batch_id: str) -> None: ...
+
+    async def page(self, key_id: str, *, after: str | None, limit: int) -> list[BatchRecord]:
+        """A key's batches, newest first, starting after the id ``after``."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository: commit or nothing."""
 
@@ -289,6 +314,7 @@ class UnitOfWork(Protocol):
     ledger: LedgerRepository
     history: HistoryRepository
     uploads: UploadedFileRepository
+    batches: BatchRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from imagegate import __version__
 from imagegate.bootstrap import open_runtime
 from imagegate.dialects.gemini import errors as gemini_errors
+from imagegate.dialects.gemini.batch_routes import router as gemini_batches_router
 from imagegate.dialects.gemini.file_routes import router as gemini_files_router
 from imagegate.dialects.gemini.routes import router as gemini_router
 from imagegate.dialects.linkmodel import errors as linkmodel_errors
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(openai_router, prefix="/openai", include_in_schema=False)
     app.include_router(tasks_router, prefix="/openai", include_in_schema=False)
     app.include_router(gemini_files_router)  # before files_router: GET /v1/files/{name} is both
+    app.include_router(gemini_batches_router)
     app.include_router(gemini_router)
     app.include_router(files_router)
     app.include_router(account_router)

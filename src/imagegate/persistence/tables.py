@@ -248,3 +248,19 @@ uploaded_files = Table(
     Column("expires_at", UtcDateTime(), nullable=False, index=True),
     Index("ix_uploaded_files_key_id_created_at", "key_id", "created_at"),
 )
+
+
+#: Batches of the Gemini Batch API: the requests' jobs and errors in order, in one JSON document.
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("key_id", String, nullable=False),
+    Column("model", String, nullable=False),
+    Column("display_name", String, nullable=True),
+    Column("cancelled", Boolean, nullable=False),
+    Column("doc", json_document(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_batches_key_id_created_at", "key_id", "created_at"),
+)

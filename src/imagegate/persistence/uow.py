@@ -12,6 +12,7 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.core.ports import (
+    BatchRepository,
     FileRepository,
     HistoryRepository,
     IdempotencyRepository,
@@ -22,6 +23,7 @@ from imagegate.core.ports import (
     UploadedFileRepository,
     WebhookRepository,
 )
+from imagegate.persistence.batch_repository import SqlBatchRepository
 from imagegate.persistence.history_repository import SqlHistoryRepository
 from imagegate.persistence.idempotency_repository import SqlIdempotencyRepository
 from imagegate.persistence.ledger_repository import SqlLedgerRepository
@@ -42,6 +44,7 @@ class SqlUnitOfWork:
     ledger: LedgerRepository
     history: HistoryRepository
     uploads: UploadedFileRepository
+    batches: BatchRepository
 
     def __init__(self, engine: AsyncEngine, gate: WriteGate | None) -> None:
         self._engine = engine
@@ -61,6 +64,7 @@ class SqlUnitOfWork:
         self.ledger = SqlLedgerRepository(tx)
         self.history = SqlHistoryRepository(tx)
         self.uploads = SqlUploadedFileRepository(tx)
+        self.batches = SqlBatchRepository(tx)
         return self
 
     async def __aexit__(

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from imagegate.core.capabilities import ModelSpec, Prices, estimate_usage
 from imagegate.core.ids import new_id
-from imagegate.core.jobs import Job, JobSpec, JobStatus, Modality
+from imagegate.core.jobs import Job, JobPriority, JobSpec, JobStatus, Modality
 from imagegate.core.money import format_amount
 from imagegate.core.ports import ApiKey, LedgerEntry, UnitOfWork
 from imagegate.errors import InsufficientCredits
@@ -65,9 +65,17 @@ class Settlement:
     output_tokens: int
 
 
-def settlement(job: Job, model: ModelSpec | None, router: Router | None = None) -> Settlement:
+def batch_price(amount: int, job_priority: JobPriority, percent: int) -> int:
+    """``amount`` at the batch price when the job is batch work (rounded up: never free by rounding)."""
+    return -(-amount * percent // 100) if job_priority is JobPriority.BATCH else amount
+
+
+def settlement(
+    job: Job, model: ModelSpec | None, router: Router | None = None, *, batch_percent: int = 100
+) -> Settlement:
     """What a finished job costs: only the slots that delivered images count, each at the prices of the
-    deployment that made it and of the resolution delivered; never more than was held."""
+    deployment that made it and of the resolution delivered (batch jobs at ``batch_percent`` of them); never
+    more than was held."""
     if model is None or job.status is not JobStatus.SUCCEEDED:
         return Settlement(0, 0, 0, 0)
     cost = images = input_tokens = output_tokens = 0
@@ -82,6 +90,7 @@ def settlement(job: Job, model: ModelSpec | None, router: Router | None = None) 
         cost += sum(prices.image_price(model.delivered_resolution(img.width, img.height)) for img in slot.images)
         cost += token_cost(slot.usage.input_tokens, prices.per_million_input_tokens)
         cost += token_cost(slot.usage.output_text_tokens, prices.per_million_output_tokens)
+    cost = batch_price(cost, job.priority, batch_percent)
     if job.held:  # a metered key pays at most what it agreed to at submission
         cost = min(cost, job.held)
     return Settlement(cost, images, input_tokens, output_tokens)
@@ -105,9 +114,11 @@ async def place_hold(uow: UnitOfWork, job: Job, now: datetime) -> None:
     await uow.ledger.add(LedgerEntry(new_id("led"), job.key_id, "hold", job.held, balance, now, job_id=job.id))
 
 
-def with_charge(job: Job, model: ModelSpec | None, router: Router | None = None) -> tuple[Job, Settlement]:
+def with_charge(
+    job: Job, model: ModelSpec | None, router: Router | None = None, *, batch_percent: int = 100
+) -> tuple[Job, Settlement]:
     """The terminal ``job`` with its final price set, and the settlement to record once it is written."""
-    settled = settlement(job, model, router)
+    settled = settlement(job, model, router, batch_percent=batch_percent)
     return replace(job, charged=settled.cost), settled
 
 

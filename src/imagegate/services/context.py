@@ -33,6 +33,7 @@ class ServiceConfig:
     file_retention_s: float | None = 7 * 24 * 3600.0  # None: keep output images forever
     upload_max_bytes: int = 100 * 1024 * 1024  # one file uploaded through the Gemini Files API
     upload_ttl_s: float = 48 * 3600.0  # uploaded files expire after this, as Google's do
+    batch_price_percent: int = 50  # what a batch job costs, in percent of the usual price (Google's: half)
     # Waits between webhook attempts; after the last one fails, delivery is given up.
     webhook_retry_delays_s: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0)
 

@@ -107,7 +107,9 @@ async def _run(svc: Services, job: Job, spec_doc: dict[str, Any]) -> Job | None:
     finally:
         progress.close()
 
-    finished, settled = with_charge(finished, svc.catalog.resolve(job.model), svc.router)
+    finished, settled = with_charge(
+        finished, svc.catalog.resolve(job.model), svc.router, batch_percent=svc.config.batch_price_percent
+    )
     async with svc.uow() as uow:
         # One transaction: the job's end, its images and its money move together or not at all.
         written = await uow.jobs.update(finished, expected_status=JobStatus.RUNNING, expected_attempts=job.attempts)

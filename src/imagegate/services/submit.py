@@ -13,7 +13,7 @@ from imagegate.core.jobs import Job, JobPriority, JobSpec, JobStatus
 from imagegate.core.ports import ApiKey, WebhookRecord
 from imagegate.errors import ModelNotFound, Unsupported
 from imagegate.routing.router import Router
-from imagegate.services.billing import hold_for, place_hold
+from imagegate.services.billing import batch_price, hold_for, place_hold
 from imagegate.services.context import Services
 from imagegate.services.idempotency import held_claim, link_job
 from imagegate.services.inputs import check_spec_inputs, check_text
@@ -96,7 +96,7 @@ async def submit_job(
         n=spec.n,
         dialect=spec.dialect,
         request_id=request_id,
-        held=hold_for(principal, spec, model, svc.router),
+        held=batch_price(hold_for(principal, spec, model, svc.router), priority, svc.config.batch_price_percent),
         priority=priority,
     )
     spec_doc = await save_spec(spec, svc.store)

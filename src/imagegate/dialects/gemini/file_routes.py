@@ -145,6 +145,8 @@ async def get_file(version: str, name: str, request: Request) -> Response:
         request.state.dialect = "openai"  # one of this server's own output links, worded as the others
         return await signed_file_response(request, name)
     _check_version(version, request)
+    if name.endswith(":download"):  # files.download asks {ver}/files/{id}:download?alt=media
+        return await download_file(version, name, request)
     principal = await require_principal(request)
     record = await uploads.get_upload(services_of(request), principal, name)
     return JSONResponse(render_file(request, record, version))

@@ -17,6 +17,7 @@ from imagegate.core.capabilities import ModelSpec, estimate_usage
 from imagegate.core.images import ImageInput
 from imagegate.core.jobs import Job, JobPriority
 from imagegate.core.ports import ApiKey
+from imagegate.dialects.gemini import batch_routes
 from imagegate.dialects.gemini.errors import model_not_found_message, render_error
 from imagegate.dialects.gemini.requests import FIELDS
 from imagegate.dialects.gemini.translate import (
@@ -100,9 +101,14 @@ async def model_action(
     if not sep:
         raise NotFound(f"POST {request.url.path} is not a known endpoint; expected models/MODEL:ACTION.")
     svc = services_of(request)
-    if action not in ("generateContent", "streamGenerateContent", "countTokens"):
-        raise NotFound(f"Method {action} is not supported; use generateContent, streamGenerateContent or countTokens.")
+    if action not in ("generateContent", "streamGenerateContent", "countTokens", "batchGenerateContent"):
+        raise NotFound(
+            f"Method {action} is not supported; use generateContent, streamGenerateContent, countTokens or "
+            "batchGenerateContent."
+        )
     model = _resolve(svc, name, version, action)
+    if action == "batchGenerateContent":
+        return await batch_routes.create(request, principal, model)
     implied = svc.catalog.resolution_of(name)
     if action == "countTokens":
         counted = parse_count_tokens_request(await _json_body(request))
