@@ -197,3 +197,22 @@ def test_duplicate_deployment_names_fail_at_start(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="unique"):
         build_router(load_settings())
+
+
+def test_the_database_queue_is_refused_on_sqlite_with_a_clear_message(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match='queue_url = "database" needs PostgreSQL'):
+        load_settings(home=tmp_path, queue_url="database")
+
+
+def test_workers_zero_needs_the_database_queue(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match='workers = 0 needs queue_url = "database"'):
+        load_settings(home=tmp_path, workers=0)
+    pg = "postgresql://u@db/imagegate"
+    settings = load_settings(home=tmp_path, workers=0, queue_url="database", database_url=pg)
+    assert settings.distributed and settings.workers == 0
+
+
+def test_an_unknown_queue_url_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGEGATE_QUEUE_URL", "kafka://broker")
+    with pytest.raises(ValueError, match='queue_url must be "inprocess://" or "database"'):
+        load_settings(home=tmp_path)

@@ -7,21 +7,25 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate import imaging
 from imagegate.core.capabilities import ModelCatalog
+from imagegate.core.ports import JobEvents, JobQueue
 from imagegate.fetching import FetchPolicy, ImageFetcher
 from imagegate.fetching.webhook_sender import WebhookSender
 from imagegate.metrics import Metrics
 from imagegate.persistence.db import create_engine, upgrade_database
 from imagegate.persistence.uow import unit_of_work_factory
-from imagegate.providers.registry import build_provider
-from imagegate.queue import open_queue
+from imagegate.providers.registry import build_provider, load_provider_class
+from imagegate.queue import InProcessQueue, open_queue
+from imagegate.queue.database import DatabaseQueueParts, open_database_queue
 from imagegate.routing.router import Deployment, Router, RoutingPolicy
 from imagegate.services.context import ServiceConfig, Services
 from imagegate.services.key_cache import KeyCache
@@ -76,15 +80,39 @@ def s3_options(settings: Settings) -> S3Options:
     )
 
 
-def build_router(settings: Settings, metrics: Metrics | None = None) -> Router:
-    """Deployments with their providers built; a configuration mistake raises ``ValueError`` naming it."""
+def deployments_to_run(settings: Settings, *, requested: Collection[str] | None, runs_jobs: bool) -> set[str]:
+    """Which deployments this process builds providers for; the rest it only knows (prices, capabilities).
+
+    One process (in-process queue) runs them all. With the database queue, a process that runs no jobs
+    builds none, a worker named ``--deployments`` builds exactly those, and any other job runner builds every
+    deployment not marked ``worker_only`` (so API processes never start a GPU host's local models).
+    """
+    known = [dep.name for dep in settings.effective_deployments]
+    if requested is not None:
+        unknown = sorted(set(requested) - set(known))
+        if unknown:
+            raise ValueError(f"unknown deployment(s) {', '.join(unknown)}; configured: {', '.join(known)}")
+        return set(requested)
+    if not settings.distributed:
+        return set(known)
+    if not runs_jobs:
+        return set()
+    return {dep.name for dep in settings.effective_deployments if not dep.worker_only}
+
+
+def build_router(settings: Settings, metrics: Metrics | None = None, *, run: Collection[str] | None = None) -> Router:
+    """Deployments, with providers built for those in ``run`` (None: all); a configuration mistake raises
+    ``ValueError`` naming it."""
     models = settings.model_specs()
     deployments = []
     for dep in settings.effective_deployments:
         prices = {model.id: found for model in models if (found := dep.prices_for(model)) is not None}
-        provider = build_provider(dep.provider, dep.provider_options())
-        # what the upstream itself cannot do (the emulator cannot search) unless the deployment narrows it further
-        features = dep.features if dep.features is not None else getattr(provider, "features", None)
+        runs_here = run is None or dep.name in run
+        provider = build_provider(dep.provider, dep.provider_options()) if runs_here else None
+        # what the upstream itself cannot do (the emulator cannot search) unless the deployment narrows it further;
+        # read from the provider's class where this process does not build it
+        declared = provider if provider is not None else load_provider_class(dep.provider)
+        features = dep.features if dep.features is not None else getattr(declared, "features", None)
         deployments.append(
             Deployment(
                 name=dep.name,
@@ -116,18 +144,28 @@ def build_router(settings: Settings, metrics: Metrics | None = None) -> Router:
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, start_workers: bool = True, recover: bool = True
+    settings: Settings,
+    *,
+    start_workers: bool = True,
+    recover: bool = True,
+    run_deployments: Collection[str] | None = None,
+    run_models: Collection[str] | None = None,
 ) -> AsyncIterator[Runtime]:
     """Migrate the database, wire every adapter, run the workers; close everything on the way out.
 
-    ``recover=False`` is for one-off runs beside a server: run only our own jobs, adopt no orphans.
+    ``recover=False`` is for one-off runs beside a server: run only our own jobs, adopt no orphans (with the
+    database queue such a run claims nothing; the fleet runs its jobs). ``run_deployments`` / ``run_models``
+    restrict what this process runs and claims (``imagegate worker --deployments/--models``).
     """
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.effective_database_url)
     metrics = Metrics()
-    router = build_router(settings, metrics)
-    queue, events = open_queue(settings.queue_url)
-    metrics.watch_queue_depth(queue.qsize)
+    runs_jobs = start_workers and recover and settings.workers > 0
+    router = build_router(
+        settings, metrics, run=deployments_to_run(settings, requested=run_deployments, runs_jobs=runs_jobs)
+    )
+    catalog = ModelCatalog.of(settings.model_specs())
+    claim_models = models_to_claim(router, catalog, run_models)
     policy = FetchPolicy(
         max_bytes=settings.fetch_max_bytes,
         timeout_s=settings.fetch_timeout_s,
@@ -136,22 +174,43 @@ async def open_runtime(
     fetcher = ImageFetcher(policy)
     webhook_sender = WebhookSender(policy)
     shared: SharedState | None = None
+    distributed: DatabaseQueueParts | None = None
+    local_queue: InProcessQueue | None = None
     try:
         await upgrade_database(engine)
         shared = await open_shared_state(
             settings.rate_limit_url, router, per_minute=settings.rate_limit_per_minute, metrics=metrics
         )
+        queue: JobQueue
+        events: JobEvents
+        if settings.distributed:
+            distributed = await open_database_queue(
+                engine,
+                doorbell_dsn(settings.events_url or settings.effective_database_url),
+                poll_s=settings.waiter_check_s,
+                backlog_limit=settings.max_queued_per_model,
+            )
+            queue, events = distributed.queue, distributed.events
+            backlog = distributed.backlog
+            metrics.watch_queue_depth(lambda: sum(backlog.queued.values()) if backlog is not None else 0)
+        else:
+            local_queue, events = open_queue(settings.queue_url)
+            queue = local_queue
+            metrics.watch_queue_depth(local_queue.qsize)
         services = Services(
             uow=unit_of_work_factory(engine),
             store=open_object_store(settings.effective_storage_url, s3=s3_options(settings)),
             queue=queue,
             events=events,
             router=router,
-            catalog=ModelCatalog.of(settings.model_specs()),
+            catalog=catalog,
             config=ServiceConfig(
                 job_lease_s=settings.job_lease_s,
                 max_attempts=settings.max_attempts,
                 sync_timeout_s=settings.sync_timeout_s,
+                # With the database queue one batched check per process re-reads waiters' jobs; a waiter's own
+                # read is only the last resort.
+                poll_interval_s=30.0 if settings.distributed else 1.0,
                 file_retention_s=settings.file_retention_days * 86400 if settings.file_retention_days else None,
                 webhook_retry_delays_s=tuple(settings.webhook_retry_delays_s),
                 max_input_image_bytes=settings.max_input_image_bytes,
@@ -164,6 +223,7 @@ async def open_runtime(
             limiter=shared.quota,
             key_cache=KeyCache(settings.key_cache_s),
             metrics=metrics,
+            backlog=distributed.backlog.check if distributed is not None and distributed.backlog else None,
         )
         runtime = Runtime(settings, services, engine, fetcher, webhook_sender, shared=shared)
         if start_workers:
@@ -173,8 +233,13 @@ async def open_runtime(
                 sweep_interval_s=settings.sweep_interval_s,
                 webhook_sender=webhook_sender,
                 webhook_poll_s=settings.webhook_poll_s,
+                local_queue=local_queue,
+                claims=distributed.claims if distributed is not None else None,
+                claim_models=claim_models,
+                worker_id=f"{socket.gethostname()}:{os.getpid()}",
+                heartbeat_s=settings.heartbeat_s,
             )
-            await runtime.workers.start(recover=recover, recover_all_running=settings.queue_url.startswith("inprocess"))
+            await runtime.workers.start(recover=recover, recover_all_running=not settings.distributed)
         try:
             yield runtime
         finally:
@@ -185,6 +250,34 @@ async def open_runtime(
             await shared.aclose()
         await fetcher.aclose()
         await webhook_sender.aclose()
-        await queue.aclose()
+        await queue_close(local_queue, distributed)
         await router.aclose()
         await engine.dispose()
+
+
+def models_to_claim(router: Router, catalog: ModelCatalog, requested: Collection[str] | None) -> list[str]:
+    """The models this process can run (some deployment of it runs here), restricted to ``requested``."""
+    runnable = [
+        model.id
+        for model in catalog.models
+        if any(c.deployment.provider is not None for c in router.candidates(model.id))
+    ]
+    if requested is None:
+        return runnable
+    unknown = sorted(name for name in requested if catalog.resolve(name) is None)
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(unknown)}")
+    wanted = {resolved.id for name in requested if (resolved := catalog.resolve(name)) is not None}
+    return [model for model in runnable if model in wanted]
+
+
+def doorbell_dsn(url: str) -> str:
+    """A libpq-style URL for asyncpg's own connection (SQLAlchemy's driver suffix removed)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def queue_close(local: InProcessQueue | None, distributed: DatabaseQueueParts | None) -> None:
+    if local is not None:
+        await local.aclose()
+    if distributed is not None:
+        await distributed.aclose()

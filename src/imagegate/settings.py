@@ -58,6 +58,11 @@ class DeploymentSettings(BaseModel):
         default=None, description="what this upstream can do beyond images (seed, thinking, grounding); none: all"
     )
     options: dict[str, Any] = Field(default_factory=dict)
+    worker_only: bool = Field(
+        default=False,
+        description="run only by `imagegate worker --deployments NAME` (a GPU host); other processes know its "
+        "prices and capabilities but never build it (with the database queue)",
+    )
     # What this upstream's work costs callers, by our model id, where it differs from the model's prices:
     # {"gemini-2.5-flash-image": {"per_image": "0.02", "per_million_input_tokens": "0.15"}}; a resolution's
     # own price per image as "per_image_4K" (any of the model's resolutions).
@@ -192,7 +197,15 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=lambda: Path(os.environ.get("IMAGEGATE_HOME", "~/.imagegate")).expanduser())
     database_url: str | None = None  # default: sqlite under home
     storage_url: str | None = None  # default: file:// under home/files
-    queue_url: str = "inprocess://"
+    queue_url: str = Field(
+        default="inprocess://",
+        description="inprocess:// (one process) or database (the jobs table in PostgreSQL, for many processes)",
+    )
+    events_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL of the LISTEN/NOTIFY doorbell when it must differ from database_url "
+        "(e.g. database_url goes through a transaction-pooling PgBouncer); default: database_url",
+    )
     rate_limit_url: str = Field(
         default="memory://",
         description="where quotas, concurrency slots, breakers and provider stats are shared: memory:// or redis://",
@@ -204,7 +217,18 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     public_base_url: str | None = None  # how clients reach us, when behind a proxy
-    workers: int = Field(default=4, ge=1, description="jobs run at once by in-process workers")
+    workers: int = Field(
+        default=4, ge=0, description="jobs run at once by this process; 0: serve only accepts (database queue)"
+    )
+    heartbeat_s: float = Field(
+        default=10.0, gt=0, description="database queue: how often a worker renews the leases of its jobs"
+    )
+    waiter_check_s: float = Field(
+        default=1.0, gt=0, description="database queue: how often one query re-checks every job waited on here"
+    )
+    max_queued_per_model: int = Field(
+        default=0, ge=0, description="database queue: queued jobs of one model before 429; 0 = no limit"
+    )
     access_log: bool = Field(default=True, description="log every HTTP request (uvicorn's access log)")
 
     sync_timeout_s: float = Field(default=600.0, gt=0, description="how long a sync request waits for its job")
@@ -277,6 +301,28 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _queue_fits_the_database(self) -> Settings:
+        if self.queue_url not in ("inprocess://", "memory://", "database"):
+            raise ValueError(f'queue_url must be "inprocess://" or "database"; got {self.queue_url!r}')
+        if self.distributed and not self.effective_database_url.startswith(("postgres://", "postgresql")):
+            raise ValueError(
+                'queue_url = "database" needs PostgreSQL (database_url = "postgresql://USER@HOST/DB"): '
+                "SQLite cannot be shared by several processes. Use the default inprocess:// queue on SQLite."
+            )
+        if not self.distributed and self.workers == 0:
+            raise ValueError(
+                'workers = 0 needs queue_url = "database": with the in-process queue nobody else would run the jobs'
+            )
+        if self.distributed and self.heartbeat_s >= self.job_lease_s:
+            raise ValueError(
+                f"heartbeat_s ({self.heartbeat_s:g}) must be shorter than job_lease_s ({self.job_lease_s:g}): "
+                "a lease must be renewed before it runs out"
+            )
+        if self.events_url is not None and not self.events_url.startswith(("postgres://", "postgresql")):
+            raise ValueError(f"events_url must be a postgresql:// URL; got {self.events_url!r}")
+        return self
+
+    @model_validator(mode="after")
     def _distributed_queue_needs_shared_storage(self) -> Settings:
         # Another process may run the job, or serve its image: each must reach the same bytes.
         if self.distributed_queue and self.effective_storage_url.startswith("file:") and not self.storage_shared:
@@ -291,7 +337,12 @@ class Settings(BaseSettings):
     @property
     def distributed_queue(self) -> bool:
         """Whether jobs travel between processes (anything but the in-process queue)."""
-        return not self.queue_url.startswith("inprocess")
+        return self.distributed
+
+    @property
+    def distributed(self) -> bool:
+        """True with the database queue: many processes share the database, each running some of the jobs."""
+        return self.queue_url == "database"
 
     @classmethod
     def settings_customise_sources(

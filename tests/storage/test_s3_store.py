@@ -98,13 +98,11 @@ def test_settings_take_s3_options_from_env(monkeypatch: pytest.MonkeyPatch, tmp_
     assert "sekrit" not in str(settings.masked())
 
 
-@pytest.mark.parametrize("queue_url", ["database", "postgresql://db/imagegate"])
-def test_a_distributed_queue_refuses_local_files_unless_shared(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, queue_url: str
-) -> None:
+def test_a_distributed_queue_refuses_local_files_unless_shared(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("IMAGEGATE_HOME", str(tmp_path))
+    fleet = {"queue_url": "database", "database_url": "postgresql://u@db/imagegate"}  # the queue needs PostgreSQL
     with pytest.raises(ValueError, match="storage_shared = true"):
-        load_settings(queue_url=queue_url)
-    assert load_settings(queue_url=queue_url, storage_shared=True).storage_shared
-    assert load_settings(queue_url=queue_url, storage_url="s3://bucket").distributed_queue
+        load_settings(**fleet)
+    assert load_settings(**fleet, storage_shared=True).storage_shared
+    assert load_settings(**fleet, storage_url="s3://bucket").distributed_queue
     assert not load_settings().distributed_queue  # the embedded default needs nothing

@@ -14,6 +14,7 @@ from imagegate.cli.failures import friendly
 from imagegate.cli.generate import generate
 from imagegate.cli.providers import providers
 from imagegate.cli.serve import serve
+from imagegate.cli.worker import worker
 from imagegate.services.usage import UsageRow
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.command("serve")(friendly(serve))
 app.command("generate")(friendly(generate))
 app.command("providers")(friendly(providers))
+app.command("worker")(friendly(worker))
 app.add_typer(keys.app, name="keys")
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)

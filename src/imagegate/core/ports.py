@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -360,11 +361,38 @@ class WebhookSender(Protocol):
 
 
 class JobQueue(Protocol):
-    """Delivers job ids to workers. The database stays the truth; a lost delivery is swept up later."""
+    """Announces committed jobs to workers. The database stays the truth; a lost delivery is swept up later."""
 
     async def enqueue(self, job_id: str) -> None: ...
-    async def dequeue(self) -> str: ...
     async def aclose(self) -> None: ...
+
+
+class LocalQueue(JobQueue, Protocol):
+    """The in-process queue: workers of this process take job ids from it."""
+
+    async def dequeue(self) -> str: ...
+
+
+class JobClaims(Protocol):
+    """The database queue as workers see it: claims and leases in the database's time, and its chore lock.
+
+    A claim moves up to ``limit`` of the oldest, most urgent queued jobs of ``model`` to RUNNING for ``worker``
+    (counting an attempt) and returns them with their specs; ``renew`` extends the leases of the jobs a worker
+    still holds (id -> attempt) in one statement and returns the ids it still holds.
+    """
+
+    async def claim(
+        self, model: str, limit: int, *, worker: str, lease_s: float
+    ) -> list[tuple[Job, dict[str, Any]]]: ...
+    async def renew(self, held: Mapping[str, int], *, lease_s: float) -> set[str]: ...
+    async def database_now(self) -> datetime: ...
+    def on_work(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when work may be waiting (a job was queued, or the doorbell reconnected)."""
+        ...
+
+    def chore_lock(self) -> AbstractAsyncContextManager[bool]:
+        """Yields True in the one process (at a time) that should run the shared chores now."""
+        ...
 
 
 class Subscription(Protocol):

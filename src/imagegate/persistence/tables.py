@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     TypeDecorator,
     false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeEngine
@@ -117,11 +118,28 @@ jobs = Table(
     Column("progress_total", Integer, nullable=True),
     # JobPriority: 0 interactive (sync), 1 async tasks, 2 batch; claims take the lowest first.
     Column("priority", SmallInteger, nullable=False, server_default="1"),
+    Column("worker", String, nullable=True),  # the process that claimed it last (database queue)
     CheckConstraint("status IN ({})".format(", ".join(f"'{s}'" for s in JOB_STATUSES)), name="status"),
     # Both start with status, so they also serve plain status lookups: the first for the oldest jobs of a
     # status (ids_with_status), the second for the lease sweeper (expired_leases).
     Index("ix_jobs_status_created_at", "status", "created_at"),
     Index("ix_jobs_status_lease_expires_at", "status", "lease_expires_at"),
+    # The database queue's claims (queued rows only, in claim order) and its throughput reading.
+    Index(
+        "ix_jobs_queued_claim",
+        "model",
+        "priority",
+        "created_at",
+        postgresql_where=text("status = 'queued'"),
+        sqlite_where=text("status = 'queued'"),
+    ),
+    Index(
+        "ix_jobs_model_finished_at",
+        "model",
+        "finished_at",
+        postgresql_where=text("finished_at IS NOT NULL"),
+        sqlite_where=text("finished_at IS NOT NULL"),
+    ),
 )
 
 files = Table(

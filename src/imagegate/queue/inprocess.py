@@ -34,7 +34,7 @@ class InProcessQueue:
         self._pending.clear()
 
 
-class _Subscription:
+class Subscription:
     def __init__(self, events: InProcessJobEvents, job_id: str) -> None:
         self._events = events
         self._job_id = job_id
@@ -54,18 +54,22 @@ class _Subscription:
 
 class InProcessJobEvents:
     def __init__(self) -> None:
-        self._subscribers: dict[str, set[_Subscription]] = {}
+        self._subscribers: dict[str, set[Subscription]] = {}
 
     def publish(self, job_id: str) -> None:
         for sub in self._subscribers.get(job_id, ()):
             sub.changed.set()
 
-    def subscribe(self, job_id: str) -> _Subscription:
-        sub = _Subscription(self, job_id)
+    def subscribed(self) -> list[str]:
+        """The ids somebody in this process waits on now."""
+        return list(self._subscribers)
+
+    def subscribe(self, job_id: str) -> Subscription:
+        sub = Subscription(self, job_id)
         self._subscribers.setdefault(job_id, set()).add(sub)
         return sub
 
-    def _unsubscribe(self, job_id: str, sub: _Subscription) -> None:
+    def _unsubscribe(self, job_id: str, sub: Subscription) -> None:
         subs = self._subscribers.get(job_id)
         if subs is not None:
             subs.discard(sub)
@@ -74,8 +78,8 @@ class InProcessJobEvents:
 
 
 def open_queue(url: str) -> tuple[InProcessQueue, InProcessJobEvents]:
-    """The queue and events for ``url``. Distributed engines arrive with the scale-out issue."""
+    """The in-process queue and events (``inprocess://``); ``database`` is opened by ``queue.database``."""
     scheme = urlsplit(url).scheme
     if scheme in ("inprocess", "memory", ""):
         return InProcessQueue(), InProcessJobEvents()
-    raise ValueError(f"unsupported queue URL {url!r}: only inprocess:// is available in this version")
+    raise ValueError(f"unsupported in-process queue URL {url!r}")

@@ -53,7 +53,9 @@ Sleep = Callable[[float], Any]
 class Deployment:
     name: str
     provider_name: str
-    provider: ImageProvider
+    # None: a deployment this process knows (prices, capabilities, for quotes) but does not run; another
+    # process does (a GPU worker, say), so nothing of it is built or started here.
+    provider: ImageProvider | None
     models: dict[str, str] = field(default_factory=dict)  # our model id -> the provider's; empty: all, same id
     prices: dict[str, Prices] = field(default_factory=dict)  # by our model id; absent: the model's own prices
     priority: int = 1  # lower is tried first
@@ -200,7 +202,7 @@ class Router:
 
     async def generate(self, spec: JobSpec, model: ModelSpec) -> Routed:
         """One image call for ``spec``, served by the best deployment that will answer; raises domain errors."""
-        serving = self.candidates(model.id)
+        serving = [c for c in self.candidates(model.id) if c.deployment.provider is not None]
         if not serving:
             raise UpstreamUnavailable(f"No deployment serves {model.id}.")
         able = [c for c in serving if not c.deployment.refusal_for(spec, model)]
@@ -268,6 +270,9 @@ class Router:
         self, candidate: Candidate, health: DeploymentHealth, spec: JobSpec, model: ModelSpec
     ) -> Generation:
         dep = candidate.deployment
+        provider = dep.provider
+        if provider is None:  # generate() offers only deployments run here
+            raise UpstreamUnavailable(f"Deployment {dep.name} does not run in this process.")
         limit = dep.max_concurrency
         async with self.slots.hold(dep.name, limit) if limit else contextlib.nullcontext():
             health.in_flight += 1
@@ -282,7 +287,7 @@ class Router:
             try:
                 with first_byte_marker(mark):
                     async with asyncio.timeout(dep.timeout_s):
-                        generation = await dep.provider.generate(spec, model, candidate.upstream_model)
+                        generation = await provider.generate(spec, model, candidate.upstream_model)
             except TimeoutError as exc:
                 self._finish(
                     dep, health, Outcome.ERROR, started, first_byte, f"upstream_timeout after {dep.timeout_s:g} s"
@@ -383,7 +388,8 @@ class Router:
 
     async def aclose(self) -> None:
         for dep in self.deployments:
-            await dep.provider.aclose()
+            if dep.provider is not None:
+                await dep.provider.aclose()
 
 
 def _reason(exc: ImagegateError) -> str:

@@ -56,3 +56,5 @@ class Services:
     webhook_payload: Callable[[Job], Awaitable[dict[str, Any]]] | None = None
     handoff: ResultHandoff = field(default_factory=ResultHandoff)  # finished jobs to waiters in this process
     key_cache: KeyCache = field(default_factory=lambda: KeyCache(ttl_s=0))  # off unless the server sets a TTL
+    # Refuses a submission of a model whose queue is full (RateLimited with Retry-After); None: no limit.
+    backlog: Callable[[str], None] | None = None

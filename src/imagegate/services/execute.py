@@ -64,7 +64,11 @@ async def execute_job(svc: Services, job_id: str) -> Job | None:
     if claimed is None:
         return None
     # Nobody is woken for the claim: waiters only care about the end, and the task API reads the row itself.
-    job, spec_doc = claimed
+    return await run_claimed(svc, *claimed)
+
+
+async def run_claimed(svc: Services, job: Job, spec_doc: dict[str, Any]) -> Job | None:
+    """Run a job this process has just claimed (``job`` as the claim left it); the finished job, or None."""
     metrics = svc.metrics
     if metrics is not None:
         metrics.jobs_in_flight.inc()
@@ -165,7 +169,9 @@ async def _cancel_when_cancelled(
     """Stop ``work`` as soon as the job is cancelled (or taken over) while it runs.
 
     The watcher wakes on the job's events (a cancel publishes one) and only then reads the row, so a running
-    job costs no polling; a cancel made in another process is caught by the fenced final write instead.
+    job costs no polling. With the database queue a cancel or a lost lease elsewhere reaches it through the
+    doorbell, the batched waiter check, or the heartbeat (``services.claiming``); the fenced final write
+    stays the last guard.
     """
 
     async def watch() -> None:

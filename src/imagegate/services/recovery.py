@@ -1,7 +1,9 @@
-"""Finding jobs a dead process left behind: running past their lease, or queued but never delivered.
+"""Finding jobs a dead process left behind: running past their lease, or (at start-up) queued but undelivered.
 
-A job whose worker died is queued again while it has attempts left, otherwise failed with a clear error;
-nothing stays "running" forever.
+A job whose worker died is queued again while it has attempts left, otherwise failed with a clear error, its
+hold released; nothing stays "running" forever. Only the jobs it requeues are announced again: queued jobs
+need a re-delivery only when an in-process queue was lost with its process (``redeliver_queued`` at start-up);
+the database queue's rows are claimed where they are.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from imagegate.services.context import Services
 log = logging.getLogger(__name__)
 
 
-async def recover_jobs(svc: Services, *, stale_before: datetime | None = None) -> tuple[int, int]:
-    """Requeue or fail RUNNING jobs whose lease ended before ``stale_before`` (default: now), and re-deliver
-    every QUEUED job. Returns (requeued, failed)."""
+async def recover_jobs(
+    svc: Services, *, stale_before: datetime | None = None, redeliver_queued: bool = False
+) -> tuple[int, int]:
+    """Requeue or fail RUNNING jobs whose lease ended before ``stale_before`` (default: now); with
+    ``redeliver_queued`` also enqueue every QUEUED job again. Returns (requeued, failed)."""
     cutoff = stale_before or svc.clock()
     requeued = failed = 0
+    back: list[str] = []
     async with svc.uow() as uow:
         stale = await uow.jobs.expired_leases(cutoff)
         for job in stale:
@@ -45,11 +50,14 @@ async def recover_jobs(svc: Services, *, stale_before: datetime | None = None) -
             written = await uow.jobs.update(moved, expected_status=JobStatus.RUNNING, expected_attempts=job.attempts)
             if written and settled is not None:
                 await record_settlement(uow, moved, settled, svc.clock())  # gave up: the hold comes back
+            if written and not moved.status.terminal:
+                back.append(job.id)
         await uow.commit()
-        queued = await uow.jobs.ids_with_status(JobStatus.QUEUED)
+        if redeliver_queued:
+            back = await uow.jobs.ids_with_status(JobStatus.QUEUED)
     for job in stale:
         svc.events.publish(job.id)
-    for job_id in queued:
+    for job_id in back:
         await svc.queue.enqueue(job_id)
     if requeued or failed:
         log.warning("recovered jobs left by a stopped worker: %d requeued, %d failed", requeued, failed)

@@ -87,6 +87,8 @@ async def submit_job(
         check_webhook_url(webhook_url)
     if svc.limiter is not None:  # after validation: a malformed request does not use up the quota
         await svc.limiter.check(principal.id)
+    if svc.backlog is not None:  # a full queue answers 429 now rather than a timeout later
+        svc.backlog(model.id)
     job = Job(
         id=job_id or new_id("job"),  # a dialect whose ids have a schema of their own may choose one
         key_id=principal.id,

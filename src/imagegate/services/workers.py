@@ -1,13 +1,21 @@
-"""In-process workers: tasks taking job ids from the queue, a periodic sweeper, and the webhook deliverer."""
+"""The jobs and chores a process runs: job runners, the sweeper and purges, and the webhook deliverer.
+
+With the in-process queue, ``concurrency`` tasks take job ids from it. With the database queue a
+``ClaimingWorker`` claims from the jobs table instead, and the sweeper and purges run in whichever process
+holds the chore lock for that run, so a fleet sweeps once per interval, not once per process. Webhook
+deliveries are claimed with a lease row by row, so every process may send them and none sends one twice.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
-from imagegate.core.ports import WebhookSender
+from imagegate.core.ports import JobClaims, LocalQueue, WebhookSender
+from imagegate.services.claiming import ClaimingWorker
 from imagegate.services.context import Services
 from imagegate.services.execute import execute_job
 from imagegate.services.files import delete_expired_files
@@ -28,16 +36,28 @@ class WorkerPool:
         sweep_interval_s: float,
         webhook_sender: WebhookSender | None = None,
         webhook_poll_s: float = 1.0,
+        local_queue: LocalQueue | None = None,
+        claims: JobClaims | None = None,
+        claim_models: Sequence[str] = (),
+        worker_id: str = "",
+        heartbeat_s: float = 10.0,
     ) -> None:
         self._svc = svc
         self._concurrency = concurrency
         self._sweep_interval_s = sweep_interval_s
         self._webhook_sender = webhook_sender
         self._webhook_poll_s = webhook_poll_s
+        self._local_queue = local_queue
+        self._claims = claims
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: list[asyncio.Task[None]] = []
         self._busy: set[int] = set()  # workers running a job now (the others wait on the queue)
         self._stopping = False
+        self.claimer: ClaimingWorker | None = None
+        if claims is not None:
+            self.claimer = ClaimingWorker(
+                svc, claims, slots=concurrency, models=claim_models, worker_id=worker_id, heartbeat_s=heartbeat_s
+            )
 
     async def start(self, *, recover: bool, recover_all_running: bool) -> None:
         """Recover what a previous process left (when ``recover``), then start working.
@@ -46,21 +66,28 @@ class WorkerPool:
         is an orphan of a previous run, whatever its lease says. Without ``recover`` (a one-off CLI run
         beside a server) the pool only runs what this process enqueues, and sweeps nothing.
         """
-        if recover:
+        if recover and self._claims is None:
             far_future = self._svc.clock() + timedelta(days=36500)
-            await recover_jobs(self._svc, stale_before=far_future if recover_all_running else None)
-        self._workers = [
-            asyncio.create_task(self._work(i), name=f"imagegate-worker-{i}") for i in range(self._concurrency)
-        ]
+            await recover_jobs(
+                self._svc, stale_before=far_future if recover_all_running else None, redeliver_queued=True
+            )
+        if self._local_queue is not None:
+            queue = self._local_queue
+            self._workers = [
+                asyncio.create_task(self._work(i, queue), name=f"imagegate-worker-{i}")
+                for i in range(self._concurrency)
+            ]
         self._tasks = list(self._workers)
+        if self.claimer is not None and recover:
+            self.claimer.start()
         if recover:
             self._tasks.append(asyncio.create_task(self._sweep(), name="imagegate-sweeper"))
             if self._webhook_sender is not None:
                 self._tasks.append(asyncio.create_task(self._webhooks(self._webhook_sender), name="imagegate-webhooks"))
 
-    async def _work(self, number: int) -> None:
+    async def _work(self, number: int, queue: LocalQueue) -> None:
         while True:
-            job_id = await self._svc.queue.dequeue()
+            job_id = await queue.dequeue()
             self._busy.add(number)
             try:
                 await execute_job(self._svc, job_id)
@@ -71,14 +98,28 @@ class WorkerPool:
             if self._stopping:
                 return
 
+    async def sweep_once(self) -> bool:
+        """One run of the chores; False when another process holds the chore lock and runs them."""
+        if self._claims is None:
+            await self._chores()
+            return True
+        async with self._claims.chore_lock(stall_s=max(1.0, self._svc.config.job_lease_s)) as mine:
+            if mine:
+                await self._chores(stale_before=await self._claims.database_now())
+            return mine
+
+    async def _chores(self, stale_before: datetime | None = None) -> None:
+        # With the database queue the cutoff is the database's clock: leases were set in it.
+        await recover_jobs(self._svc, stale_before=stale_before)
+        await delete_expired_files(self._svc)
+        await delete_expired_uploads(self._svc)
+        await purge_expired(self._svc)
+
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(self._sweep_interval_s)
             try:
-                await recover_jobs(self._svc)
-                await delete_expired_files(self._svc)
-                await delete_expired_uploads(self._svc)
-                await purge_expired(self._svc)
+                await self.sweep_once()
             except Exception:
                 log.exception("sweeper run failed")
 
@@ -97,6 +138,8 @@ class WorkerPool:
         another) runs it again, fenced by its attempt number, so nothing is lost or charged twice.
         """
         self._stopping = True
+        if self.claimer is not None:
+            await self.claimer.stop()
         busy = [task for number, task in enumerate(self._workers) if number in self._busy]
         for task in self._tasks:
             if task not in busy:
