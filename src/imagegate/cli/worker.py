@@ -8,6 +8,7 @@ was running go back to the queue when their leases run out.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from pathlib import Path
 
@@ -46,6 +47,8 @@ def worker(
         )
     if settings.workers < 1:
         raise typer.BadParameter("a worker needs at least one slot (--slots or workers >= 1)", param_hint="--slots")
+    # A worker has no access log; what it does (claims, recoveries, stopped calls) is its log, at INFO.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(_run(settings, _names(deployments), _names(models)))
     except ValueError as exc:  # an unknown deployment or model name

@@ -390,8 +390,9 @@ class JobClaims(Protocol):
         """Call ``callback`` when work may be waiting (a job was queued, or the doorbell reconnected)."""
         ...
 
-    def chore_lock(self) -> AbstractAsyncContextManager[bool]:
-        """Yields True in the one process (at a time) that should run the shared chores now."""
+    def chore_lock(self, *, stall_s: float = 30.0) -> AbstractAsyncContextManager[bool]:
+        """Yields True in the one process (at a time) that should run the shared chores now; a holder stalled
+        for ``stall_s`` loses it."""
         ...
 
 

@@ -8,6 +8,7 @@ database's time (``now()``), so the clocks of the machines running workers do no
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -97,18 +98,21 @@ class PgClaims:
             callback()
 
     @asynccontextmanager
-    async def chore_lock(self) -> AsyncIterator[bool]:
-        # Held for one run of the chores, not for the life of the process: a leader that is stopped (SIGSTOP,
-        # a long GC pause) between runs keeps nobody else from sweeping, which a lock held forever would.
+    async def chore_lock(self, *, stall_s: float = 30.0) -> AsyncIterator[bool]:
+        # A transaction-scoped lock, held for one run of the chores and not for the life of the process. Should
+        # its holder stall mid-run (SIGSTOP, a long pause), PostgreSQL ends the idle transaction after
+        # ``stall_s`` and the lock passes on, so one frozen process never stops the fleet's sweeping.
         async with self._engine.connect() as conn:
-            got = bool((await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": CHORE_LOCK_KEY})).scalar())
-            await conn.commit()
+            await conn.execute(
+                text("SELECT set_config('idle_in_transaction_session_timeout', :ms, true)"),
+                {"ms": str(int(stall_s * 1000))},
+            )
+            got = bool((await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": CHORE_LOCK_KEY})).scalar())
             try:
                 yield got
             finally:
-                if got:
-                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": CHORE_LOCK_KEY})
-                    await conn.commit()
+                with contextlib.suppress(Exception):  # a connection ended by that timeout has nothing to roll back
+                    await conn.rollback()
 
 
 async def ended_among(engine: AsyncEngine, job_ids: Collection[str]) -> list[str]:

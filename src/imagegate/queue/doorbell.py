@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 JOB_QUEUED = "imagegate_job_queued"
 JOB_CHANGED = "imagegate_job_changed"
 
+APPLICATION_NAME = "imagegate-doorbell"
+
 _NOTIFY_MANY = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
 
 
@@ -72,7 +74,8 @@ class PgDoorbell:
         while True:
             conn: Any = None
             try:
-                conn = await asyncpg.connect(self._dsn)
+                # Named, so an operator (or a test) can find it in pg_stat_activity.
+                conn = await asyncpg.connect(self._dsn, server_settings={"application_name": APPLICATION_NAME})
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await conn.add_listener(JOB_QUEUED, lambda *_: self._on_queued())
