@@ -176,6 +176,7 @@ def write_config(path: Path, database_url: str, storage: Path, *, slow_ms: int) 
         f"""
 database_url = "{database_url}"
 queue_url = "database"
+storage_shared = true
 storage_url = "{storage.as_uri()}"
 url_signing_key = "one-secret-shared-by-the-fleet"
 access_log = false

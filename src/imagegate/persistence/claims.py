@@ -107,7 +107,8 @@ class PgClaims:
                 text("SELECT set_config('idle_in_transaction_session_timeout', :ms, true)"),
                 {"ms": str(int(stall_s * 1000))},
             )
-            got = bool((await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": CHORE_LOCK_KEY})).scalar())
+            taken = await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": CHORE_LOCK_KEY})
+            got = bool(taken.scalar())
             try:
                 yield got
             finally:
