@@ -208,7 +208,7 @@ def test_workers_zero_needs_the_database_queue(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match='workers = 0 needs queue_url = "database"'):
         load_settings(home=tmp_path, workers=0)
     pg = "postgresql://u@db/imagegate"
-    settings = load_settings(home=tmp_path, workers=0, queue_url="database", database_url=pg)
+    settings = load_settings(home=tmp_path, workers=0, queue_url="database", database_url=pg, storage_shared=True)
     assert settings.distributed and settings.workers == 0
 
 
