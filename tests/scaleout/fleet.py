@@ -181,8 +181,8 @@ storage_url = "{storage.as_uri()}"
 url_signing_key = "one-secret-shared-by-the-fleet"
 access_log = false
 workers = 0
-job_lease_s = 2.0
-heartbeat_s = 0.3
+job_lease_s = 6.0
+heartbeat_s = 0.5
 sweep_interval_s = 0.3
 waiter_check_s = 0.3
 
@@ -203,7 +203,7 @@ display_name = "A model slower than any stall the tests cause"
 name = "stall"
 provider = "emulator"
 model = "stall-image"
-options = {{ latency_ms = {slow_ms * 3} }}
+options = {{ latency_ms = {slow_ms * 5} }}
 
 [[deployments]]
 name = "fast"

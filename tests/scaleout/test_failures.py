@@ -3,7 +3,8 @@ machine's PostgreSQL (a fresh database), killed, stopped and cut off while they 
 
 After each: every job ended, at most one hold/capture/release per job, balances agree with the grants, and
 every file row has its object (``fleet.books``). Timing is waited for by watching state, never by sleeping
-a fixed time; the fleet's lease is short (2 s) so that recoveries happen within a test.
+a fixed time; the fleet's lease is short (6 s: long enough for a
+worker starved of CPU on a busy machine to renew, short enough for recoveries to happen within a test).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 FAST = "gemini-2.5-flash-image"
 SLOW = "slow-image"  # served by an emulator that takes 4 s per call: a job is surely in flight when we strike
-STALL = "stall-image"  # 12 s per call: still in flight when a worker stopped past its lease resumes
+STALL = "stall-image"  # 20 s per call: still in flight when a worker stopped past its lease resumes
 
 
 @pytest.fixture(scope="module")

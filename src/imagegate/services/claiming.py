@@ -134,8 +134,13 @@ class ClaimingWorker:
         return lost
 
     async def _heartbeat_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            due = loop.time() + self._heartbeat_s
             await asyncio.sleep(self._heartbeat_s)
+            late = loop.time() - due
+            if late > self._svc.config.job_lease_s / 4:  # leases run out if this goes on: say why
+                log.warning("worker %s: heartbeat %.1f s late (is the process starved of CPU?)", self.worker_id, late)
             try:
                 await self.heartbeat()
             except Exception as exc:
