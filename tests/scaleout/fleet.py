@@ -169,9 +169,9 @@ def _until(check: Any, proc: Proc, message: str, *, within_s: float = 60) -> Non
     raise RuntimeError(f"{proc.name}: {message}:\n{proc.output()}")
 
 
-def write_config(path: Path, database_url: str, storage: Path, *, slow_ms: int) -> Path:
-    """The fleet's one ``imagegate.toml``: serve only accepts (workers = 0), a short lease, two models: the
-    usual one on a fast emulator and ``slow-image`` on one that takes ``slow_ms`` per call."""
+def write_config(path: Path, database_url: str, storage: Path, *, slow_ms: int, lease_s: float) -> Path:
+    """The fleet's one ``imagegate.toml``: serve only accepts (workers = 0), leases of ``lease_s``, and models
+    on emulators: the usual one fast, ``slow-image`` taking ``slow_ms`` per call, ``stall-image`` five times that."""
     path.write_text(
         f"""
 database_url = "{database_url}"
@@ -181,8 +181,8 @@ storage_url = "{storage.as_uri()}"
 url_signing_key = "one-secret-shared-by-the-fleet"
 access_log = false
 workers = 0
-job_lease_s = 6.0
-heartbeat_s = 0.5
+job_lease_s = {lease_s}
+heartbeat_s = {min(5.0, lease_s / 12)}
 sweep_interval_s = 0.3
 waiter_check_s = 0.3
 
@@ -221,8 +221,10 @@ options = {{ latency_ms = {slow_ms} }}
 
 
 @contextmanager
-def open_fleet(root: Path, database_url: str, *, slow_ms: int) -> Iterator[Fleet]:
-    config = write_config(root / "imagegate.toml", database_url, root / "shared-files", slow_ms=slow_ms)
+def open_fleet(root: Path, database_url: str, *, slow_ms: int = 4000, lease_s: float = 6.0) -> Iterator[Fleet]:
+    config = write_config(
+        root / "imagegate.toml", database_url, root / "shared-files", slow_ms=slow_ms, lease_s=lease_s
+    )
     fleet = Fleet(root, database_url, config)
     try:
         created = json.loads(fleet.cli("keys", "create", "--name", "fleet", "--credits", "1000", "--json"))
@@ -230,6 +232,36 @@ def open_fleet(root: Path, database_url: str, *, slow_ms: int) -> Iterator[Fleet
         yield fleet
     finally:
         fleet.stop()
+
+
+@contextmanager
+def fleet_on_fresh_database(root: Path, admin_url: str, *, lease_s: float, slots: int = 8) -> Iterator[Fleet]:
+    """Two ``serve`` (accepting only) and two ``worker --slots N`` on a database made for them, dropped after."""
+    import uuid
+
+    name = f"imagegate_fleet_{uuid.uuid4().hex[:12]}"
+    admin_dsn = make_url(admin_url).set(drivername="postgresql").render_as_string(False)
+
+    async def admin(statement: str) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(False)
+    try:
+        with open_fleet(root, url, lease_s=lease_s) as running:
+            running.serve("api-a")
+            running.serve("api-b")
+            running.worker("worker-1", "--slots", str(slots))
+            running.worker("worker-2", "--slots", str(slots))
+            yield running
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def books(fleet: Fleet) -> None:

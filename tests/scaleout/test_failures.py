@@ -9,7 +9,6 @@ worker starved of CPU on a busy machine to renew, short enough for recoveries to
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import threading
 import time
@@ -19,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .fleet import Fleet, Proc, books, open_fleet
+from .fleet import Fleet, Proc, books, fleet_on_fresh_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
@@ -30,33 +29,8 @@ STALL = "stall-image"  # 20 s per call: still in flight when a worker stopped pa
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory, postgres_admin_url: str) -> Iterator[Fleet]:
-    import uuid
-
-    import asyncpg
-    from sqlalchemy import make_url
-
-    name = f"imagegate_fleet_{uuid.uuid4().hex[:12]}"
-    admin_dsn = make_url(postgres_admin_url).set(drivername="postgresql").render_as_string(False)
-
-    async def admin(statement: str) -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = make_url(postgres_admin_url).set(database=name).render_as_string(False)
-    root = tmp_path_factory.mktemp("fleet")
-    try:
-        with open_fleet(root, url, slow_ms=4000) as running:
-            running.serve("api-a")
-            running.serve("api-b")
-            running.worker("worker-1", "--slots", "8")
-            running.worker("worker-2", "--slots", "8")
-            yield running
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fleet_on_fresh_database(tmp_path_factory.mktemp("fleet"), postgres_admin_url, lease_s=6.0) as running:
+        yield running
 
 
 def auth(fleet: Fleet) -> dict[str, str]:
@@ -103,39 +77,6 @@ class SyncCall(threading.Thread):
         url, headers, model = self.args_
         body = {"model": model, "prompt": "a lighthouse in a storm", "response_format": "b64_json"}
         self.response = httpx.post(f"{url}/v1/images/generations", json=body, headers=headers, timeout=120)
-
-
-def test_500_jobs_on_2x8_claimers_none_claimed_twice(fleet: Fleet) -> None:
-    live_workers(fleet)
-    apis = [p for p in fleet.procs if p.name.startswith("api")]
-
-    async def submit_all() -> list[str]:
-        limits = httpx.Limits(max_connections=16)
-        timeout = httpx.Timeout(120, pool=None)  # 500 requests queue for 16 connections on a busy machine
-        async with httpx.AsyncClient(timeout=timeout, limits=limits, headers=auth(fleet)) as client:
-
-            async def one(i: int) -> str:
-                url = f"{apis[i % 2].url}/v1/async/images/generations"
-                answer = await client.post(url, json={"model": FAST, "prompt": f"job {i}", "size": "1024x1024"})
-                assert answer.status_code == 200, answer.text
-                return str(answer.json()["id"])
-
-            return list(await asyncio.gather(*(one(i) for i in range(500))))
-
-    ids = asyncio.run(submit_all())
-    assert len(set(ids)) == 500
-    until(
-        lambda: fleet.sql("SELECT count(*) FROM jobs WHERE model = $1 AND finished_at IS NULL", FAST)[0][0] == 0,
-        "the 500 jobs to end",
-        within_s=240,
-    )
-    rows = fleet.sql("SELECT status, attempts, worker FROM jobs WHERE id = ANY($1::text[])", ids)
-    assert len(rows) == 500
-    assert {(status, attempts) for status, attempts, _ in rows} == {("succeeded", 1)}  # none claimed twice
-    assert len({worker for _, _, worker in rows}) == 2  # both workers took part
-    captures = fleet.sql("SELECT count(*) FROM ledger WHERE kind = 'capture' AND job_id = ANY($1::text[])", ids)
-    assert captures[0][0] == 500
-    books(fleet)
 
 
 def test_a_worker_killed_mid_job_leaves_it_to_another_at_attempt_2(fleet: Fleet) -> None:

@@ -24,6 +24,9 @@ def banner(settings: Settings, admin_key: str | None) -> None:
     console.print(f"  home      {settings.home}")
     console.print(f"  database  {settings.masked()['database_url']}")
     console.print(f"  providers {providers}")
+    if settings.distributed:
+        runs = f"runs up to {settings.workers} job(s) at once" if settings.workers else "accepts only (workers = 0)"
+        console.print(f"  queue     database (shared with every process on it); this process {runs}")
     if any(is_emulated(d.provider) for d in deployments):
         console.print(
             "  [yellow]Images come from the built-in emulator: no upstream is configured "

@@ -34,9 +34,6 @@ class DatabaseQueue:
     async def enqueue(self, job_id: str) -> None:
         self._doorbell.ring(JOB_QUEUED, job_id)
 
-    def qsize(self) -> int:
-        return 0  # the depth lives in the database (BacklogGauge); nothing waits in this process
-
     async def aclose(self) -> None:
         return None
 
