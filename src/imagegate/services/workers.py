@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import cast
 
 from imagegate.core.ports import JobClaims, LocalQueue, WebhookSender
 from imagegate.services.claiming import ClaimingWorker
@@ -47,7 +48,8 @@ class WorkerPool:
         self._sweep_interval_s = sweep_interval_s
         self._webhook_sender = webhook_sender
         self._webhook_poll_s = webhook_poll_s
-        self._local_queue = local_queue
+        # Without claims the jobs come from the in-process queue, the services' own unless one is given.
+        self._local_queue = local_queue or (cast(LocalQueue, svc.queue) if claims is None else None)
         self._claims = claims
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: list[asyncio.Task[None]] = []
