@@ -28,6 +28,7 @@ from imagegate.dialects.gemini.responses import render_response
 from imagegate.errors import ImagegateError, InvalidRequest, NotFound, error_from_code
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, services_of
+from imagegate.http.openapi_bodies import EMPTY_BODY
 from imagegate.services import batches, uploads
 from imagegate.services.context import Services
 from imagegate.services.queries import load_job_images, raise_if_failed
@@ -98,7 +99,7 @@ async def get_batch(
     return JSONResponse(await _operation(svc, principal, await batches.get_batch(svc, principal, name)))
 
 
-@router.post("/{version}/batches/{name_and_action}")
+@router.post("/{version}/batches/{name_and_action}", openapi_extra=EMPTY_BODY)  # the SDK sends {} or nothing
 async def cancel_batch(
     version: str, name_and_action: str, request: Request, principal: ApiKey = Depends(require_principal)
 ) -> JSONResponse:
