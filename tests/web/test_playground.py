@@ -154,7 +154,7 @@ def test_generate_edit_branch_gallery_and_dashboard(desktop: Tab, web: Web, arti
     assert "0.078" in detail.locator(".facts").inner_text()  # two images at the list price
     assert natural_width(detail.locator(".detail-images img").first) == 1344
     page.keyboard.press("Escape")
-    refused = cards.filter(has_text="emulate:image_safety")
+    refused = cards.filter(has_text="emulate:image_safety please")
     assert "refused" in refused.inner_text().lower()
     refused.click()
     assert "Refused" in detail.locator(".why").inner_text()

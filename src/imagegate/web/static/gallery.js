@@ -41,7 +41,8 @@ export function initGallery(ctx) {
   const error = $("#gallery-error");
   const filter = $("#gallery-filter");
   let lastId = null;
-  let loading = false;
+  let generation = 0; // bumped by every new search: answers to an older one are dropped, never shown
+  let loadingMore = false;
 
   clear($("#filter-model"), h("option", { value: "" }, "All models"), ctx.models.map((m) => h("option", { value: m.id }, m.display_name || m.id)));
 
@@ -57,8 +58,10 @@ export function initGallery(ctx) {
   }
 
   async function load(reset) {
-    if (loading) return;
-    loading = true;
+    // A new search always runs (a Filter click while the first page loads must not be lost); "more" runs once.
+    if (!reset && loadingMore) return;
+    const mine = reset ? ++generation : generation;
+    if (!reset) loadingMore = true;
     error.textContent = "";
     try {
       const page = await api(`/v1/playground/search?${query(reset)}`);
@@ -71,6 +74,7 @@ export function initGallery(ctx) {
           }
         }),
       );
+      if (mine !== generation) return;
       if (reset) grid.replaceChildren();
       grid.append(...tasks.filter(Boolean).map(card));
       lastId = page.last_id ?? lastId;
@@ -80,9 +84,9 @@ export function initGallery(ctx) {
         ? "No job matches these filters."
         : "No jobs yet. Generate something first.";
     } catch (failure) {
-      error.textContent = `The gallery could not be loaded: ${failure.message}`;
+      if (mine === generation) error.textContent = `The gallery could not be loaded: ${failure.message}`;
     } finally {
-      loading = false;
+      if (!reset) loadingMore = false;
     }
   }
 
