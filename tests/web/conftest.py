@@ -81,6 +81,7 @@ def browser() -> Iterator[Any]:
         _unavailable(f"{CHROMIUM} is missing (apt-get install -y chromium)")
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=QUIET_FLAGS)
+        sync_api.expect.set_options(timeout=15_000)  # the same patience as a page's own waits, on a loaded CI box
         yield launched
         launched.close()
 
