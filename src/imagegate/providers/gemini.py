@@ -39,6 +39,7 @@ from imagegate.providers.base import (
     parse_options,
     unreadable,
 )
+from imagegate.providers.inline import GOOGLE_INLINE_IMAGE_BYTES, fit_inline_images
 
 UPSTREAM = "Google AI Studio"
 _RPC = "type.googleapis.com/google.rpc."
@@ -55,6 +56,8 @@ class GeminiOptions(BaseModel):
     timeout_s: float = Field(default=120, gt=0)
     connect_timeout_s: float = Field(default=10, gt=0)
     max_retries: int = Field(default=2, ge=0)
+    # Larger input images are re-encoded to fit before they are sent (``providers.inline``).
+    max_inline_image_bytes: int = Field(default=GOOGLE_INLINE_IMAGE_BYTES, ge=100_000)
     max_connections: int = Field(default=100, ge=1, description="calls running upstream at once")
 
 
@@ -92,6 +95,7 @@ class GeminiProvider:
         await self._http.aclose()
 
     async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
+        spec = await fit_inline_images(spec, self._options.max_inline_image_bytes)
         body = build_request_body(spec)
         response = await self._post(upstream_model, "generateContent", body)
         return parse_generation(json_object(response, UPSTREAM))

@@ -57,6 +57,7 @@ from imagegate.providers.gemini import (
     rpc_retry_delay,
     rpc_status,
 )
+from imagegate.providers.inline import GOOGLE_INLINE_IMAGE_BYTES, fit_inline_images
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -84,6 +85,8 @@ class VertexOptions(BaseModel):
     connect_timeout_s: float = Field(default=10, gt=0)
     token_timeout_s: float = Field(default=30, gt=0)  # one HTTP call to Google's token endpoint
     max_retries: int = Field(default=2, ge=0)
+    # Larger input images are re-encoded to fit before they are sent (``providers.inline``).
+    max_inline_image_bytes: int = Field(default=GOOGLE_INLINE_IMAGE_BYTES, ge=100_000)
 
     @model_validator(mode="after")
     def _one_way_in(self) -> Self:
@@ -154,6 +157,7 @@ class VertexProvider:
                 "Vertex AI does not support timeRangeFilter for Search grounding.",
                 field="tools.googleSearch.time_range_filter",
             )
+        spec = await fit_inline_images(spec, self._options.max_inline_image_bytes)
         body = build_request_body(spec)
         response = await self._post(upstream_model, "generateContent", body)
         return parse_generation(json_object(response, UPSTREAM), upstream=UPSTREAM)
