@@ -56,6 +56,10 @@ def _jpeg() -> str:
 JPEG_B64 = _jpeg()  # Gemini 3 image models answer in JPEG
 
 
+#: A prompt holding this word gets Google's 400 INVALID_ARGUMENT: the request is at fault, not the upstream.
+POISON = "poison-pill"
+
+
 class FakeGemini:
     """``mode``: ok | unavailable (503) | rate_limited (429 + RetryInfo) | refuse (blockReason) | slow.
 
@@ -86,6 +90,9 @@ class FakeGemini:
         self.bodies.append(body)
         if self.mode == "slow" or self.delay_s:
             await asyncio.sleep(self.delay_s or 5)
+        if POISON in json.dumps(body):  # a request Google itself refuses, whatever the mode
+            error = {"code": 400, "message": "Request contains an invalid argument.", "status": "INVALID_ARGUMENT"}
+            return JSONResponse({"error": error}, status_code=400)
         if self.mode == "unavailable":
             error = {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}
             return JSONResponse({"error": error}, status_code=503)

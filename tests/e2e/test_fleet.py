@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .fake_gemini import FakeGemini
+from .fake_gemini import POISON, FakeGemini
 from .server import Server, cli, start_server
 
 pytestmark = pytest.mark.e2e
@@ -149,6 +149,32 @@ def test_the_breaker_cycle_end_to_end(tmp_path: Path, upstreams) -> None:  # typ
         assert _providers(server)["up-a"]["state"] == "half_open"
         assert _served_by(_generate(server)) == "up-a"  # the probe
         assert _providers(server)["up-a"]["state"] == "closed"
+    finally:
+        server.stop()
+
+
+def test_one_callers_bad_requests_never_pause_the_model_for_another(tmp_path: Path, upstreams) -> None:  # type: ignore[no-untyped-def]
+    a, _ = upstreams
+    server = _serve(tmp_path, _config(tmp_path, [(a, "retries = 2")], routing="breaker_failures = 2"))
+    try:
+        created = cli(
+            server.home, "keys", "create", "--name", "careless", "--credits", "1", "--json", env=server.extra_env
+        )
+        careless = json.loads(created)["key"]
+        for _ in range(6):  # three times the breaker's threshold, each one refused by Google itself
+            bad = httpx.post(
+                f"{server.url}/v1beta/models/{MODEL}:generateContent",
+                json={"contents": [{"parts": [{"text": f"a {POISON} prompt"}]}]},
+                headers={"x-goog-api-key": careless},
+                timeout=60,
+            )
+            assert bad.status_code == 400 and bad.json()["error"]["status"] == "INVALID_ARGUMENT", bad.text
+        assert a.calls == 6  # the caller's mistake was not retried, here or elsewhere
+        health = _providers(server)["up-a"]
+        assert health["state"] == "closed" and health["stats"]["5m"]["errors"] == 0
+        assert _served_by(_generate(server)) == "up-a"  # another key is served at once
+        account = httpx.get(f"{server.url}/v1/account", headers={"authorization": f"Bearer {careless}"}).json()
+        assert float(account["spent"]) == 0  # and the careless key paid nothing
     finally:
         server.stop()
 
