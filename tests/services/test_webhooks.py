@@ -136,9 +136,9 @@ async def test_a_webhook_claimed_elsewhere_is_left_alone(make_services) -> None:
         await uow.commit()
     stale = record
     sender = FakeSender()
-    from imagegate.services.webhooks import _attempt
+    from imagegate.services.webhooks import _attempt, _clock_of
 
-    assert await _attempt(svc, sender, lambda job: _payload(job), stale) == 0 and not sender.calls
+    assert await _attempt(svc, sender, lambda job: _payload(job), stale, _clock_of(svc)) == 0 and not sender.calls
 
 
 async def _payload(job):  # type: ignore[no-untyped-def]

@@ -16,7 +16,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +30,8 @@ from imagegate.services.context import Services
 log = logging.getLogger(__name__)
 
 PayloadRenderer = Callable[[Job], Awaitable[dict[str, Any]]]
+#: Where "now" comes from: the database's clock when several processes deliver (``JobClaims.database_now``).
+Clock = Callable[[], Awaitable[datetime]]
 
 #: While one process delivers, others leave the webhook alone for this long.
 _IN_FLIGHT = timedelta(seconds=60)
@@ -99,19 +101,34 @@ async def minimal_payload(job: Job) -> dict[str, Any]:
     return {"id": job.id, "status": job.status.value, "model": job.model}
 
 
-async def deliver_due_webhooks(svc: Services, sender: WebhookSender) -> int:
-    """Attempt every webhook that is due; returns how many were delivered."""
+async def deliver_due_webhooks(svc: Services, sender: WebhookSender, *, clock: Clock | None = None) -> int:
+    """Attempt every webhook that is due; returns how many were delivered.
+
+    A delivery is claimed by moving its ``next_attempt_at`` past the send (compare-and-set on the attempt
+    count). With several processes ``clock`` must be the database's: a claim set by one machine's clock and
+    read by another's that runs ahead would look expired, and the webhook would be sent twice.
+    """
+    now = clock or _clock_of(svc)
     render = svc.webhook_payload or minimal_payload
     async with svc.uow() as uow:
-        due = await uow.webhooks.due(svc.clock())
+        due = await uow.webhooks.due(await now())
     delivered = 0
     for record in due:
-        delivered += await _attempt(svc, sender, render, record)
+        delivered += await _attempt(svc, sender, render, record, now)
     return delivered
 
 
-async def _attempt(svc: Services, sender: WebhookSender, render: PayloadRenderer, record: WebhookRecord) -> int:
-    now = svc.clock()
+def _clock_of(svc: Services) -> Clock:
+    async def now() -> datetime:
+        return svc.clock()
+
+    return now
+
+
+async def _attempt(
+    svc: Services, sender: WebhookSender, render: PayloadRenderer, record: WebhookRecord, clock: Clock
+) -> int:
+    now = await clock()
     claimed = replace(record, attempts=record.attempts + 1, next_attempt_at=now + _IN_FLIGHT)
     async with svc.uow() as uow:
         if not await uow.webhooks.update(claimed, expected_attempts=record.attempts):
@@ -135,7 +152,7 @@ async def _attempt(svc: Services, sender: WebhookSender, render: PayloadRenderer
         error = None if 200 <= status < 300 else f"the receiver answered HTTP {status}"
     except Exception as exc:  # any failure to get an answer is one failed attempt
         error = f"{type(exc).__name__}: {exc}"[:500]
-    finished = svc.clock()
+    finished = await clock()
     delays = svc.config.webhook_retry_delays_s
     if error is None:
         outcome = replace(claimed, state="delivered", next_attempt_at=None, last_error=None, finished_at=finished)

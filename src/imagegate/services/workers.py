@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import cast
 
@@ -100,6 +100,11 @@ class WorkerPool:
             if self._stopping:
                 return
 
+    @property
+    def database_clock(self) -> Callable[[], Awaitable[datetime]] | None:
+        """The database's clock when processes share the database queue; None: this process's own is the truth."""
+        return self._claims.database_now if self._claims is not None else None
+
     async def sweep_once(self) -> bool:
         """One run of the chores; False when another process holds the chore lock and runs them."""
         if self._claims is None:
@@ -128,7 +133,7 @@ class WorkerPool:
     async def _webhooks(self, sender: WebhookSender) -> None:
         while True:
             try:
-                await deliver_due_webhooks(self._svc, sender)
+                await deliver_due_webhooks(self._svc, sender, clock=self.database_clock)
             except Exception:
                 log.exception("webhook delivery run failed")
             await asyncio.sleep(self._webhook_poll_s)
