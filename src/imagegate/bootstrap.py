@@ -213,6 +213,7 @@ async def open_runtime(
                 poll_interval_s=30.0 if settings.distributed else 1.0,
                 file_retention_s=settings.file_retention_days * 86400 if settings.file_retention_days else None,
                 webhook_retry_delays_s=tuple(settings.webhook_retry_delays_s),
+                webhook_lease_s=settings.webhook_lease_s,
                 max_input_image_bytes=settings.max_input_image_bytes,
                 upload_max_bytes=settings.gemini_file_max_bytes,
                 batch_price_percent=settings.batch_price_percent,

@@ -264,6 +264,12 @@ class Settings(BaseSettings):
         description="waits between webhook attempts; delivery is given up after the last",
     )
     webhook_poll_s: float = Field(default=1.0, gt=0, description="how often due webhooks are looked for")
+    webhook_lease_s: float = Field(
+        default=60.0,
+        ge=1,
+        description="how long an attempt at a webhook is left to the process making it (sends are cut at half "
+        "of it); after a crash, the wait before another process sends it again",
+    )
     rate_limit_per_minute: int = Field(default=0, ge=0, description="requests per key per minute; 0 = no limit")
     key_cache_s: float = Field(
         default=5.0, ge=0, description="a verified API key is trusted this long without a read; 0 = read every time"

@@ -36,6 +36,7 @@ class ServiceConfig:
     batch_price_percent: int = 50  # what a batch job costs, in percent of the usual price (Google's: half)
     # Waits between webhook attempts; after the last one fails, delivery is given up.
     webhook_retry_delays_s: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0)
+    webhook_lease_s: float = 60.0  # one process's attempt at a webhook; others leave it alone meanwhile
 
 
 @dataclass

@@ -7,6 +7,7 @@ on a backoff schedule, from the database, so a restart loses none; a 410 Gone st
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -32,9 +33,6 @@ log = logging.getLogger(__name__)
 PayloadRenderer = Callable[[Job], Awaitable[dict[str, Any]]]
 #: Where "now" comes from: the database's clock when several processes deliver (``JobClaims.database_now``).
 Clock = Callable[[], Awaitable[datetime]]
-
-#: While one process delivers, others leave the webhook alone for this long.
-_IN_FLIGHT = timedelta(seconds=60)
 
 
 def check_webhook_url(url: str) -> str:
@@ -129,7 +127,8 @@ async def _attempt(
     svc: Services, sender: WebhookSender, render: PayloadRenderer, record: WebhookRecord, clock: Clock
 ) -> int:
     now = await clock()
-    claimed = replace(record, attempts=record.attempts + 1, next_attempt_at=now + _IN_FLIGHT)
+    lease_s = svc.config.webhook_lease_s
+    claimed = replace(record, attempts=record.attempts + 1, next_attempt_at=now + timedelta(seconds=lease_s))
     async with svc.uow() as uow:
         if not await uow.webhooks.update(claimed, expected_attempts=record.attempts):
             return 0  # another process took it
@@ -148,8 +147,12 @@ async def _attempt(
     }
     status: int | None = None
     try:
-        status = await sender.send(record.url, body.encode(), headers)
+        # Cut at half the lease, so another process never takes over a send that is still going.
+        async with asyncio.timeout(lease_s / 2):
+            status = await sender.send(record.url, body.encode(), headers)
         error = None if 200 <= status < 300 else f"the receiver answered HTTP {status}"
+    except TimeoutError:
+        error = f"the receiver did not answer within {lease_s / 2:g} s"
     except Exception as exc:  # any failure to get an answer is one failed attempt
         error = f"{type(exc).__name__}: {exc}"[:500]
     finished = await clock()
