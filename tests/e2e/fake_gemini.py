@@ -73,6 +73,7 @@ class FakeGemini:
         self.name = name
         self.mode = "ok"
         self.delay_s = 0.0
+        self.next_delays: list[float] = []  # per call, first come first served; then ``delay_s``
         self.calls = 0
         self.bodies: list[dict[str, Any]] = []
         self.issued: list[tuple[bytes, bytes]] = []  # (text signature, image signature) per thinking answer
@@ -88,7 +89,9 @@ class FakeGemini:
         self.calls += 1
         body = json.loads(await request.body())
         self.bodies.append(body)
-        if self.mode == "slow" or self.delay_s:
+        if self.next_delays:
+            await asyncio.sleep(self.next_delays.pop(0))
+        elif self.mode == "slow" or self.delay_s:
             await asyncio.sleep(self.delay_s or 5)
         if POISON in json.dumps(body):  # a request Google itself refuses, whatever the mode
             error = {"code": 400, "message": "Request contains an invalid argument.", "status": "INVALID_ARGUMENT"}

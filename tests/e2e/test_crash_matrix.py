@@ -5,16 +5,18 @@ metered key. Each case kills the server with SIGKILL (no shutdown, no cleanup) a
 
 - ``held``: the job is accepted and its credits held, but not yet claimed (the only worker is busy);
 - ``in_flight``: the provider call is at the upstream;
+- ``stored``: one image of a two-image task is stored, the other still at the upstream (async only: a sync
+  Gemini request makes one image);
 - ``webhook``: the job's final write is committed and its webhook is being sent.
 
 …for a sync ``generateContent`` with and without ``Idempotency-Key`` and for an async task (the webhook step
-exists only for tasks). After the restart: every job ends, money moved once per job and balances match the
-ledger (``invariants.check_jobs_and_money``), a retry with the same Idempotency-Key gets the one job's answer
-and no second charge, and a webhook interrupted mid-send is sent again with the same ``webhook-id``.
-
-Not reachable from outside, so not here: the instant between the images being stored and the final write
-(``test_restart_recovery`` and the services' recovery tests cover a job re-run after it), and the instant
-between a request's arrival and its job's commit (nothing is held then, so nothing can be stranded).
+exists only for tasks). After the restart: every job ends, money moved once per job and balances match the ledger
+(``invariants.check_jobs_and_money``), every stored output has its row and every row its object, a retry with the
+same Idempotency-Key gets the one job's answer and no second charge, and a webhook interrupted mid-send is sent
+again with the same ``webhook-id``. Not reachable from outside, so not here: the instant between the images being
+stored and the final write (``test_restart_recovery`` and the services' recovery tests cover a job re-run after
+it), and the instant between a request's arrival and its job's commit (nothing is held then, so nothing can be
+stranded).
 """
 
 from __future__ import annotations
@@ -118,12 +120,12 @@ def _until(condition: Callable[[], bool], what: str, timeout_s: float = 30) -> N
         time.sleep(0.05)  # polling another process (its database, the fakes) for a state to be reached
 
 
-def _send(server: Server, key: str, mode: str, prompt: str, webhook: str | None) -> httpx.Response:
+def _send(server: Server, key: str, mode: str, prompt: str, webhook: str | None, n: int = 1) -> httpx.Response:
     headers = {"authorization": f"Bearer {key}"}
     if mode in ("sync+key", "async"):
         headers["idempotency-key"] = f"retry-{prompt}"
     if mode == "async":
-        body: dict[str, object] = {"model": MODEL, "prompt": prompt}
+        body: dict[str, object] = {"model": MODEL, "prompt": prompt, "n": n}
         if webhook:
             body["webhook_url"] = webhook
         return httpx.post(f"{server.url}/v1/async/images/generations", json=body, headers=headers, timeout=60)
@@ -149,6 +151,7 @@ CASES = [
     ("in_flight", "sync"),
     ("in_flight", "sync+key"),
     ("in_flight", "async"),
+    ("stored", "async"),
     ("webhook", "async"),
 ]
 
@@ -164,6 +167,7 @@ def test_a_sigkill_at_each_step_strands_nothing(
     key = json.loads(created)["key"]
     prompt = f"{step}-{mode}"
     webhook = receiver.url if step == "webhook" else None
+    n = 2 if step == "stored" else 1
     callers: list[threading.Thread] = []
     if step == "held":
         google.delay_s = 60  # a first job takes the only worker and stays at the upstream
@@ -175,6 +179,10 @@ def test_a_sigkill_at_each_step_strands_nothing(
         google.delay_s = 60
         callers.append(_in_background(lambda: _send(server, key, mode, prompt, None)))
         _until(lambda: google.calls == 1, "the call reached the upstream")
+    elif step == "stored":
+        google.next_delays = [0, 60]  # the first image comes back at once, the second never before the kill
+        callers.append(_in_background(lambda: _send(server, key, mode, prompt, None, n=n)))
+        _until(lambda: any((home / "files" / "outputs").rglob("*.png")), "the first image was stored")
     else:
         accepted = _send(server, key, mode, prompt, webhook)
         assert accepted.status_code in (200, 202), accepted.text
@@ -183,7 +191,7 @@ def test_a_sigkill_at_each_step_strands_nothing(
     server.process.kill()  # SIGKILL: no shutdown, no cleanup
     server.process.wait()
 
-    google.delay_s = 0
+    google.delay_s, google.next_delays = 0, []
     receiver.release.set()
     restarted = start_server(home, config=config, env=ENV)
     try:
@@ -192,7 +200,7 @@ def test_a_sigkill_at_each_step_strands_nothing(
             _until(lambda: len(receiver.ids) >= 2, "the webhook was sent again")
             assert len(set(receiver.ids)) == 1  # the same webhook-id: a receiver can drop the repeat
         if mode != "sync":
-            again = _send(restarted, key, mode, prompt, webhook)  # the client retries with the same key
+            again = _send(restarted, key, mode, prompt, webhook, n=n)  # the client retries with the same key
             assert again.status_code in (200, 202), again.text
             assert len(_jobs(home)) == len(_jobs(home)[:2]) and len({job for job, _ in _jobs(home)}) == len(_jobs(home))
             if mode == "async":
@@ -203,7 +211,12 @@ def test_a_sigkill_at_each_step_strands_nothing(
         restarted.stop()
     for caller in callers:
         caller.join(timeout=5)
-    statuses = check_jobs_and_money(home / "imagegate.db")
+    stored = [str(path.relative_to(home / "files")) for path in (home / "files").rglob("*") if path.is_file()]
+    statuses = check_jobs_and_money(home / "imagegate.db", objects=stored)
+    with sqlite3.connect(home / "imagegate.db") as db:
+        rows = {key for (key,) in db.execute("SELECT storage_key FROM files")}
+    outputs = {key for key in stored if key.startswith("outputs/")}
+    assert outputs == rows, f"stored objects without a row: {outputs - rows}"  # the killed attempt left none
     expected_jobs = 2 if step == "held" else 1
     assert sum(statuses.values()) == expected_jobs, statuses  # no retry made a second job
     assert statuses.get("succeeded") == expected_jobs, statuses
