@@ -2,7 +2,8 @@
 
 A bare ASGI app on uvicorn (httptools, uvloop), with the whole answer encoded once at start, so the upstream
 costs as little as possible and what is measured is the client and whatever sits between. Delays are fixed
-(``--delay-ms``) or drawn from a log-normal with a given median and 95th percentile (``--p50-ms --p95-ms``).
+(``--delay-ms``) or drawn from a log-normal with a given median and 95th percentile (``--p50-ms --p95-ms``);
+``--fail-rate`` answers that share of calls, after the same delay, with Google's 503 UNAVAILABLE.
 
     python bench/fake_upstream.py --port 9100 --image 1024 --delay-ms 200
 """
@@ -65,8 +66,16 @@ def delay_source(delay_ms: float, p50_ms: float | None, p95_ms: float | None) ->
     return lambda: random.lognormvariate(mu, sigma)
 
 
-def make_app(body: bytes, delay: Callable[[], float]) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+OVERLOADED = json.dumps(
+    {"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}
+).encode()
+
+
+def make_app(
+    body: bytes, delay: Callable[[], float], fail_rate: float = 0.0
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    failed = [(b"content-type", b"application/json"), (b"content-length", str(len(OVERLOADED)).encode())]
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -84,6 +93,10 @@ def make_app(body: bytes, delay: Callable[[], float]) -> Callable[[Scope, Receiv
         wait = delay()
         if wait > 0:
             await asyncio.sleep(wait)
+        if fail_rate and random.random() < fail_rate:
+            await send({"type": "http.response.start", "status": 503, "headers": failed})
+            await send({"type": "http.response.body", "body": OVERLOADED})
+            return
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -97,8 +110,9 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=0.0)
     parser.add_argument("--p50-ms", type=float, default=None, help="log-normal delays with this median...")
     parser.add_argument("--p95-ms", type=float, default=None, help="...and this 95th percentile")
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of calls answered 503 UNAVAILABLE")
     args = parser.parse_args()
-    app = make_app(answer(args.image), delay_source(args.delay_ms, args.p50_ms, args.p95_ms))
+    app = make_app(answer(args.image), delay_source(args.delay_ms, args.p50_ms, args.p95_ms), args.fail_rate)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, backlog=4096)
 
 

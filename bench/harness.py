@@ -100,11 +100,17 @@ class Service:
 
 
 def start_upstream(
-    work: Path, *, image: int, delay_ms: float, p50_ms: float | None = None, p95_ms: float | None = None
+    work: Path,
+    *,
+    image: int,
+    delay_ms: float,
+    p50_ms: float | None = None,
+    p95_ms: float | None = None,
+    fail_rate: float = 0.0,
 ) -> Service:
     port = free_port()
     args = [sys.executable, str(BENCH / "fake_upstream.py"), "--port", str(port), "--image", str(image)]
-    args += ["--delay-ms", str(delay_ms)]
+    args += ["--delay-ms", str(delay_ms), "--fail-rate", str(fail_rate)]
     if p50_ms is not None:
         args += ["--p50-ms", str(p50_ms), "--p95-ms", str(p95_ms or p50_ms)]
     log = work / "upstream.log"
@@ -127,7 +133,13 @@ def postgres_database(admin_url: str) -> Iterator[str]:
 
 
 def start_imagegate(
-    work: Path, upstream: Service, *, workers: int, extra_env: dict[str, str] | None = None, name: str = "imagegate"
+    work: Path,
+    upstream: Service,
+    *,
+    workers: int,
+    extra_env: dict[str, str] | None = None,
+    name: str = "imagegate",
+    provider_retries: int = 0,
 ) -> Service:
     home = work / "imagegate"
     home.mkdir(parents=True, exist_ok=True)
@@ -143,7 +155,7 @@ model = "{MODEL}"
 provider = "gemini"
 base_url = "{upstream.url}"
 api_key = "bench-upstream-key"
-options = {{ max_connections = {max(workers, 100)}, max_retries = 0, timeout_s = 600 }}
+options = {{ max_connections = {max(workers, 100)}, max_retries = {provider_retries}, timeout_s = 600 }}
 """
     )
     env = {**os.environ, "IMAGEGATE_HOME": str(home), "GEMINI_API_KEY": "", **(extra_env or {})}
