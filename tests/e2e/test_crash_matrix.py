@@ -169,27 +169,29 @@ def test_a_sigkill_at_each_step_strands_nothing(
     webhook = receiver.url if step == "webhook" else None
     n = 2 if step == "stored" else 1
     callers: list[threading.Thread] = []
-    if step == "held":
-        google.delay_s = 60  # a first job takes the only worker and stays at the upstream
-        callers.append(_in_background(lambda: _send(server, key, "sync", "blocker", None)))
-        _until(lambda: google.calls == 1, "the blocker reached the upstream")
-        callers.append(_in_background(lambda: _send(server, key, mode, prompt, None)))
-        _until(lambda: len(_jobs(home)) == 2 and _jobs(home)[1][1] == "queued", "the job was held and queued")
-    elif step == "in_flight":
-        google.delay_s = 60
-        callers.append(_in_background(lambda: _send(server, key, mode, prompt, None)))
-        _until(lambda: google.calls == 1, "the call reached the upstream")
-    elif step == "stored":
-        google.next_delays = [0, 60]  # the first image comes back at once, the second never before the kill
-        callers.append(_in_background(lambda: _send(server, key, mode, prompt, None, n=n)))
-        _until(lambda: any((home / "files" / "outputs").rglob("*.png")), "the first image was stored")
-    else:
-        accepted = _send(server, key, mode, prompt, webhook)
-        assert accepted.status_code in (200, 202), accepted.text
-        _until(lambda: len(receiver.ids) == 1, "the webhook was being sent")
-        assert _jobs(home)[0][1] == "succeeded"  # the final write is committed before any webhook is sent
-    server.process.kill()  # SIGKILL: no shutdown, no cleanup
-    server.process.wait()
+    try:
+        if step == "held":
+            google.delay_s = 60  # a first job takes the only worker and stays at the upstream
+            callers.append(_in_background(lambda: _send(server, key, "sync", "blocker", None)))
+            _until(lambda: google.calls == 1, "the blocker reached the upstream")
+            callers.append(_in_background(lambda: _send(server, key, mode, prompt, None)))
+            _until(lambda: len(_jobs(home)) == 2 and _jobs(home)[1][1] == "queued", "the job was held and queued")
+        elif step == "in_flight":
+            google.delay_s = 60
+            callers.append(_in_background(lambda: _send(server, key, mode, prompt, None)))
+            _until(lambda: google.calls == 1, "the call reached the upstream")
+        elif step == "stored":
+            google.next_delays = [0, 60]  # the first image comes back at once, the second never before the kill
+            callers.append(_in_background(lambda: _send(server, key, mode, prompt, None, n=n)))
+            _until(lambda: any((home / "files" / "outputs").rglob("*.png")), "the first image was stored")
+        else:
+            accepted = _send(server, key, mode, prompt, webhook)
+            assert accepted.status_code in (200, 202), accepted.text
+            _until(lambda: len(receiver.ids) == 1, "the webhook was being sent")
+            assert _jobs(home)[0][1] == "succeeded"  # the final write is committed before any webhook is sent
+    finally:
+        server.process.kill()  # SIGKILL: no shutdown, no cleanup (and never a server left behind)
+        server.process.wait()
 
     google.delay_s, google.next_delays = 0, []
     receiver.release.set()
