@@ -130,6 +130,7 @@ FIELDS: dict[type[BaseModel], dict[str, tuple[str, str]]] = {
         "provider": (JOB, "AIML's routing override: routing is this server's configuration"),
         "stream": (JOB, "answered as an event stream"),
         "partial_images": (JOB, "with stream: these models send no partial image, only the completed event"),
+        "seed": (JOB, "seed (not OpenAI's; fal's and Together's OpenAI-style image APIs take it)"),
         "image_urls": (STRUCTURE, "images to fetch"),
         "images": (STRUCTURE, "images sent"),
     },
@@ -206,6 +207,7 @@ def test_openai_fields_map_or_are_refused() -> None:
     assert _openai(aspect_ratio="21:9").aspect_ratio == "21:9" and _openai(n=3).n == 3
     assert _openai(output_format="webp", output_compression=40).output_quality == 40
     assert _openai(background="opaque").image_size is None  # what the model makes: accepted, nothing to change
+    assert _openai(seed=-7).seed == -7 and _openai(seed="4294967").seed == 4294967  # forms send text
     for body, field in [
         ({"style": "vivid"}, "style"),
         ({"moderation": "low"}, "moderation"),
@@ -216,6 +218,7 @@ def test_openai_fields_map_or_are_refused() -> None:
         ({"quality": "512"}, "quality"),
         ({"size": "2K", "quality": "4k"}, "quality"),
         ({"n": 11}, "n"),
-        ({"seed": 3}, "seed"),  # no such OpenAI parameter
+        ({"seed": 2**31}, "seed"),  # Google's seed is an int32
+        ({"seed": "x"}, "seed"),
     ]:
         assert _openai_error(**body).field == field, body

@@ -270,6 +270,8 @@ def test_copied_snippets_run_and_make_the_same_images(desktop: Tab, web: Web, tm
     page.get_by_label("Prompt").fill("two 'quoted' kites")
     page.locator(".ratio", has_text="3:2").click()
     page.locator(".segment", has_text="2").click()
+    page.get_by_text("More options").click()
+    page.get_by_label("Seed").fill("4242")
     snippets = {}
     for button in ("curl", "google-genai", "openai"):
         page.locator(".copy-as").get_by_role("button", name=button, exact=True).click()
@@ -287,3 +289,9 @@ def test_copied_snippets_run_and_make_the_same_images(desktop: Tab, web: Web, tm
     curl = subprocess.run(["bash", "-c", snippets["curl"]], env=env, capture_output=True, timeout=60, check=True)
     answer = json.loads(curl.stdout)
     assert len(answer["data"]) == 2 and answer["size"] == "1248x832"
+    # The seed travels in each: the OpenAI body and curl as "seed", google-genai per call as seed + i.
+    assert '"seed":4242' in snippets["curl"] and 'extra_body={"seed": 4242}' in snippets["openai"]
+    assert "seed=4242 + i," in snippets["google-genai"]
+    with page.expect_request(lambda r: r.url.endswith("/v1/async/images/generations")) as sent:
+        page.get_by_role("button", name="Generate").click()
+    assert json.loads(sent.value.post_data or "{}")["seed"] == 4242

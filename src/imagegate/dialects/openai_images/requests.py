@@ -112,7 +112,7 @@ def output_options(
 
 
 #: The JobSpec fields as this dialect names them: ``core.checks`` violations name these params.
-FIELDS = {"input_images": "image", "image_size": "size", "aspect_ratio": "size", "n": "n"}
+FIELDS = {"input_images": "image", "image_size": "size", "aspect_ratio": "size", "n": "n", "seed": "seed"}
 
 
 def fields_for(request: ImagesRequest) -> dict[str, str]:
@@ -150,6 +150,7 @@ def to_job_spec(
         aspect_ratio=aspect_ratio,
         image_size=_resolution(request, model, sized) or image_size,
         n=request.count,
+        seed=request.seed,
         dialect="openai",
         output_mime_type=output.mime_type,
         output_quality=output.quality,

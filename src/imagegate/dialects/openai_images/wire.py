@@ -101,7 +101,7 @@ def _integer(low: int, high: int) -> Callable[[object, ValidationInfo], int | No
             number = value
         elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
             number = int(value)  # the AI/ML schema types num_images as a JSON number
-        elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,9}\s*", value):
+        elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,10}\s*", value):
             number = int(value)  # multipart sends every number as text
         if number is None:
             raise param_error(
@@ -202,6 +202,8 @@ N = Annotated[int | None, BeforeValidator(_integer(1, MAX_N))]
 NumImages = Annotated[int | None, BeforeValidator(_integer(1, MAX_NUM_IMAGES))]
 Compression = Annotated[int | None, BeforeValidator(_integer(0, 100))]
 PartialImages = Annotated[int | None, BeforeValidator(_integer(0, 3))]
+# Not OpenAI's: fal's, Together's and other OpenAI-style image APIs take it; Google's seed is an int32.
+Seed = Annotated[int | None, BeforeValidator(_integer(-(2**31), 2**31 - 1))]
 ResponseFormat = Annotated[str | None, BeforeValidator(_choice(RESPONSE_FORMATS))]
 OutputFormat = Annotated[str | None, BeforeValidator(_choice(OUTPUT_FORMATS, {"jpg": "jpeg"}))]
 Quality = Annotated[str | None, BeforeValidator(_choice(QUALITIES))]
@@ -242,6 +244,7 @@ class ImagesRequest(BaseModel):
     provider: Text = None  # AIML's routing override; this server routes by its own configuration
     stream: Stream = False
     partial_images: PartialImages = None
+    seed: Seed = None
     image_urls: tuple[str, ...] = ()
     images: tuple[ImageInput, ...] = ()
 

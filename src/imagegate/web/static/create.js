@@ -38,6 +38,7 @@ export function initCreate(ctx) {
   const resolutionSelect = $("#create-resolution");
   const formatSelect = $("#create-format");
   const quality = $("#create-quality");
+  const seedInput = $("#create-seed");
   const compare = $("#create-compare");
   const compareList = $("#compare-models");
   const priceLine = $("#create-price");
@@ -174,6 +175,7 @@ export function initCreate(ctx) {
       inputs: tray.items.length,
       format: formatSelect.value,
       quality: formatSelect.value === "png" || !quality.value ? null : Number(quality.value),
+      seed: seedInput.value.trim() === "" ? null : Number(seedInput.value),
     };
   }
 
@@ -192,6 +194,7 @@ export function initCreate(ctx) {
     if (count) count.checked = true;
     prompt.value = asked.prompt ?? "";
     if (asked.format) formatSelect.value = asked.format;
+    seedInput.value = asked.seed ?? "";
     renderQuality();
     renderPrice();
   }
@@ -276,6 +279,7 @@ export function initCreate(ctx) {
     if (request.resolution && request.resolution !== request.defaultResolution) body.size = request.resolution;
     if (request.format && request.format !== "png") body.output_format = request.format;
     if (request.quality !== null && request.quality !== undefined) body.output_compression = request.quality;
+    if (request.seed !== null && request.seed !== undefined) body.seed = request.seed;
     if (images.length) body.images = images;
     return body;
   }

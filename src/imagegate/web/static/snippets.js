@@ -21,11 +21,13 @@ export function curlSnippet(req, base) {
       `  -F n=${req.n} \\`,
     );
     if (req.aspectRatio) lines.push(`  -F aspect_ratio=${req.aspectRatio} \\`);
+    if (req.seed !== null && req.seed !== undefined) lines.push(`  -F seed=${req.seed} \\`);
     inputNames(req.inputs, req.inputNames).forEach((name) => lines.push(`  -F "image[]=@${name}" \\`));
     lines.push(`  -F response_format=url`);
   } else {
     const body = { model: req.model, prompt: req.prompt, n: req.n, response_format: "url" };
     if (req.aspectRatio) body.aspect_ratio = req.aspectRatio;
+    if (req.seed !== null && req.seed !== undefined) body.seed = req.seed;
     lines.push(
       `curl -s ${base}/v1/images/generations \\`,
       `  -H "Authorization: Bearer $IMAGEGATE_API_KEY" \\`,
@@ -43,8 +45,10 @@ export function genaiSnippet(req, base) {
         .join("\n")}\n    ]`
     : py(req.prompt);
   const imageConfig = req.aspectRatio
-    ? `\n        image_config=types.ImageConfig(aspect_ratio=${py(req.aspectRatio)}),`
+    ? `\n            image_config=types.ImageConfig(aspect_ratio=${py(req.aspectRatio)}),`
     : "";
+  // The server gives image i of n the seed + i; one call per image does the same by hand.
+  const seed = req.seed !== null && req.seed !== undefined ? `\n            seed=${req.seed} + i,` : "";
   return `import os
 
 from google import genai
@@ -60,7 +64,7 @@ for i in range(${req.n}):
         model=${py(req.model)},
         contents=${contents},
         config=types.GenerateContentConfig(
-            response_modalities=["TEXT", "IMAGE"],${imageConfig}
+            response_modalities=["TEXT", "IMAGE"],${imageConfig}${seed}
         ),
     )
     for part in response.candidates[0].content.parts:
@@ -71,7 +75,8 @@ for i in range(${req.n}):
 }
 
 export function openaiSnippet(req, base) {
-  const size = req.size ? `\n    size=${py(req.size)},` : "";
+  const seeded = req.seed !== null && req.seed !== undefined;
+  const size = (req.size ? `\n    size=${py(req.size)},` : "") + (seeded ? `\n    extra_body={"seed": ${req.seed}},` : "");
   const call = req.inputs
     ? `client.images.edit(
     model=${py(req.model)},
