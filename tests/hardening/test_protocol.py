@@ -92,3 +92,16 @@ async def test_every_post_in_openapi_declares_its_request_body(app: App) -> None
         if "post" in operations and "requestBody" not in operations["post"]
     ]
     assert missing == []
+
+
+async def test_every_operation_in_openapi_has_its_own_id(app: App) -> None:
+    schema = (await app.client.get("/openapi.json")).json()
+    ids = [
+        (operation["operationId"], f"{method.upper()} {path}")
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if method != "parameters"
+    ]
+    seen: dict[str, str] = {}
+    repeated = [(op, where, seen[op]) for op, where in ids if seen.setdefault(op, where) != where]
+    assert repeated == []  # generated clients name their methods after these

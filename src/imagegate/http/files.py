@@ -12,6 +12,8 @@ from imagegate.http.file_responses import signed_file_response
 router = APIRouter(tags=["files"], dependencies=[Depends(mark_dialect("openai"))])
 
 
-@router.api_route("/v1/files/{file_id}", methods=["GET", "HEAD"])
+# One decorator per method: a shared ``api_route`` gives GET and HEAD the same operationId in /openapi.json.
+@router.get("/v1/files/{file_id}", operation_id="get_signed_file")
+@router.head("/v1/files/{file_id}", operation_id="head_signed_file")
 async def get_file(file_id: str, request: Request) -> Response:
     return await signed_file_response(request, file_id)
