@@ -7,7 +7,8 @@ metered key. Each case kills the server with SIGKILL (no shutdown, no cleanup) a
 - ``in_flight``: the provider call is at the upstream;
 - ``stored``: one image of a two-image task is stored, the other still at the upstream (async only: a sync
   Gemini request makes one image);
-- ``webhook``: the job's final write is committed and its webhook is being sent.
+- ``webhook``: the job's final write is committed and its webhook is being sent;
+- ``delivered``: the webhook was delivered (the receiver answered 204 and the row says so).
 
 …for a sync ``generateContent`` with and without ``Idempotency-Key`` and for an async task (the webhook step
 exists only for tasks). After the restart: every job ends, money moved once per job and balances match the ledger
@@ -113,6 +114,12 @@ def _jobs(home: Path) -> list[tuple[str, str]]:
         return list(db.execute("SELECT id, status FROM jobs ORDER BY created_at"))
 
 
+def _webhook_state(home: Path) -> str | None:
+    with sqlite3.connect(home / "imagegate.db") as db:
+        row = db.execute("SELECT state FROM webhooks").fetchone()
+    return None if row is None else str(row[0])
+
+
 def _until(condition: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -153,6 +160,7 @@ CASES = [
     ("in_flight", "async"),
     ("stored", "async"),
     ("webhook", "async"),
+    ("delivered", "async"),
 ]
 
 
@@ -166,7 +174,7 @@ def test_a_sigkill_at_each_step_strands_nothing(
     created = cli(home, "keys", "create", "--name", "payer", "--credits", "10", "--json", "--config", str(config))
     key = json.loads(created)["key"]
     prompt = f"{step}-{mode}"
-    webhook = receiver.url if step == "webhook" else None
+    webhook = receiver.url if step in ("webhook", "delivered") else None
     n = 2 if step == "stored" else 1
     callers: list[threading.Thread] = []
     try:
@@ -184,11 +192,16 @@ def test_a_sigkill_at_each_step_strands_nothing(
             google.next_delays = [0, 60]  # the first image comes back at once, the second never before the kill
             callers.append(_in_background(lambda: _send(server, key, mode, prompt, None, n=n)))
             _until(lambda: any((home / "files" / "outputs").rglob("*.png")), "the first image was stored")
-        else:
+        elif step == "webhook":
             accepted = _send(server, key, mode, prompt, webhook)
             assert accepted.status_code in (200, 202), accepted.text
             _until(lambda: len(receiver.ids) == 1, "the webhook was being sent")
             assert _jobs(home)[0][1] == "succeeded"  # the final write is committed before any webhook is sent
+        else:
+            receiver.release.set()
+            accepted = _send(server, key, mode, prompt, webhook)
+            assert accepted.status_code in (200, 202), accepted.text
+            _until(lambda: _webhook_state(home) == "delivered", "the webhook was delivered")
     finally:
         server.process.kill()  # SIGKILL: no shutdown, no cleanup (and never a server left behind)
         server.process.wait()
@@ -201,6 +214,9 @@ def test_a_sigkill_at_each_step_strands_nothing(
         if step == "webhook":
             _until(lambda: len(receiver.ids) >= 2, "the webhook was sent again")
             assert len(set(receiver.ids)) == 1  # the same webhook-id: a receiver can drop the repeat
+        if step == "delivered":
+            time.sleep(1.0)  # ten of the restarted server's webhook polls: a delivered webhook is never sent again
+            assert len(receiver.ids) == 1 and _webhook_state(home) == "delivered"
         if mode != "sync":
             again = _send(restarted, key, mode, prompt, webhook, n=n)  # the client retries with the same key
             assert again.status_code in (200, 202), again.text
