@@ -33,7 +33,7 @@ FIELDS: dict[type[BaseModel], dict[str, tuple[str, str]]] = {
         "contents": (STRUCTURE, "turns"),
         "system_instruction": (JOB, "system_instruction"),
         "generation_config": (STRUCTURE, "GenerationConfig below"),
-        "safety_settings": (ACCEPTED, "Google's filters for image output are fixed; thresholds are accepted"),
+        "safety_settings": (JOB, "google.safety: sent to generateContent upstreams; no effect elsewhere"),
         "tools": (JOB, "grounding (googleSearch); any other tool is refused"),
         "tool_config": (ACCEPTED, "function-calling mode; no function tools are ever run"),
         "cached_content": (REFUSED, "no context cache here"),
@@ -47,11 +47,11 @@ FIELDS: dict[type[BaseModel], dict[str, tuple[str, str]]] = {
         "image_config": (STRUCTURE, "ImageConfig below"),
         "candidate_count": (REFUSED, "more than 1"),
         "temperature": (JOB, "temperature"),
-        "top_p": (ACCEPTED, "sampling knob Google accepts on image models; forwarded by no provider yet"),
-        "top_k": (ACCEPTED, "sampling knob Google accepts on image models; forwarded by no provider yet"),
+        "top_p": (JOB, "google.top_p"),
+        "top_k": (JOB, "google.top_k"),
         "seed": (JOB, "seed"),
-        "max_output_tokens": (ACCEPTED, "text limit; an image is a fixed number of tokens"),
-        "stop_sequences": (ACCEPTED, "text stop strings"),
+        "max_output_tokens": (JOB, "google.max_output_tokens (limits the text half of the answer)"),
+        "stop_sequences": (JOB, "google.stop_sequences"),
         "response_mime_type": (ACCEPTED, "text output format"),
         "response_schema": (ACCEPTED, "structured text output"),
         "response_json_schema": (ACCEPTED, "structured text output"),
@@ -105,7 +105,7 @@ FIELDS: dict[type[BaseModel], dict[str, tuple[str, str]]] = {
         "mime_type": (STRUCTURE, "the file's own type is used"),
         "display_name": (STRUCTURE, "a label"),
     },
-    gemini.SafetySetting: {"category": (ACCEPTED, "see safety_settings"), "threshold": (ACCEPTED, "ditto")},
+    gemini.SafetySetting: {"category": (JOB, "google.safety"), "threshold": (JOB, "google.safety")},
     gemini.CountTokensRequest: {
         "contents": (STRUCTURE, "turns"),
         "generate_content_request": (STRUCTURE, "a whole request"),
@@ -171,6 +171,45 @@ def test_gemini_fields_that_change_the_job() -> None:
     assert _gemini(imageConfig={"aspectRatio": "21:9"}).aspect_ratio == "21:9"
     assert _gemini(temperature=0.3).temperature == 0.3 and _gemini(seed=7).seed == 7
     assert {m.value for m in _gemini(responseModalities=["IMAGE"]).modalities} == {"IMAGE"}
+    google = _gemini(topP=0.5, topK=20, maxOutputTokens=300, stopSequences=["END"]).google
+    assert (google.top_p, google.top_k, google.max_output_tokens, google.stop_sequences) == (0.5, 20, 300, ("END",))
+    body = {
+        "contents": [{"parts": [{"text": "a cat"}]}],
+        "safetySettings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_ONLY_HIGH"}],
+    }
+    safety = gemini_spec(parse_generate_request(body), PRO).google.safety
+    assert [(r.category, r.threshold) for r in safety] == [("HARM_CATEGORY_HATE_SPEECH", "BLOCK_ONLY_HIGH")]
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"topP": 1.5}, "generation_config.top_p"),
+        ({"topP": -0.1}, "generation_config.top_p"),
+        ({"topK": 0}, "generation_config.top_k"),
+        ({"maxOutputTokens": -1}, "generation_config.max_output_tokens"),
+        ({"stopSequences": ["a", "b", "c", "d", "e", "f"]}, "generation_config.stop_sequences"),
+    ],
+)
+def test_gemini_sampling_out_of_range_is_refused_by_field(config: dict[str, Any], field: str) -> None:
+    error = _gemini_error(**config)
+    assert error.field == field and field in str(error)
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [
+        ({"category": "HATE", "threshold": "BLOCK_NONE"}, "safety_settings[0].category"),
+        ({"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_SOME"}, "safety_settings[0].threshold"),
+        ({"threshold": "BLOCK_NONE"}, "safety_settings[0].category"),
+        ({"category": "HARM_CATEGORY_HATE_SPEECH"}, "safety_settings[0].threshold"),
+    ],
+)
+def test_gemini_bad_safety_settings_are_refused_by_field(setting: dict[str, str], field: str) -> None:
+    body = {"contents": [{"parts": [{"text": "a cat"}]}], "safetySettings": [setting]}
+    with pytest.raises(InvalidRequest) as info:
+        gemini_spec(parse_generate_request(body), PRO)
+    assert info.value.field == field and field in str(info.value)
 
 
 def test_gemini_values_the_model_cannot_honour_are_refused_by_field() -> None:

@@ -22,6 +22,8 @@ from imagegate.core.capabilities import NANO_BANANA
 from imagegate.core.images import ImageInput
 from imagegate.core.jobs import Generation, JobSpec, Modality, PartInfo, Role, SearchGrounding, Turn, Usage
 from imagegate.core.ports import ImageProvider
+from imagegate.dialects.gemini.requests import parse_generate_request
+from imagegate.dialects.gemini.requests import to_job_spec as gemini_spec
 from imagegate.errors import (
     InvalidRequest,
     UpstreamRateLimited,
@@ -950,3 +952,37 @@ async def test_from_options_builds_a_working_provider() -> None:
 def test_registered_through_the_entry_point_group() -> None:
     [entry] = entry_points(group="imagegate.providers", name="gemini")
     assert entry.load() is GeminiProvider
+
+
+#: Google's knobs as a caller writes them; the upstream must get exactly these back.
+GOOGLE_KNOBS = {
+    "safetySettings": [
+        {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "threshold": "BLOCK_ONLY_HIGH"},
+        {"category": "HARM_CATEGORY_HARASSMENT", "threshold": "OFF"},
+    ],
+    "generationConfig": {"topP": 0.85, "topK": 32, "maxOutputTokens": 512, "stopSequences": ["END", "\n\n"]},
+}
+
+
+def knobbed_spec() -> JobSpec:
+    """A job as the Gemini dialect makes it from a request that sets every Google knob."""
+    body = {"contents": [{"parts": [{"text": "a red fox"}]}], **GOOGLE_KNOBS}
+    return gemini_spec(parse_generate_request(body), NANO_BANANA)
+
+
+async def test_safety_settings_and_sampling_reach_google_as_sent(gemini: Factory) -> None:
+    provider, upstream, _ = gemini(reply(200, PRO_GROUNDED))
+    await generate(provider, knobbed_spec())
+    body = upstream.body()
+    assert body["safetySettings"] == GOOGLE_KNOBS["safetySettings"]
+    config = body["generationConfig"]
+    assert {k: config[k] for k in ("topP", "topK", "maxOutputTokens", "stopSequences")} == GOOGLE_KNOBS[
+        "generationConfig"
+    ]
+
+
+async def test_unset_knobs_are_not_sent(gemini: Factory) -> None:
+    provider, upstream, _ = gemini(reply(200, PRO_GROUNDED))
+    await generate(provider, spec())
+    assert "safetySettings" not in upstream.body()
+    assert not {"topP", "topK", "maxOutputTokens", "stopSequences"} & set(upstream.body()["generationConfig"])

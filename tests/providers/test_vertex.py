@@ -40,6 +40,8 @@ from imagegate.core.capabilities import NANO_BANANA
 from imagegate.core.images import ImageInput
 from imagegate.core.jobs import Generation, JobSpec, Role, SearchGrounding, Turn, Usage
 from imagegate.core.ports import ImageProvider
+from imagegate.dialects.gemini.requests import parse_generate_request
+from imagegate.dialects.gemini.requests import to_job_spec as gemini_spec
 from imagegate.errors import (
     InvalidRequest,
     UpstreamRateLimited,
@@ -838,3 +840,21 @@ async def test_a_search_time_range_is_refused_as_vertex_has_none(vertex: Factory
     with pytest.raises(InvalidRequest) as caught:
         await generate(made.provider, job)
     assert caught.value.field == "tools.googleSearch.time_range_filter" and not made.upstream.requests
+
+
+GOOGLE_KNOBS = {
+    "safetySettings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_LOW_AND_ABOVE"}],
+    "generationConfig": {"topP": 0.5, "topK": 4, "maxOutputTokens": 100, "stopSequences": ["STOP"]},
+}
+
+
+async def test_safety_settings_and_sampling_reach_vertex_as_sent(vertex: Factory) -> None:
+    made = vertex(reply(200, ANSWER), location="us-central1")
+    request = parse_generate_request({"contents": [{"parts": [{"text": "a red fox"}]}], **GOOGLE_KNOBS})
+    await generate(made.provider, gemini_spec(request, NANO_BANANA))
+    body = json.loads(made.upstream.requests[0].content)
+    assert body["safetySettings"] == GOOGLE_KNOBS["safetySettings"]
+    config = body["generationConfig"]
+    assert {k: config[k] for k in ("topP", "topK", "maxOutputTokens", "stopSequences")} == GOOGLE_KNOBS[
+        "generationConfig"
+    ]

@@ -133,6 +133,36 @@ class SearchGrounding:
 
 
 @dataclass(frozen=True, slots=True)
+class SafetyRule:
+    """One of Google's ``safetySettings``: block content of ``category`` at ``threshold`` (enum names)."""
+
+    category: str  # HARM_CATEGORY_…
+    threshold: str  # BLOCK_…, OFF
+
+
+@dataclass(frozen=True, slots=True)
+class GoogleOptions:
+    """Google's own generation knobs a caller set, to reach a ``generateContent`` upstream as sent.
+
+    They steer the text half of an image model's answer and Google's safety filters. Upstreams that do not
+    speak ``generateContent`` have no equivalent for them, so they have no effect there (see ``docs``);
+    the dialect checks the ranges Google checks, so a value here is one Google accepts.
+    """
+
+    safety: tuple[SafetyRule, ...] = ()
+    top_p: float | None = None
+    top_k: int | None = None
+    max_output_tokens: int | None = None
+    stop_sequences: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self != _NO_OPTIONS
+
+
+_NO_OPTIONS = GoogleOptions()
+
+
+@dataclass(frozen=True, slots=True)
 class JobSpec:
     """Everything a provider needs to make the images of one request; the same for every dialect."""
 
@@ -152,6 +182,7 @@ class JobSpec:
     include_thoughts: bool = False  # return the model's thought parts (thinkingConfig.includeThoughts)
     thinking_level: str | None = None  # thinkingConfig.thinkingLevel ("minimal", "high"); None: the model's own
     grounding: SearchGrounding | None = None  # ground the answer in Google Search
+    google: GoogleOptions = _NO_OPTIONS  # safety settings and sampling knobs for a generateContent upstream
 
     @property
     def request_turn(self) -> Turn:

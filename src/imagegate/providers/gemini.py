@@ -20,7 +20,17 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.images import ImageInput, ImageOutput, decode_base64, encode_base64, sniff_mime_type
-from imagegate.core.jobs import Generation, JobSpec, Modality, PartInfo, SearchGrounding, Thought, Turn, Usage
+from imagegate.core.jobs import (
+    Generation,
+    GoogleOptions,
+    JobSpec,
+    Modality,
+    PartInfo,
+    SearchGrounding,
+    Thought,
+    Turn,
+    Usage,
+)
 from imagegate.errors import (
     ImagegateError,
     InvalidImage,
@@ -143,13 +153,30 @@ def build_request_body(spec: JobSpec) -> dict[str, Any]:
         thinking["thinkingLevel"] = spec.thinking_level
     if thinking:
         config["thinkingConfig"] = thinking
+    config.update(_sampling(spec.google))
     body: dict[str, Any] = {"contents": _contents(spec.turns)}
     if spec.system_instruction:
         body["systemInstruction"] = {"parts": [{"text": spec.system_instruction}]}
     if spec.grounding is not None:
         body["tools"] = [{"googleSearch": google_search(spec.grounding)}]
+    if spec.google.safety:
+        body["safetySettings"] = [{"category": r.category, "threshold": r.threshold} for r in spec.google.safety]
     body["generationConfig"] = config
     return body
+
+
+def _sampling(options: GoogleOptions) -> dict[str, Any]:
+    """The sampling fields of ``generationConfig`` the caller set, in Google's camelCase."""
+    fields: dict[str, Any] = {}
+    if options.top_p is not None:
+        fields["topP"] = options.top_p
+    if options.top_k is not None:
+        fields["topK"] = options.top_k
+    if options.max_output_tokens is not None:
+        fields["maxOutputTokens"] = options.max_output_tokens
+    if options.stop_sequences:
+        fields["stopSequences"] = list(options.stop_sequences)
+    return fields
 
 
 def google_search(grounding: SearchGrounding) -> dict[str, Any]:

@@ -10,7 +10,17 @@ import hashlib
 from typing import Any
 
 from imagegate.core.images import ImageInput, decode_base64, encode_base64
-from imagegate.core.jobs import JobSpec, Modality, Part, PartInfo, Role, SearchGrounding, Turn
+from imagegate.core.jobs import (
+    GoogleOptions,
+    JobSpec,
+    Modality,
+    Part,
+    PartInfo,
+    Role,
+    SafetyRule,
+    SearchGrounding,
+    Turn,
+)
 from imagegate.core.ports import ObjectStore
 
 _INPUT_PREFIX = "inputs/"
@@ -61,6 +71,7 @@ async def save_spec(spec: JobSpec, store: ObjectStore) -> dict[str, Any]:
         "include_thoughts": spec.include_thoughts,
         "thinking_level": spec.thinking_level,
         "grounding": _grounding_doc(spec.grounding),
+        "google": _google_doc(spec.google),
     }
 
 
@@ -99,6 +110,7 @@ async def load_spec(doc: dict[str, Any], store: ObjectStore) -> JobSpec:
         include_thoughts=bool(doc.get("include_thoughts", False)),
         thinking_level=doc.get("thinking_level"),
         grounding=_grounding(doc.get("grounding")),
+        google=_google(doc.get("google")),
     )
 
 
@@ -120,4 +132,28 @@ def _grounding(doc: dict[str, Any] | None) -> SearchGrounding | None:
         web=bool(doc.get("web", True)),
         images=bool(doc.get("images", False)),
         time_range=(str(time_range[0]), str(time_range[1])) if time_range else None,
+    )
+
+
+def _google_doc(options: GoogleOptions) -> dict[str, Any] | None:
+    if not options:
+        return None  # most jobs set none: keep the row as it was before these options existed
+    return {
+        "safety": [[rule.category, rule.threshold] for rule in options.safety],
+        "top_p": options.top_p,
+        "top_k": options.top_k,
+        "max_output_tokens": options.max_output_tokens,
+        "stop_sequences": list(options.stop_sequences),
+    }
+
+
+def _google(doc: dict[str, Any] | None) -> GoogleOptions:
+    if not doc:
+        return GoogleOptions()
+    return GoogleOptions(
+        safety=tuple(SafetyRule(str(category), str(threshold)) for category, threshold in doc.get("safety", ())),
+        top_p=doc.get("top_p"),
+        top_k=doc.get("top_k"),
+        max_output_tokens=doc.get("max_output_tokens"),
+        stop_sequences=tuple(doc.get("stop_sequences", ())),
     )

@@ -18,6 +18,7 @@ from imagegate.core.checks import first_violation
 from imagegate.core.images import GEMINI_API_RATIOS, ImageInput, decode_base64
 from imagegate.core.jobs import JobSpec, Modality, PartInfo, Role, Turn
 from imagegate.core.jobs import Part as TurnPart
+from imagegate.dialects.gemini.options import google_options
 from imagegate.dialects.gemini.proto_errors import domain_error
 from imagegate.dialects.gemini.thinking import grounding, thinking_level
 from imagegate.dialects.gemini.wire import (
@@ -146,6 +147,7 @@ def to_job_spec(
         include_thoughts=bool(config.thinking_config and config.thinking_config.include_thoughts),
         thinking_level=thinking_level(config, model),
         grounding=grounding(request.tools),
+        google=google_options(config, request.safety_settings),
     )
     if (violation := first_violation(spec, model, FIELDS, hint=False)) is not None:
         raise Unsupported(violation[1], field=violation[0])
