@@ -28,9 +28,9 @@ async def _store(uow_factory: UnitOfWorkFactory, *jobs: Job) -> None:
 
 async def _claim(uow_factory: UnitOfWorkFactory, job_id: str) -> Job | None:
     async with uow_factory() as uow:
-        job = await uow.jobs.claim(job_id, now=T0 + timedelta(seconds=1), lease_until=T0 + LEASE)
+        claimed = await uow.jobs.claim_with_spec(job_id, now=T0 + timedelta(seconds=1), lease_until=T0 + LEASE)
         await uow.commit()
-        return job
+        return None if claimed is None else claimed[0]
 
 
 # --- keys -----------------------------------------------------------------------------------------------
@@ -167,7 +167,7 @@ async def test_concurrent_claims_have_exactly_one_winner(uow_factory: UnitOfWork
 async def test_a_claim_racing_an_uncommitted_claim_loses(uow_factory: UnitOfWorkFactory) -> None:
     await _store(uow_factory, make_job())
     async with uow_factory() as first:
-        assert await first.jobs.claim("job_1", now=T0, lease_until=T0 + LEASE) is not None
+        assert await first.jobs.claim_with_spec("job_1", now=T0, lease_until=T0 + LEASE) is not None
         # The rival waits on the first claim's row (PostgreSQL) or write lock (SQLite), then finds it taken.
         rival = asyncio.create_task(_claim(uow_factory, "job_1"))
         await first.commit()

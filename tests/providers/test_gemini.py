@@ -875,37 +875,7 @@ async def test_garbage_200_body(gemini: Factory, content: bytes) -> None:
     assert len(upstream.requests) == 1
 
 
-# -- countTokens, options, registration ------------------------------------------------------------------
-
-
-async def test_count_tokens(gemini: Factory) -> None:
-    answer = {
-        "totalTokens": 284,
-        "promptTokensDetails": [
-            {"modality": "TEXT", "tokenCount": 26},
-            {"modality": "IMAGE", "tokenCount": 258},
-        ],
-    }
-    provider, upstream, _ = gemini(reply(200, answer))
-    job = JobSpec(model=MODEL, turns=(Turn(Role.USER, ("Make it blue", ImageInput.from_bytes(INPUT))),))
-    assert await provider.count_tokens(job, MODEL) == 284
-    assert upstream.requests[0].url.path == f"/v1beta/models/{MODEL}:countTokens"
-    assert upstream.body() == {
-        "contents": [
-            {
-                "role": "user",
-                "parts": [
-                    {"text": "Make it blue"},
-                    {"inlineData": {"mimeType": "image/png", "data": b64(INPUT)}},
-                ],
-            }
-        ]
-    }
-
-
-async def test_count_tokens_zero_is_omitted_by_proto3_json(gemini: Factory) -> None:
-    provider, _, _ = gemini(reply(200, {}))
-    assert await provider.count_tokens(spec(""), MODEL) == 0
+# -- options, registration ------------------------------------------------------------------------------
 
 
 def test_from_options_requires_an_api_key() -> None:

@@ -102,7 +102,7 @@ async def test_cancel_and_give_up_release_the_hold(make_services) -> None:  # ty
     dead = await submit_job(svc, key, text_spec())
     now = svc.clock()
     async with svc.uow() as uow:  # its worker claims it and dies
-        await uow.jobs.claim(dead.id, now=now, lease_until=now + timedelta(seconds=1))
+        await uow.jobs.claim_with_spec(dead.id, now=now, lease_until=now + timedelta(seconds=1))
         await uow.commit()
     await recover_jobs(svc, stale_before=now + timedelta(seconds=2))
     assert await _balance(svc, key.id) == 500_000
@@ -120,7 +120,7 @@ async def test_a_job_killed_after_delivery_but_before_capture_settles_once(make_
     job = await submit_job(svc, key, text_spec())
     now = svc.clock()
     async with svc.uow() as uow:  # attempt 1 ran, stored its image bytes, and died before its final transaction
-        await uow.jobs.claim(job.id, now=now, lease_until=now + timedelta(seconds=1))
+        await uow.jobs.claim_with_spec(job.id, now=now, lease_until=now + timedelta(seconds=1))
         await uow.commit()
     await recover_jobs(svc, stale_before=now + timedelta(seconds=2))
     finished = await execute_job(svc, job.id)

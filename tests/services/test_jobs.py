@@ -183,7 +183,7 @@ async def test_a_job_left_running_by_a_dead_worker_is_run_again(make_services) -
     await svc.queue.dequeue()
     now = svc.clock()
     async with svc.uow() as uow:  # a worker claims the job, then its process dies
-        assert await uow.jobs.claim(job.id, now=now, lease_until=now + timedelta(seconds=60)) is not None
+        assert await uow.jobs.claim_with_spec(job.id, now=now, lease_until=now + timedelta(seconds=60)) is not None
         await uow.commit()
 
     assert await recover_jobs(svc) == (0, 0)  # the lease still runs: leave it alone
@@ -198,7 +198,7 @@ async def test_a_job_whose_workers_keep_dying_fails_for_good(make_services) -> N
     job = await submit_job(svc, await _principal(svc), text_spec())
     now = svc.clock()
     async with svc.uow() as uow:
-        await uow.jobs.claim(job.id, now=now, lease_until=now + timedelta(seconds=1))
+        await uow.jobs.claim_with_spec(job.id, now=now, lease_until=now + timedelta(seconds=1))
         await uow.commit()
     assert await recover_jobs(svc, stale_before=now + timedelta(seconds=2)) == (0, 1)
     failed = await wait_for_job(svc, job.id, timeout_s=1)

@@ -20,7 +20,9 @@ async def test_images_stored_by_a_killed_attempt_are_collected_before_the_job_ru
     principal = (await accounts.create_key(svc, name="t")).record
     job = await submit_job(svc, principal, text_spec())
     async with svc.uow() as uow:  # an attempt claims the job, stores an image, and dies before its final write
-        claimed = await uow.jobs.claim(job.id, now=svc.clock(), lease_until=svc.clock() + timedelta(seconds=1))
+        claimed = await uow.jobs.claim_with_spec(
+            job.id, now=svc.clock(), lease_until=svc.clock() + timedelta(seconds=1)
+        )
         await uow.commit()
     assert claimed is not None
     orphan = f"outputs/{job.id}/file_orphan.png"

@@ -127,14 +127,11 @@ class JobRepository(Protocol):
     async def get(self, job_id: str) -> Job | None: ...
     async def get_spec_doc(self, job_id: str) -> dict[str, Any] | None: ...
 
-    async def claim(self, job_id: str, *, now: datetime, lease_until: datetime) -> Job | None:
-        """Atomically move a QUEUED job to RUNNING, counting the attempt; None when it was not QUEUED."""
-        ...
-
     async def claim_with_spec(
         self, job_id: str, *, now: datetime, lease_until: datetime
     ) -> tuple[Job, dict[str, Any]] | None:
-        """``claim``, returning the spec document too (in the same statement): what a worker needs to run it."""
+        """Atomically move a QUEUED job to RUNNING, counting the attempt, and return it with its spec document
+        (in the same statement): what a worker needs to run it. None when it was not QUEUED."""
         ...
 
     async def update(self, job: Job, *, expected_status: JobStatus, expected_attempts: int) -> bool:

@@ -123,7 +123,6 @@ _CLAIM = (
         progress_total=None,
     )
 )
-_CLAIM_JOB = _CLAIM.returning(*_JOB_COLUMNS)
 _CLAIM_WITH_SPEC = _CLAIM.returning(*_JOB_COLUMNS, jobs.c.spec)
 
 
@@ -174,11 +173,6 @@ class SqlJobRepository:
     async def get_spec_doc(self, job_id: str) -> dict[str, Any] | None:
         spec = (await self._tx.execute(select(jobs.c.spec).where(jobs.c.id == job_id))).scalar_one_or_none()
         return None if spec is None else dict(spec)
-
-    async def claim(self, job_id: str, *, now: datetime, lease_until: datetime) -> Job | None:
-        """Atomically move a QUEUED job to RUNNING, counting the attempt; None when it was not QUEUED."""
-        row = (await self._tx.execute(_CLAIM_JOB, _claim_values(job_id, now, lease_until))).first()
-        return None if row is None else _job(row)
 
     async def claim_with_spec(
         self, job_id: str, *, now: datetime, lease_until: datetime

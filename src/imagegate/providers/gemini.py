@@ -110,12 +110,6 @@ class GeminiProvider:
         response = await self._post(upstream_model, "generateContent", body)
         return parse_generation(json_object(response, UPSTREAM))
 
-    async def count_tokens(self, spec: JobSpec, upstream_model: str) -> int:
-        """Google's own token count of ``spec``'s conversation (free, unmetered)."""
-        response = await self._post(upstream_model, "countTokens", {"contents": _contents(spec.turns)})
-        # proto3 JSON leaves out zero values, so a missing count means 0
-        return _count(json_object(response, UPSTREAM).get("totalTokens"))
-
     async def _post(self, upstream_model: str, method: str, body: dict[str, Any]) -> httpx.Response:
         name = upstream_model.removeprefix("models/")
         url = f"{self._options.base_url.rstrip('/')}/{self._options.api_version}/models/{name}:{method}"
