@@ -177,6 +177,8 @@ def test_env_references_inside_nested_options_are_resolved() -> None:
         ({"price_per_image": "0.1"}, "'price_per_image' needs 'model'"),
         ({"weight": 0}, "greater than 0"),
         ({"max_concurrency": 0}, "greater than or equal to 1"),
+        ({"batch_share": 0}, "batch_share\n  Input should be greater than 0"),
+        ({"batch_share": 1.5}, "batch_share\n  Input should be less than or equal to 1"),
         ({"priorty": 1}, "Extra inputs are not permitted"),
     ],
 )
@@ -187,6 +189,21 @@ def test_deployment_mistakes_are_explained(fields: dict[str, object], message: s
 
     with pytest.raises(ValidationError, match=message):
         DeploymentSettings(name="d", provider="gemini", **fields)  # type: ignore[arg-type]
+
+
+def test_batch_share_is_per_deployment_or_the_servers(tmp_path: Path) -> None:
+    from imagegate.bootstrap import build_router
+
+    (tmp_path / "imagegate.toml").write_text(
+        "batch_share = 0.25\n"
+        '[[deployments]]\nname = "own"\nprovider = "emulator"\nmax_concurrency = 4\nbatch_share = 1\n'
+        '[[deployments]]\nname = "default"\nprovider = "emulator"\nmax_concurrency = 8\n'
+    )
+    slots = {d.name: d.batch_slots for d in build_router(load_settings()).deployments}
+    assert slots == {"own": 4, "default": 2}
+    (tmp_path / "imagegate.toml").write_text("batch_share = 2\n")
+    with pytest.raises(ValueError, match="batch_share"):
+        load_settings()
 
 
 def test_duplicate_deployment_names_fail_at_start(tmp_path: Path) -> None:

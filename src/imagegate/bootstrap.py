@@ -123,6 +123,7 @@ def build_router(settings: Settings, metrics: Metrics | None = None, *, run: Col
                 priority=dep.priority,
                 weight=dep.weight,
                 max_concurrency=dep.max_concurrency,
+                batch_share=dep.batch_share if dep.batch_share is not None else settings.batch_share,
                 timeout_s=dep.timeout_s,
                 retries=dep.retries,
                 max_input_images=dep.max_input_images,

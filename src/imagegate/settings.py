@@ -46,6 +46,12 @@ class DeploymentSettings(BaseModel):
     priority: int = Field(default=1, description="lower is tried first")
     weight: float = Field(default=1.0, gt=0, description="share of traffic among deployments of one priority")
     max_concurrency: int | None = Field(default=None, ge=1, description="calls at once; none: unlimited")
+    batch_share: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="share of max_concurrency batch jobs may take (at least one slot); none: the server's batch_share",
+    )
     timeout_s: float | None = Field(default=None, gt=0, description="deadline of one call, retries included")
     retries: int = Field(
         default=0, ge=0, description="router retries on this deployment before failing over (timeouts too)"
@@ -250,6 +256,13 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0, description="largest image fetched from a URL")
     batch_price_percent: int = Field(
         default=50, ge=0, le=1000, description="price of batch jobs in percent of the usual (Google's: 50)"
+    )
+    batch_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="share of each deployment's max_concurrency batch jobs may take (at least one slot), "
+        "so interactive requests always find the rest free",
     )
     gemini_file_max_bytes: int = Field(
         default=100 * 1024 * 1024, gt=0, description="largest file uploaded through the Gemini Files API"

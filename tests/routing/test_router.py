@@ -240,6 +240,51 @@ async def test_concurrency_limit_spills_over_then_waits() -> None:
     assert alone.most_running == 1 and alone.calls == 4
 
 
+class Gated(Upstream):
+    """Holds every call until ``release`` is set, so a test can look at what runs at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
+        self.started.set()
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            await self.release.wait()
+            return IMAGE
+        finally:
+            self.running -= 1
+            self.calls += 1
+
+
+async def _settle() -> None:
+    for _ in range(20):  # let every task that can move get to its gate
+        await asyncio.sleep(0)
+
+
+async def test_batch_calls_take_at_most_their_share_and_interactive_ones_start_at_once() -> None:
+    upstream = Gated()
+    r = Router([dep("only", upstream, max_concurrency=2, batch_share=0.5)])
+    batch = [asyncio.create_task(r.generate(SPEC, NANO_BANANA, batch=True)) for _ in range(6)]
+    await _settle()
+    assert upstream.running == 1  # floor(0.5 x 2): one batch call; the other slot stays free
+    interactive = asyncio.create_task(r.generate(SPEC, NANO_BANANA))
+    await _settle()
+    assert upstream.running == 2  # the interactive call did not queue behind the batch
+    upstream.release.set()
+    await asyncio.gather(interactive, *batch)
+    assert upstream.calls == 7
+
+
+@pytest.mark.parametrize(("limit", "share", "slots"), [(2, 0.5, 1), (3, 0.5, 1), (10, 0.25, 2), (1, 0.1, 1), (4, 1, 4)])
+def test_batch_slots_are_a_floor_of_the_share_but_at_least_one(limit: int, share: float, slots: int) -> None:
+    assert dep("d", Upstream(), max_concurrency=limit, batch_share=share).batch_slots == slots
+    assert dep("d", Upstream(), batch_share=share).batch_slots is None  # no limit on the deployment: none on batch
+
+
 async def test_a_crashing_provider_is_treated_as_down() -> None:
     def crash() -> Generation:
         raise RuntimeError("provider bug with secret sk-123")

@@ -358,9 +358,11 @@ class WebhookSender(Protocol):
 
 
 class JobQueue(Protocol):
-    """Announces committed jobs to workers. The database stays the truth; a lost delivery is swept up later."""
+    """Announces committed jobs to workers. The database stays the truth; a lost delivery is swept up later.
 
-    async def enqueue(self, job_id: str) -> None: ...
+    ``priority`` is the job's ``JobPriority`` (lower is taken first), for a queue that does not read it from the row."""
+
+    async def enqueue(self, job_id: str, priority: int = 1) -> None: ...
     async def aclose(self) -> None: ...
 
 

@@ -31,7 +31,8 @@ class DatabaseQueue:
     def __init__(self, doorbell: PgDoorbell) -> None:
         self._doorbell = doorbell
 
-    async def enqueue(self, job_id: str) -> None:
+    async def enqueue(self, job_id: str, priority: int = 1) -> None:
+        # claims read the priority from the row
         self._doorbell.ring(JOB_QUEUED, job_id)
 
     async def aclose(self) -> None:

@@ -2,28 +2,31 @@
 
 The queue carries job ids only; the database stays the source of truth, so a lost id (a restart) is found
 again by the sweeper. Events wake the requests waiting on a job; waiters also re-check the database
-periodically, so a missed event only costs latency.
+periodically, so a missed event only costs latency. Ids come out most urgent first (sync, then async, then
+batch), in order of arrival within a priority, so a big batch never queues ahead of an interactive request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from urllib.parse import urlsplit
 
 
 class InProcessQueue:
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queue: asyncio.PriorityQueue[tuple[int, int, str]] = asyncio.PriorityQueue()
         self._pending: set[str] = set()
+        self._arrivals = itertools.count()
 
-    async def enqueue(self, job_id: str) -> None:
+    async def enqueue(self, job_id: str, priority: int = 1) -> None:
         if job_id in self._pending:  # the sweeper may re-deliver what is already waiting
             return
         self._pending.add(job_id)
-        self._queue.put_nowait(job_id)
+        self._queue.put_nowait((priority, next(self._arrivals), job_id))
 
     async def dequeue(self) -> str:
-        job_id = await self._queue.get()
+        _, _, job_id = await self._queue.get()
         self._pending.discard(job_id)
         return job_id
 

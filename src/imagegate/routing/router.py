@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,7 @@ class Deployment:
     priority: int = 1  # lower is tried first
     weight: float = 1.0  # share of the traffic among deployments of the same priority
     max_concurrency: int | None = None  # calls at once; None: no limit
+    batch_share: float = 0.5  # of max_concurrency, what batch jobs may take at once (at least one slot)
     timeout_s: float | None = None  # deadline of one call, the provider's own retries included
     # Further tries on this deployment after a retryable failure (timeouts included), before failing over. HTTP
     # providers already retry what cannot bill twice, honouring Retry-After (their own ``max_retries``).
@@ -72,6 +74,13 @@ class Deployment:
     @property
     def caps(self) -> DeploymentCaps:
         return DeploymentCaps(self.resolutions, self.max_input_images, self.features)
+
+    @property
+    def batch_slots(self) -> int | None:
+        """How many of the concurrent calls batch jobs may hold; None: no limit (nor one on the deployment)."""
+        if self.max_concurrency is None:
+            return None
+        return max(1, math.floor(self.batch_share * self.max_concurrency))
 
     def upstream_model(self, model_id: str) -> str | None:
         if not self.models:
@@ -200,8 +209,10 @@ class Router:
         keyed.sort(key=lambda item: (item[1], item[0].deployment.priority, -item[2]))
         return [c for c, _, _ in keyed]
 
-    async def generate(self, spec: JobSpec, model: ModelSpec) -> Routed:
-        """One image call for ``spec``, served by the best deployment that will answer; raises domain errors."""
+    async def generate(self, spec: JobSpec, model: ModelSpec, *, batch: bool = False) -> Routed:
+        """One image call for ``spec``, served by the best deployment that will answer; raises domain errors.
+
+        ``batch``: the call is a batch job's, held to each deployment's ``batch_slots``."""
         serving = [c for c in self.candidates(model.id) if c.deployment.provider is not None]
         if not serving:
             raise UpstreamUnavailable(f"No deployment serves {model.id}.")
@@ -210,9 +221,9 @@ class Router:
             [first, *_] = serving[0].deployment.refusal_for(spec, model)
             raise InvalidRequest(f"{first.explained}.", field=first.field)
         with retry_budget(self.policy.retry_budget):
-            return await self._fail_over(able, spec, model)
+            return await self._fail_over(able, spec, model, batch)
 
-    async def _fail_over(self, able: list[Candidate], spec: JobSpec, model: ModelSpec) -> Routed:
+    async def _fail_over(self, able: list[Candidate], spec: JobSpec, model: ModelSpec, batch: bool) -> Routed:
         tried: set[str] = set()
         last_error: UpstreamError | None = None
         empty: Routed | None = None  # an imageless answer, kept in case no other deployment does better
@@ -220,7 +231,7 @@ class Router:
             candidate = order[0]
             tried.add(candidate.deployment.name)
             try:
-                routed = await self._on_deployment(candidate, spec, model)
+                routed = await self._on_deployment(candidate, spec, model, batch)
             except UpstreamError as exc:
                 last_error = exc
                 continue
@@ -240,7 +251,7 @@ class Router:
             retry_after_s=max(1.0, wait),
         )
 
-    async def _on_deployment(self, candidate: Candidate, spec: JobSpec, model: ModelSpec) -> Routed | None:
+    async def _on_deployment(self, candidate: Candidate, spec: JobSpec, model: ModelSpec, batch: bool) -> Routed | None:
         """Call one deployment, retrying retryable failures with backoff; None if its breaker is open."""
         dep = candidate.deployment
         health = self._health[dep.name]
@@ -250,7 +261,7 @@ class Router:
                 record_attempt(Attempt(dep.name, "skipped", None, "circuit breaker open"))
                 return None
             try:
-                return Routed(await self._call(candidate, health, spec, model), dep.name)
+                return Routed(await self._call(candidate, health, spec, model, batch), dep.name)
             except UpstreamError as exc:
                 retry += 1
                 delay = self._backoff(retry, exc, dep.retries)
@@ -266,15 +277,30 @@ class Router:
         backoff = RetryPolicy(retries, self.policy.retry_base_delay_s, self.policy.retry_max_wait_s)
         return backoff.delay_s(retry, server_delay_s=asked, rand=self._rand)
 
+    @contextlib.asynccontextmanager
+    async def _holding(self, dep: Deployment, batch: bool) -> AsyncIterator[None]:
+        """The deployment's concurrency slot and, for a batch job, first one of its batch slots too.
+
+        The batch slots are a second set of the same kind (per process, or fleet-wide through Redis), so
+        whichever queue delivered the job, batch work never holds more than its share and interactive calls
+        always find the rest free."""
+        async with contextlib.AsyncExitStack() as stack:
+            limit = dep.max_concurrency
+            share = dep.batch_slots
+            if batch and share is not None:
+                await stack.enter_async_context(self.slots.hold(f"{dep.name}:batch", share))
+            if limit is not None:
+                await stack.enter_async_context(self.slots.hold(dep.name, limit))
+            yield
+
     async def _call(
-        self, candidate: Candidate, health: DeploymentHealth, spec: JobSpec, model: ModelSpec
+        self, candidate: Candidate, health: DeploymentHealth, spec: JobSpec, model: ModelSpec, batch: bool
     ) -> Generation:
         dep = candidate.deployment
         provider = dep.provider
         if provider is None:  # generate() offers only deployments run here
             raise UpstreamUnavailable(f"Deployment {dep.name} does not run in this process.")
-        limit = dep.max_concurrency
-        async with self.slots.hold(dep.name, limit) if limit else contextlib.nullcontext():
+        async with self._holding(dep, batch):
             health.in_flight += 1
             self._gauge_in_flight(dep, health)
             started = self._clock()

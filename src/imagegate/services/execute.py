@@ -24,6 +24,7 @@ from imagegate.core.jobs import (
     Generation,
     Job,
     JobError,
+    JobPriority,
     JobSpec,
     JobStatus,
     Modality,
@@ -269,7 +270,7 @@ async def _run_slot(
     with attempt_log() as attempts:
         try:
             with progress_reporter(progress.reporter(index)):
-                routed = await svc.router.generate(spec, model)
+                routed = await svc.router.generate(spec, model, batch=job.priority is JobPriority.BATCH)
         except ImagegateError as exc:
             return SlotResult(index, error=_job_error(exc), attempts=tuple(attempts)), None
     generation = routed.generation

@@ -110,5 +110,5 @@ async def submit_job(
         if webhook_url is not None:
             await uow.webhooks.add(WebhookRecord(job.id, principal.id, webhook_url, created_at=job.created_at))
         await uow.commit()
-    await svc.queue.enqueue(job.id)
+    await svc.queue.enqueue(job.id, int(job.priority))
     return job
