@@ -243,9 +243,13 @@ async def test_ids_with_status_oldest_first(uow_factory: UnitOfWorkFactory) -> N
         make_job("running", status=JobStatus.RUNNING, created_at=T0 - timedelta(days=1)),
     )
     async with uow_factory() as uow:
-        assert await uow.jobs.ids_with_status(JobStatus.QUEUED) == ["oldest", "middle", "newer"]
-        assert await uow.jobs.ids_with_status(JobStatus.QUEUED, limit=2) == ["oldest", "middle"]
-        assert await uow.jobs.ids_with_status(JobStatus.RUNNING) == ["running"]
+        ids = [job_id for job_id, _ in await uow.jobs.ids_with_status(JobStatus.QUEUED)]
+        assert ids == ["oldest", "middle", "newer"]
+        assert [job_id for job_id, _ in await uow.jobs.ids_with_status(JobStatus.QUEUED, limit=2)] == [
+            "oldest",
+            "middle",
+        ]
+        assert await uow.jobs.ids_with_status(JobStatus.RUNNING) == [("running", int(JobPriority.ASYNC))]
         assert await uow.jobs.ids_with_status(JobStatus.CANCELLED) == []
 
 

@@ -142,8 +142,8 @@ class JobRepository(Protocol):
         """Record a RUNNING job's progress at ``expected_attempts``; False when the job moved on."""
         ...
 
-    async def ids_with_status(self, status: JobStatus, *, limit: int = 1000) -> list[str]:
-        """Ids of jobs in ``status``, oldest first (so recovery re-delivers in arrival order)."""
+    async def ids_with_status(self, status: JobStatus, *, limit: int = 1000) -> list[tuple[str, int]]:
+        """``(id, priority)`` of jobs in ``status``, oldest first (recovery re-delivers in arrival order)."""
         ...
 
     async def list_for_key(self, key_id: str, *, limit: int, before: str | None = None) -> list[Job]:

@@ -205,11 +205,14 @@ class SqlJobRepository:
         )
         return (await self._tx.execute(statement)).first() is not None
 
-    async def ids_with_status(self, status: JobStatus, *, limit: int = 1000) -> builtins.list[str]:
+    async def ids_with_status(self, status: JobStatus, *, limit: int = 1000) -> builtins.list[tuple[str, int]]:
         query = (
-            select(jobs.c.id).where(jobs.c.status == status.value).order_by(jobs.c.created_at, jobs.c.id).limit(limit)
+            select(jobs.c.id, jobs.c.priority)
+            .where(jobs.c.status == status.value)
+            .order_by(jobs.c.created_at, jobs.c.id)
+            .limit(limit)
         )
-        return [str(job_id) for job_id in (await self._tx.execute(query)).scalars()]
+        return [(str(row.id), int(row.priority)) for row in (await self._tx.execute(query)).all()]
 
     async def list_for_key(self, key_id: str, *, limit: int, before: str | None = None) -> builtins.list[Job]:
         query = select(*_JOB_COLUMNS).where(jobs.c.key_id == key_id)

@@ -25,7 +25,7 @@ async def recover_jobs(
     ``redeliver_queued`` also enqueue every QUEUED job again. Returns (requeued, failed)."""
     cutoff = stale_before or svc.clock()
     requeued = failed = 0
-    back: list[str] = []
+    back: list[tuple[str, int]] = []  # (job id, priority): a recovered batch job stays behind interactive ones
     async with svc.uow() as uow:
         stale = await uow.jobs.expired_leases(cutoff)
         for job in stale:
@@ -51,14 +51,14 @@ async def recover_jobs(
             if written and settled is not None:
                 await record_settlement(uow, moved, settled, svc.clock())  # gave up: the hold comes back
             if written and not moved.status.terminal:
-                back.append(job.id)
+                back.append((job.id, int(job.priority)))
         await uow.commit()
         if redeliver_queued:
             back = await uow.jobs.ids_with_status(JobStatus.QUEUED)
     for job in stale:
         svc.events.publish(job.id)
-    for job_id in back:
-        await svc.queue.enqueue(job_id)
+    for job_id, priority in back:
+        await svc.queue.enqueue(job_id, priority)
     if requeued or failed:
         log.warning("recovered jobs left by a stopped worker: %d requeued, %d failed", requeued, failed)
     return requeued, failed
