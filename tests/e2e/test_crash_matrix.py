@@ -4,6 +4,8 @@ A real ``imagegate serve`` (SQLite, local files) in front of a fake Google AI St
 metered key. Each case kills the server with SIGKILL (no shutdown, no cleanup) at one moment:
 
 - ``held``: the job is accepted and its credits held, but not yet claimed (the only worker is busy);
+- ``claimed``: a worker has taken the job (it is running) and waits for the deployment's only slot, so no
+  provider call has been made yet;
 - ``in_flight``: the provider call is at the upstream;
 - ``stored``: one image of a two-image task is stored, the other still at the upstream (async only: a sync
   Gemini request makes one image);
@@ -84,7 +86,7 @@ def receiver() -> Iterator[SlowReceiver]:
     running.httpd.shutdown()
 
 
-def _config(tmp: Path, google: FakeGemini) -> Path:
+def _config(tmp: Path, google: FakeGemini, extra: str = "") -> Path:
     path = tmp / "imagegate.toml"
     path.write_text(
         f"""
@@ -95,6 +97,7 @@ provider = "gemini"
 base_url = "{google.url}"
 api_key = "upstream-key"
 options = {{ max_retries = 0 }}
+{extra}
 """
     )
     return path
@@ -155,6 +158,9 @@ CASES = [
     ("held", "sync"),
     ("held", "sync+key"),
     ("held", "async"),
+    ("claimed", "sync"),
+    ("claimed", "sync+key"),
+    ("claimed", "async"),
     ("in_flight", "sync"),
     ("in_flight", "sync+key"),
     ("in_flight", "async"),
@@ -168,9 +174,10 @@ CASES = [
 def test_a_sigkill_at_each_step_strands_nothing(
     tmp_path: Path, google: FakeGemini, receiver: SlowReceiver, step: str, mode: str
 ) -> None:
-    config = _config(tmp_path, google)
+    config = _config(tmp_path, google, "max_concurrency = 1" if step == "claimed" else "")
     home = tmp_path / "home"
-    server = start_server(home, config=config, env=ENV)
+    # "claimed" needs two workers: one runs the blocker, the other takes the job and waits for the slot.
+    server = start_server(home, config=config, env={**ENV, "IMAGEGATE_WORKERS": "2"} if step == "claimed" else ENV)
     created = cli(home, "keys", "create", "--name", "payer", "--credits", "10", "--json", "--config", str(config))
     key = json.loads(created)["key"]
     prompt = f"{step}-{mode}"
@@ -184,6 +191,13 @@ def test_a_sigkill_at_each_step_strands_nothing(
             _until(lambda: google.calls == 1, "the blocker reached the upstream")
             callers.append(_in_background(lambda: _send(server, key, mode, prompt, None)))
             _until(lambda: len(_jobs(home)) == 2 and _jobs(home)[1][1] == "queued", "the job was held and queued")
+        elif step == "claimed":
+            google.delay_s = 60  # the blocker holds the deployment's only slot at the upstream
+            callers.append(_in_background(lambda: _send(server, key, "sync", "blocker", None)))
+            _until(lambda: google.calls == 1, "the blocker reached the upstream")
+            callers.append(_in_background(lambda: _send(server, key, mode, prompt, None)))
+            _until(lambda: len(_jobs(home)) == 2 and _jobs(home)[1][1] == "running", "a worker took the job")
+            assert google.calls == 1  # claimed, but not yet sent upstream
         elif step == "in_flight":
             google.delay_s = 60
             callers.append(_in_background(lambda: _send(server, key, mode, prompt, None)))
@@ -235,6 +249,6 @@ def test_a_sigkill_at_each_step_strands_nothing(
         rows = {key for (key,) in db.execute("SELECT storage_key FROM files")}
     outputs = {key for key in stored if key.startswith("outputs/")}
     assert outputs == rows, f"stored objects without a row: {outputs - rows}"  # the killed attempt left none
-    expected_jobs = 2 if step == "held" else 1
+    expected_jobs = 2 if step in ("held", "claimed") else 1
     assert sum(statuses.values()) == expected_jobs, statuses  # no retry made a second job
     assert statuses.get("succeeded") == expected_jobs, statuses
