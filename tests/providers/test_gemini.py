@@ -930,8 +930,17 @@ GOOGLE_KNOBS = {
         {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "threshold": "BLOCK_ONLY_HIGH"},
         {"category": "HARM_CATEGORY_HARASSMENT", "threshold": "OFF"},
     ],
-    "generationConfig": {"topP": 0.85, "topK": 32, "maxOutputTokens": 512, "stopSequences": ["END", "\n\n"]},
+    "generationConfig": {
+        "topP": 0.85,
+        "topK": 32,
+        "maxOutputTokens": 512,
+        "stopSequences": ["END", "\n\n"],
+        "presencePenalty": 0.5,
+        "frequencyPenalty": -0.25,
+        "mediaResolution": "MEDIA_RESOLUTION_HIGH",
+    },
 }
+KNOB_FIELDS = tuple(GOOGLE_KNOBS["generationConfig"])  # type: ignore[arg-type]
 
 
 def knobbed_spec() -> JobSpec:
@@ -946,13 +955,11 @@ async def test_safety_settings_and_sampling_reach_google_as_sent(gemini: Factory
     body = upstream.body()
     assert body["safetySettings"] == GOOGLE_KNOBS["safetySettings"]
     config = body["generationConfig"]
-    assert {k: config[k] for k in ("topP", "topK", "maxOutputTokens", "stopSequences")} == GOOGLE_KNOBS[
-        "generationConfig"
-    ]
+    assert {k: config[k] for k in KNOB_FIELDS} == GOOGLE_KNOBS["generationConfig"]
 
 
 async def test_unset_knobs_are_not_sent(gemini: Factory) -> None:
     provider, upstream, _ = gemini(reply(200, PRO_GROUNDED))
     await generate(provider, spec())
     assert "safetySettings" not in upstream.body()
-    assert not {"topP", "topK", "maxOutputTokens", "stopSequences"} & set(upstream.body()["generationConfig"])
+    assert not set(KNOB_FIELDS) & set(upstream.body()["generationConfig"])

@@ -15,6 +15,9 @@ async def test_google_options_survive_the_round_trip() -> None:
         top_k=8,
         max_output_tokens=64,
         stop_sequences=("END",),
+        presence_penalty=0.5,
+        frequency_penalty=-1.0,
+        media_resolution="MEDIA_RESOLUTION_LOW",
     )
     spec = JobSpec(model="gemini-3-pro-image", turns=(Turn(Role.USER, ("a cat",)),), google=options)
     assert await load_spec(await save_spec(spec, store), store) == spec

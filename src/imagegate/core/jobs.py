@@ -154,6 +154,9 @@ class GoogleOptions:
     top_k: int | None = None
     max_output_tokens: int | None = None
     stop_sequences: tuple[str, ...] = ()
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    media_resolution: str | None = None  # MEDIA_RESOLUTION_LOW/MEDIUM/HIGH: how finely Google reads input images
 
     def __bool__(self) -> bool:
         return self != _NO_OPTIONS
@@ -183,6 +186,7 @@ class JobSpec:
     thinking_level: str | None = None  # thinkingConfig.thinkingLevel ("minimal", "high"); None: the model's own
     grounding: SearchGrounding | None = None  # ground the answer in Google Search
     google: GoogleOptions = _NO_OPTIONS  # safety settings and sampling knobs for a generateContent upstream
+    end_user: str | None = None  # the caller's own end-user id (OpenAI's safety_identifier or user), for abuse tracing
 
     @property
     def request_turn(self) -> Turn:

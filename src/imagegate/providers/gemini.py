@@ -170,6 +170,12 @@ def _sampling(options: GoogleOptions) -> dict[str, Any]:
         fields["maxOutputTokens"] = options.max_output_tokens
     if options.stop_sequences:
         fields["stopSequences"] = list(options.stop_sequences)
+    if options.presence_penalty is not None:
+        fields["presencePenalty"] = options.presence_penalty
+    if options.frequency_penalty is not None:
+        fields["frequencyPenalty"] = options.frequency_penalty
+    if options.media_resolution is not None:
+        fields["mediaResolution"] = options.media_resolution
     return fields
 
 

@@ -72,6 +72,7 @@ async def save_spec(spec: JobSpec, store: ObjectStore) -> dict[str, Any]:
         "thinking_level": spec.thinking_level,
         "grounding": _grounding_doc(spec.grounding),
         "google": _google_doc(spec.google),
+        "end_user": spec.end_user,
     }
 
 
@@ -111,6 +112,7 @@ async def load_spec(doc: dict[str, Any], store: ObjectStore) -> JobSpec:
         thinking_level=doc.get("thinking_level"),
         grounding=_grounding(doc.get("grounding")),
         google=_google(doc.get("google")),
+        end_user=doc.get("end_user"),
     )
 
 
@@ -144,6 +146,9 @@ def _google_doc(options: GoogleOptions) -> dict[str, Any] | None:
         "top_k": options.top_k,
         "max_output_tokens": options.max_output_tokens,
         "stop_sequences": list(options.stop_sequences),
+        "presence_penalty": options.presence_penalty,
+        "frequency_penalty": options.frequency_penalty,
+        "media_resolution": options.media_resolution,
     }
 
 
@@ -156,4 +161,7 @@ def _google(doc: dict[str, Any] | None) -> GoogleOptions:
         top_k=doc.get("top_k"),
         max_output_tokens=doc.get("max_output_tokens"),
         stop_sequences=tuple(doc.get("stop_sequences", ())),
+        presence_penalty=doc.get("presence_penalty"),
+        frequency_penalty=doc.get("frequency_penalty"),
+        media_resolution=doc.get("media_resolution"),
     )

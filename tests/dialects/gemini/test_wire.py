@@ -163,9 +163,19 @@ def test_part_tolerates_fields_it_does_not_use() -> None:
     assert part.thought_signature == "c2ln"
 
 
-def test_harm_categories_newer_than_this_server_are_accepted() -> None:
-    setting = wire.SafetySetting.model_validate({"category": "HARM_CATEGORY_SOMETHING_NEW", "threshold": "off"})
-    assert setting.threshold == "OFF"
+def test_enum_values_are_exactly_the_sdks() -> None:
+    """Google refuses a value outside its enums; so does this server, and the lists track the google-genai SDK."""
+    from google.genai import types
+
+    assert {m.value for m in types.HarmCategory} == wire.HARM_CATEGORIES
+    assert {m.value for m in types.MediaResolution} == wire.MEDIA_RESOLUTIONS
+    assert {m.value for m in types.HarmBlockThreshold} == wire.HARM_BLOCK_THRESHOLDS
+    setting = wire.SafetySetting.model_validate({"category": "harm_category_image_hate", "threshold": "off"})
+    assert (setting.category, setting.threshold) == ("HARM_CATEGORY_IMAGE_HATE", "OFF")
+    with pytest.raises(ValidationError):
+        wire.SafetySetting.model_validate({"category": "HARM_CATEGORY_SOMETHING_NEW", "threshold": "OFF"})
+    with pytest.raises(ValidationError):
+        wire.GenerationConfig.model_validate({"mediaResolution": "MEDIA_RESOLUTION_ULTRA"})
 
 
 def test_vertex_only_fields_are_unknown() -> None:

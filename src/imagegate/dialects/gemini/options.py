@@ -1,8 +1,10 @@
-"""Gemini requests in, Google's own knobs: ``safetySettings`` and the sampling fields of ``generationConfig``.
+"""Gemini requests in, Google's own knobs: ``safetySettings``, the sampling fields of ``generationConfig`` and
+its ``mediaResolution``.
 
 They become the job's ``GoogleOptions`` and travel to a ``generateContent`` upstream as sent. The ranges are the
 ones Google documents (``topP`` in [0, 1], ``topK`` and ``maxOutputTokens`` positive, at most five stop
 sequences); a value outside them is a 400 naming the field, as Google answers, before any upstream is asked.
+Google documents no range for the two penalties, so they travel as sent and Google's own answer decides.
 The enums of a safety setting are checked by the wire types already. Pure functions.
 """
 
@@ -32,12 +34,16 @@ def google_options(config: GenerationConfig, safety_settings: Sequence[SafetySet
     stops = tuple(config.stop_sequences or ())
     if len(stops) > MAX_STOP_SEQUENCES:
         _refuse("stop_sequences", f"at most {MAX_STOP_SEQUENCES} stop sequences are allowed, got {len(stops)}")
+    resolution = config.media_resolution
     return GoogleOptions(
         safety=_safety(safety_settings or ()),
         top_p=top_p,
         top_k=top_k,
         max_output_tokens=max_tokens,
         stop_sequences=stops,
+        presence_penalty=config.presence_penalty,
+        frequency_penalty=config.frequency_penalty,
+        media_resolution=None if resolution in (None, "MEDIA_RESOLUTION_UNSPECIFIED") else resolution,
     )
 
 

@@ -34,18 +34,35 @@ HARM_BLOCK_THRESHOLDS = frozenset(
     }
 )
 
+#: The values Google's API takes, as the google-genai SDK lists them (a test compares the two, so a value a newer
+#: SDK sends shows up as a failing test here, not as a silent pass-through of something Google would refuse).
+HARM_CATEGORIES = frozenset(
+    {
+        "HARM_CATEGORY_UNSPECIFIED",
+        "HARM_CATEGORY_HARASSMENT",
+        "HARM_CATEGORY_HATE_SPEECH",
+        "HARM_CATEGORY_SEXUALLY_EXPLICIT",
+        "HARM_CATEGORY_DANGEROUS_CONTENT",
+        "HARM_CATEGORY_CIVIC_INTEGRITY",
+        "HARM_CATEGORY_JAILBREAK",
+        "HARM_CATEGORY_IMAGE_HATE",
+        "HARM_CATEGORY_IMAGE_DANGEROUS_CONTENT",
+        "HARM_CATEGORY_IMAGE_HARASSMENT",
+        "HARM_CATEGORY_IMAGE_SEXUALLY_EXPLICIT",
+    }
+)
+MEDIA_RESOLUTIONS = frozenset(
+    {"MEDIA_RESOLUTION_UNSPECIFIED", "MEDIA_RESOLUTION_LOW", "MEDIA_RESOLUTION_MEDIUM", "MEDIA_RESOLUTION_HIGH"}
+)
 
-def _enum(proto_type: str, values: frozenset[str] = frozenset(), prefix: str = "") -> Callable[[object], str]:
-    """A validator for a proto enum sent as a string, in any letter case (the docs write ``["Image"]``).
 
-    Enums that Google keeps growing (harm categories, media resolutions) are matched by prefix so that a
-    newer SDK's value is not refused by an older server.
-    """
+def _enum(proto_type: str, values: frozenset[str]) -> Callable[[object], str]:
+    """A validator for a proto enum sent as a string, in any letter case (the docs write ``["Image"]``)."""
 
     def check(value: object) -> str:
         if isinstance(value, str):
             upper = value.strip().upper()
-            if upper in values or (prefix and upper.startswith(prefix)):
+            if upper in values:
                 return upper
         raise PydanticCustomError(PROTO_ENUM_ERROR, "Invalid value for {proto_type}", {"proto_type": proto_type})
 
@@ -53,9 +70,9 @@ def _enum(proto_type: str, values: frozenset[str] = frozenset(), prefix: str = "
 
 
 ResponseModality = Annotated[str, BeforeValidator(_enum("GenerationConfig.Modality", MODALITIES))]
-HarmCategory = Annotated[str, BeforeValidator(_enum("HarmCategory", prefix="HARM_CATEGORY_"))]
+HarmCategory = Annotated[str, BeforeValidator(_enum("HarmCategory", HARM_CATEGORIES))]
 HarmBlockThreshold = Annotated[str, BeforeValidator(_enum("SafetySetting.HarmBlockThreshold", HARM_BLOCK_THRESHOLDS))]
-MediaResolution = Annotated[str, BeforeValidator(_enum("GenerationConfig.MediaResolution", prefix="MEDIA_RESOLUTION_"))]
+MediaResolution = Annotated[str, BeforeValidator(_enum("GenerationConfig.MediaResolution", MEDIA_RESOLUTIONS))]
 
 #: An object this server passes over without looking inside (a ``google.protobuf.Struct`` or a message).
 JsonObject = dict[str, Any]
