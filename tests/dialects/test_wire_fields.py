@@ -14,6 +14,7 @@ from imagegate.dialects.gemini import wire as gemini
 from imagegate.dialects.gemini.requests import parse_generate_request
 from imagegate.dialects.gemini.requests import to_job_spec as gemini_spec
 from imagegate.dialects.linkmodel.wire import ImageGenerationRequest
+from imagegate.dialects.openai_chat import wire as chat
 from imagegate.dialects.openai_images.requests import parse_generation_request
 from imagegate.dialects.openai_images.requests import to_job_spec as openai_spec
 from imagegate.dialects.openai_images.wire import ImagesRequest
@@ -55,12 +56,12 @@ FIELDS: dict[type[BaseModel], dict[str, tuple[str, str]]] = {
         "response_mime_type": (ACCEPTED, "text output format"),
         "response_schema": (ACCEPTED, "structured text output"),
         "response_json_schema": (ACCEPTED, "structured text output"),
-        "presence_penalty": (ACCEPTED, "text sampling"),
-        "frequency_penalty": (ACCEPTED, "text sampling"),
+        "presence_penalty": (JOB, "google.presence_penalty"),
+        "frequency_penalty": (JOB, "google.frequency_penalty"),
         "response_logprobs": (ACCEPTED, "text log-probabilities"),
         "logprobs": (ACCEPTED, "text log-probabilities"),
         "thinking_config": (STRUCTURE, "ThinkingConfig below"),
-        "media_resolution": (ACCEPTED, "input image token resolution; counted at the model's rate"),
+        "media_resolution": (JOB, "google.media_resolution (countTokens still counts the model's rate per image)"),
         "speech_config": (ACCEPTED, "audio output; never produced"),
         "audio_transcription_config": (ACCEPTED, "audio input; never read"),
         "enable_enhanced_civic_answers": (ACCEPTED, "text answers"),
@@ -125,8 +126,8 @@ FIELDS: dict[type[BaseModel], dict[str, tuple[str, str]]] = {
         "moderation": (REFUSED, "low; auto is the model's fixed filter"),
         "style": (REFUSED, "always"),
         "input_fidelity": (REFUSED, "always"),
-        "user": (JOB, "an end-user id for abuse tracing; recorded nowhere else, changes no image"),
-        "safety_identifier": (JOB, "as user"),
+        "user": (JOB, "end_user: stored with the job, sent on to OpenAI-compatible upstreams as user"),
+        "safety_identifier": (JOB, "end_user, ahead of user (OpenAI's newer name for it)"),
         "provider": (JOB, "AIML's routing override: routing is this server's configuration"),
         "stream": (JOB, "answered as an event stream"),
         "partial_images": (JOB, "with stream: these models send no partial image, only the completed event"),
@@ -145,6 +146,61 @@ FIELDS: dict[type[BaseModel], dict[str, tuple[str, str]]] = {
 
 # The fields with no ACCEPTED escape hatch: every one changes the job or is refused.
 STRICT = {ImagesRequest, ImageGenerationRequest, gemini.ImageConfig, gemini.ThinkingConfig}
+
+
+#: Chat Completions is parsed by hand (OpenAI's wording for every refusal), so its table is checked against the
+#: parser's own lists rather than a pydantic model.
+CHAT: dict[str, tuple[str, str]] = {
+    "model": (JOB, "model"),
+    "messages": (STRUCTURE, "system instruction and turns; unknown message keys are refused"),
+    "modalities": (JOB, "modalities"),
+    "image_config": (JOB, "aspect_ratio and image_size"),
+    "n": (JOB, "n"),
+    "stream": (JOB, "answered as chat.completion.chunk events"),
+    "stream_options": (JOB, "include_usage: a final usage chunk with no choices"),
+    "temperature": (JOB, "temperature"),
+    "seed": (JOB, "seed"),
+    "max_tokens": (REFUSED, "below one image's output tokens"),
+    "max_completion_tokens": (REFUSED, "as max_tokens, which it replaces"),
+    "top_p": (JOB, "google.top_p"),
+    "presence_penalty": (JOB, "google.presence_penalty"),
+    "frequency_penalty": (JOB, "google.frequency_penalty"),
+    "stop": (JOB, "google.stop_sequences"),
+    "user": (JOB, "end_user"),
+    "safety_identifier": (JOB, "end_user, ahead of user"),
+    **{name: (ACCEPTED, why) for name, why in chat.ACCEPTED.items()},
+    **{name: (REFUSED, why) for name, why in chat.UNSUPPORTED.items()},
+}
+
+
+def test_every_chat_field_has_an_entry() -> None:
+    assert set(CHAT) == {*chat.KNOWN, *chat.ACCEPTED, *chat.UNSUPPORTED}
+    for name, (kind, why) in CHAT.items():
+        assert kind in (JOB, REFUSED, STRUCTURE, ACCEPTED) and why, name
+
+
+def test_chat_fields_that_change_the_job() -> None:
+    from imagegate.dialects.openai_chat.translate import to_job_spec as chat_spec
+    from imagegate.dialects.openai_chat.wire import parse_chat_request
+
+    request = parse_chat_request(
+        {
+            "model": PRO.id,
+            "messages": [{"role": "user", "content": "a cat"}],
+            "image_config": {"aspect_ratio": "21:9", "image_size": "2K"},
+            "temperature": 0.4,
+            "seed": 3,
+            "n": 2,
+            "top_p": 0.7,
+            "stop": ["END"],
+            "safety_identifier": "s-9",
+            "modalities": ["image"],
+        }
+    )
+    spec = chat_spec(request, PRO, {})
+    assert (spec.aspect_ratio, spec.image_size, spec.temperature, spec.seed, spec.n) == ("21:9", "2K", 0.4, 3, 2)
+    assert (spec.google.top_p, spec.google.stop_sequences, spec.end_user) == (0.7, ("END",), "s-9")
+    assert {m.value for m in spec.modalities} == {"IMAGE"}
 
 
 @pytest.mark.parametrize("wire", list(FIELDS), ids=lambda w: w.__name__)
@@ -173,6 +229,10 @@ def test_gemini_fields_that_change_the_job() -> None:
     assert {m.value for m in _gemini(responseModalities=["IMAGE"]).modalities} == {"IMAGE"}
     google = _gemini(topP=0.5, topK=20, maxOutputTokens=300, stopSequences=["END"]).google
     assert (google.top_p, google.top_k, google.max_output_tokens, google.stop_sequences) == (0.5, 20, 300, ("END",))
+    google = _gemini(presencePenalty=0.4, frequencyPenalty=-0.5, mediaResolution="media_resolution_low").google
+    assert (google.presence_penalty, google.frequency_penalty) == (0.4, -0.5)
+    assert google.media_resolution == "MEDIA_RESOLUTION_LOW"
+    assert not _gemini(mediaResolution="MEDIA_RESOLUTION_UNSPECIFIED").google  # Google's default: nothing to send
     body = {
         "contents": [{"parts": [{"text": "a cat"}]}],
         "safetySettings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_ONLY_HIGH"}],
@@ -246,6 +306,7 @@ def test_openai_fields_map_or_are_refused() -> None:
     assert _openai(aspect_ratio="21:9").aspect_ratio == "21:9" and _openai(n=3).n == 3
     assert _openai(output_format="webp", output_compression=40).output_quality == 40
     assert _openai(background="opaque").image_size is None  # what the model makes: accepted, nothing to change
+    assert _openai(user="u-1").end_user == "u-1" and _openai(user="u-1", safety_identifier="s-1").end_user == "s-1"
     assert _openai(seed=-7).seed == -7 and _openai(seed="4294967").seed == 4294967  # forms send text
     for body, field in [
         ({"style": "vivid"}, "style"),

@@ -111,6 +111,23 @@ def test_streaming_delivers_images_in_deltas(chat: openai.OpenAI) -> None:
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens >= 1290
 
 
+def test_include_usage_ends_the_stream_with_a_usage_chunk(chat: openai.OpenAI) -> None:
+    """OpenAI's shape, as the SDK's own usage handling expects: every chunk but a final, choiceless one has none."""
+    stream = chat.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "a kite"}],
+        stream=True,
+        stream_options={"include_usage": True},
+        top_p=0.9,
+        user="end-user-7",
+        extra_body=IMAGE_OUT,
+    )
+    chunks = list(stream)
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens >= 1290
+    assert all(c.usage is None for c in chunks[:-1])
+
+
 def test_streamed_refusal_and_raw_framing(server: Server) -> None:
     with httpx.stream(
         "POST",

@@ -13,6 +13,7 @@ import json
 import random
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -413,6 +414,14 @@ async def test_extra_body_is_added_to_every_request(openai: Factory) -> None:
     assert upstream.body()["moderation"] == "low"
     await generate(provider, spec("Edit", INPUTS[0]))
     assert fields_of(upstream.requests[-1])["quality"] == "high"
+
+
+async def test_the_end_user_is_sent_as_user(openai: Factory) -> None:
+    provider, upstream, _ = openai(reply(200, GPT_IMAGE), reply(200, GPT_IMAGE))
+    await generate(provider, replace(spec("A red kite"), end_user="customer-42"))
+    assert upstream.body()["user"] == "customer-42"
+    await generate(provider, spec("A red kite"))
+    assert "user" not in upstream.body()
 
 
 async def test_system_instruction_goes_before_the_prompt(openai: Factory) -> None:

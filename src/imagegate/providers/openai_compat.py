@@ -248,6 +248,8 @@ class OpenAICompatProvider:
             fields[options.resolution_field] = spec.image_size  # "1K", "2K", "4K" as these gateways spell it
         if options.response_format != "omit":
             fields["response_format"] = options.response_format
+        if spec.end_user is not None:  # OpenAI's abuse tracing reads it; gateways in front of OpenAI pass it on
+            fields["user"] = spec.end_user
         return fields | options.extra_body
 
     # -- response --------------------------------------------------------------------------------------

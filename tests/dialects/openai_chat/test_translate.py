@@ -119,6 +119,9 @@ def test_stream_chunks_role_first_images_in_delta_usage_last() -> None:
     assert rest[0]["choices"][0]["delta"]["images"][0]["type"] == "image_url"
     assert all(c["object"] == "chat.completion.chunk" for c in start + rest)
     assert "usage" in rest[-1] and all("usage" not in c for c in rest[:-1])
+    with_usage = stream_rest(job, NANO_BANANA, {"f0": PNG, "f1": PNG}, include_usage=True)
+    assert with_usage[:-1] == [{k: v for k, v in c.items() if k != "usage"} for c in rest]
+    assert with_usage[-1]["choices"] == [] and with_usage[-1]["usage"] == rest[-1]["usage"]
 
 
 def test_image_size_goes_to_the_job_and_the_model_decides() -> None:

@@ -55,7 +55,7 @@ async def chat_completions(request: Request, principal: ApiKey = Depends(require
     spec = to_job_spec(parsed, model, {u.field: image for u, image in zip(urls, loaded, strict=True)})
     job = await submit_job(svc, principal, spec, request_id=request.state.request_id, priority=JobPriority.INTERACTIVE)
     if parsed.stream:
-        return _stream(svc, job, model)
+        return _stream(svc, job, model, include_usage=parsed.include_usage)
     finished, stored = await wait_for_result(svc, job.id)
     return Response(orjson.dumps(render_completion(finished, model, stored)), media_type="application/json")
 
@@ -81,7 +81,7 @@ def _image_model(svc: Services, name: str) -> ModelSpec:
     return model
 
 
-def _stream(svc: Services, job: Job, model: ModelSpec) -> StreamingResponse:
+def _stream(svc: Services, job: Job, model: ModelSpec, *, include_usage: bool) -> StreamingResponse:
     async def events() -> AsyncIterator[bytes]:
         for chunk in stream_start(job, model):
             yield sse.event(chunk)
@@ -90,7 +90,7 @@ def _stream(svc: Services, job: Job, model: ModelSpec) -> StreamingResponse:
             yield comment
         try:
             finished, stored = waiting.result()
-            rest = stream_rest(finished, model, stored)
+            rest = stream_rest(finished, model, stored, include_usage=include_usage)
         except ImagegateError as exc:
             _, body, _ = render_error(exc)
             yield sse.event(body)

@@ -73,6 +73,8 @@ def to_job_spec(request: ChatRequest, model: ModelSpec, images: Mapping[str, Ima
         seed=request.seed,
         temperature=request.temperature,
         dialect=DIALECT,
+        google=request.google,
+        end_user=request.end_user,
     )
     for violation in check_job(spec, model)[:1]:  # what this model cannot do, named as the caller named it
         raise Unsupported(violation.explained + ".", field=FIELDS.get(violation.field, violation.field))
@@ -132,8 +134,14 @@ def stream_start(job: Job, model: ModelSpec) -> list[dict[str, Any]]:
     ]
 
 
-def stream_rest(job: Job, model: ModelSpec, image_bytes: Mapping[str, bytes]) -> list[dict[str, Any]]:
-    """The chunks after the job finished: each choice's content and images, then its finish; usage on the last."""
+def stream_rest(
+    job: Job, model: ModelSpec, image_bytes: Mapping[str, bytes], *, include_usage: bool = False
+) -> list[dict[str, Any]]:
+    """The chunks after the job finished: each choice's content and images, then its finish.
+
+    The usage rides on the last chunk, as OpenRouter sends it; with ``stream_options.include_usage`` it comes the
+    way OpenAI sends it instead: a chunk of its own after the rest, with no choices.
+    """
     _raise_if_nothing(job)
     chunks: list[dict[str, Any]] = []
     for slot in job.results:
@@ -152,7 +160,9 @@ def stream_rest(job: Job, model: ModelSpec, image_bytes: Mapping[str, bytes]) ->
         if "error" in choice:
             finish["error"] = choice["error"]
         chunks.append(_chunk(job, model, [finish]))
-    if chunks:
+    if include_usage:
+        chunks.append(_chunk(job, model, []) | {"usage": render_usage(job.usage)})
+    elif chunks:
         chunks[-1]["usage"] = render_usage(job.usage)
     return chunks
 

@@ -2,20 +2,24 @@
 
 ``parse_chat_request`` turns a decoded JSON body into a ``ChatRequest`` or raises a domain error naming the
 field with OpenAI's wording (``Missing required parameter: 'model'.``, ``Unrecognized request argument
-supplied: foo``, ``Invalid 'n': integer above maximum value. …``). Unlike the Images API, unknown top-level
-fields are refused, as OpenAI's Chat Completions endpoint refuses them; the few that only describe the caller
-(``user``, ``metadata``, OpenRouter's ``provider`` routing hints) are accepted. Fields a chat model has but an
-image model cannot honour (tools, logprobs, penalties, ``response_format``…) are refused by name, never dropped.
-Image parts keep their URL: fetching (or reading this server's own links) is the route's job.
+supplied: foo``, ``Invalid 'n': integer above maximum value. …``). Unlike the Images API, unknown fields are
+refused, at the top level and inside a message, as OpenAI's Chat Completions endpoint refuses them.
+
+Every field is one of three kinds, each listed below: it changes the job (the sampling knobs OpenRouter passes
+to Gemini become the job's ``GoogleOptions``; ``user`` is the job's end user), it is accepted because it only
+describes the request or its routing (``ACCEPTED``, each with the reason it cannot change the images), or an
+image model cannot honour it and it is refused by name (``UNSUPPORTED``). Image parts keep their URL: fetching
+(or reading this server's own links) is the route's job.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from imagegate.core.images import GEMINI_API_RATIOS
+from imagegate.core.jobs import GoogleOptions
 from imagegate.dialects.openai_common.wire import json_type, quote_list
 from imagegate.errors import InvalidRequest, UnknownField
 
@@ -24,12 +28,16 @@ MAX_TEMPERATURE = 2.0
 ROLES = ("system", "assistant", "user", "function", "tool", "developer")
 PART_TYPES = ("text", "image_url", "input_audio", "refusal", "audio", "file")
 MODALITIES = ("text", "image")
-DETAILS = ("auto", "low", "high")
+#: ``image_url.detail`` as Google's ``mediaResolution``: how finely the model reads the input images.
+DETAILS = {"auto": None, "low": "MEDIA_RESOLUTION_LOW", "high": "MEDIA_RESOLUTION_HIGH"}
+MAX_STOP = 4  # OpenAI's limit on stop sequences
+MAX_PENALTY = 2.0
+MAX_END_USER = 256
 #: OpenRouter spells Google's 512 as 0.5K; both are taken, Google's spelling is what the job carries.
 IMAGE_SIZES = {"0.5k": "512", "512": "512", "1k": "1K", "2k": "2K", "4k": "4K"}
 
 #: Chat fields an image model cannot honour: refused with a reason instead of being ignored.
-_UNSUPPORTED = {
+UNSUPPORTED = {
     "tools": "this model does not call tools",
     "tool_choice": "this model does not call tools",
     "functions": "this model does not call functions",
@@ -39,18 +47,23 @@ _UNSUPPORTED = {
     "logprobs": "log probabilities are not available for image output",
     "top_logprobs": "log probabilities are not available for image output",
     "logit_bias": "logit bias is not available for this model",
-    "frequency_penalty": "penalties are not available for this model",
-    "presence_penalty": "penalties are not available for this model",
-    "stop": "stop sequences are not available for image output",
     "audio": "this model does not make audio",
     "prediction": "predicted outputs are not available for this model",
-    "top_p": "top_p is not configurable here; use temperature",
     "reasoning_effort": "reasoning effort is not configurable for this model",
     "web_search_options": "web search is not available for this model",
 }
-#: Accepted and recorded nowhere because they change nothing about the answer: who asks, how to route.
-_DESCRIPTIVE = ("user", "safety_identifier", "metadata", "store", "provider", "transforms", "usage", "service_tier")
-_KNOWN = (
+#: Accepted, and why each cannot change the images: it describes the request, or routes it where routing is this
+#: server's own configuration.
+ACCEPTED = {
+    "metadata": "tags for OpenAI's stored completions; checked for OpenAI's shape, kept nowhere",
+    "store": "OpenAI's opt-in to keep the completion; every job is kept in this server's history anyway",
+    "provider": "OpenRouter's provider routing; deployments are chosen by this server's configuration",
+    "transforms": "OpenRouter's prompt transforms; prompts are sent whole",
+    "usage": "OpenRouter's usage accounting switch; usage is always in the answer",
+    "service_tier": "a processing tier; this server has one",
+}
+#: The fields that change the job, and the message fields of a chat history.
+KNOWN = (
     "model",
     "messages",
     "modalities",
@@ -62,7 +75,18 @@ _KNOWN = (
     "seed",
     "max_tokens",
     "max_completion_tokens",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "stop",
+    "user",
+    "safety_identifier",
 )
+MESSAGE_KEYS = ("role", "content", "name")
+#: What an assistant message of an earlier answer carries when a client sends it back: OpenRouter's ``images``
+#: (context for the next edit), and its reasoning and annotations, which are the model's own words and not sent.
+ASSISTANT_KEYS = ("images", "refusal", "reasoning", "reasoning_details", "annotations")
+SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +95,7 @@ class ImageUrl:
 
     url: str
     field: str
+    detail: str = "auto"
 
 
 ChatPart = str | ImageUrl
@@ -94,6 +119,9 @@ class ChatRequest:
     temperature: float | None = None
     seed: int | None = None
     max_tokens: int | None = None
+    include_usage: bool = False  # stream_options.include_usage: a last chunk with no choices and the usage
+    end_user: str | None = None
+    google: GoogleOptions = field(default_factory=GoogleOptions)
 
     @property
     def image_urls(self) -> tuple[ImageUrl, ...]:
@@ -106,10 +134,11 @@ def parse_chat_request(body: object) -> ChatRequest:
         raise InvalidRequest(f"Invalid type for request body: expected an object, but got {json_type(body)} instead.")
     fields: dict[str, object] = {str(k): v for k, v in body.items()}
     for name, value in fields.items():
-        if name in _UNSUPPORTED and value is not None:
-            raise InvalidRequest(f"'{name}' is not supported for image models: {_UNSUPPORTED[name]}.", field=name)
-        if name not in _KNOWN and name not in _DESCRIPTIVE and name not in _UNSUPPORTED:
+        if name in UNSUPPORTED and value is not None:
+            raise InvalidRequest(f"'{name}' is not supported for image models: {UNSUPPORTED[name]}.", field=name)
+        if name not in KNOWN and name not in ACCEPTED and name not in UNSUPPORTED:
             raise UnknownField(f"Unrecognized request argument supplied: {name}", field=name)
+    _check_accepted(fields)
     model = fields.get("model")
     if model is None or (isinstance(model, str) and not model.strip()):
         raise InvalidRequest("Missing required parameter: 'model'.", field="model")
@@ -117,17 +146,28 @@ def parse_chat_request(body: object) -> ChatRequest:
         raise _type_error("model", "a string", model)
     aspect_ratio, image_size = _image_config(fields.get("image_config"))
     max_tokens = _integer(fields, "max_completion_tokens", 1, 2**31) or _integer(fields, "max_tokens", 1, 2**31)
+    messages = _messages(fields.get("messages"))
+    stream, include_usage = _stream(fields.get("stream"), fields.get("stream_options"))
     return ChatRequest(
         model=model.strip(),
-        messages=_messages(fields.get("messages")),
+        messages=messages,
         modalities=_modalities(fields.get("modalities")),
         aspect_ratio=aspect_ratio,
         image_size=image_size,
         n=_integer(fields, "n", 1, MAX_N) or 1,
-        stream=_stream(fields.get("stream"), fields.get("stream_options")),
-        temperature=_temperature(fields.get("temperature")),
+        stream=stream,
+        temperature=_decimal(fields, "temperature", 0, MAX_TEMPERATURE),
         seed=_integer(fields, "seed", -(2**63), 2**63 - 1),
         max_tokens=max_tokens,
+        include_usage=include_usage,
+        end_user=_end_user(fields),
+        google=GoogleOptions(
+            top_p=_decimal(fields, "top_p", 0, 1),
+            presence_penalty=_decimal(fields, "presence_penalty", -MAX_PENALTY, MAX_PENALTY),
+            frequency_penalty=_decimal(fields, "frequency_penalty", -MAX_PENALTY, MAX_PENALTY),
+            stop_sequences=_stop(fields.get("stop")),
+            media_resolution=_finest_detail(messages),
+        ),
     )
 
 
@@ -169,6 +209,13 @@ def _message(item: object, where: str) -> ChatMessage:
             f"Invalid '{where}': tool and function messages are not supported; this model does not call tools.",
             field=where,
         )
+    allowed = MESSAGE_KEYS + ASSISTANT_KEYS + ("tool_calls", "function_call") if role == "assistant" else MESSAGE_KEYS
+    for key in item:
+        if key not in allowed:
+            raise UnknownField(f"Unrecognized argument in {where}: {key}", field=f"{where}.{key}")
+    name = item.get("name")
+    if name is not None and not isinstance(name, str):
+        raise _type_error(f"{where}.name", "a string", name)
     parts = list(_content(item.get("content"), f"{where}.content", allow_images=role in ("user", "assistant")))
     if role == "assistant":
         parts.extend(_assistant_images(item.get("images"), f"{where}.images"))
@@ -218,15 +265,18 @@ def _content(value: object, where: str, *, allow_images: bool) -> list[ChatPart]
 
 def _image_url(value: object, where: str) -> ImageUrl:
     url: object
+    detail: object = "auto"
     if isinstance(value, str):  # some clients flatten {"url": …} to the string itself
         url = value
     elif isinstance(value, dict):
         url = value.get("url")
         detail = value.get("detail")
-        if detail is not None and detail not in DETAILS:
+        detail = "auto" if detail is None else detail
+        if not isinstance(detail, str) or detail not in DETAILS:
             shown = detail if isinstance(detail, str) else json_type(detail)
             raise InvalidRequest(
-                f"Invalid value: '{shown}'. Supported values are: {quote_list(DETAILS)}.", field=f"{where}.detail"
+                f"Invalid value: '{shown}'. Supported values are: {quote_list(tuple(DETAILS))}.",
+                field=f"{where}.detail",
             )
         where = f"{where}.url"
     else:
@@ -239,7 +289,7 @@ def _image_url(value: object, where: str) -> ImageUrl:
             f"Invalid '{where}': expected an http(s) URL or a base64 data URL (data:image/png;base64,...).",
             field=where,
         )
-    return ImageUrl(url.strip(), where)
+    return ImageUrl(url.strip(), where, str(detail))
 
 
 def _assistant_images(value: object, where: str) -> list[ChatPart]:
@@ -321,26 +371,98 @@ def _integer(fields: Mapping[str, object], name: str, low: int, high: int) -> in
     return value
 
 
-def _temperature(value: object) -> float | None:
+def _decimal(fields: Mapping[str, object], name: str, low: float, high: float) -> float | None:
+    value = fields.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _type_error("temperature", "a decimal", value)
-    if value < 0:
+        raise _type_error(name, "a decimal", value)
+    if value < low:
         raise InvalidRequest(
-            f"Invalid 'temperature': decimal below minimum value. Expected a value >= 0, but got {value} instead.",
-            field="temperature",
+            f"Invalid '{name}': decimal below minimum value. Expected a value >= {low:g}, but got {value} instead.",
+            field=name,
         )
-    if value > MAX_TEMPERATURE:
+    if value > high:
         raise InvalidRequest(
-            "Invalid 'temperature': decimal above maximum value. "
-            f"Expected a value <= {MAX_TEMPERATURE:g}, but got {value} instead.",
-            field="temperature",
+            f"Invalid '{name}': decimal above maximum value. Expected a value <= {high:g}, but got {value} instead.",
+            field=name,
         )
     return float(value)
 
 
-def _stream(value: object, options: object) -> bool:
+def _stop(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    stops = [value] if isinstance(value, str) else value
+    if not isinstance(stops, list) or not all(isinstance(v, str) for v in stops):
+        raise _type_error("stop", "a string or an array of strings", value)
+    if len(stops) > MAX_STOP:
+        raise InvalidRequest(
+            f"Invalid 'stop': array too long. Expected an array with maximum length {MAX_STOP}, "
+            f"but got an array with length {len(stops)} instead.",
+            field="stop",
+        )
+    return tuple(str(v) for v in stops if v)
+
+
+def _end_user(fields: Mapping[str, object]) -> str | None:
+    """``safety_identifier`` (OpenAI's newer name) or ``user``: the caller's own id for the person asking."""
+    chosen: str | None = None
+    for name in ("user", "safety_identifier"):  # the later one wins
+        value = fields.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise _type_error(name, "a string", value)
+        if len(value) > MAX_END_USER:
+            raise InvalidRequest(
+                f"Invalid '{name}': string too long. Expected a string with maximum length {MAX_END_USER}, "
+                f"but got a string with length {len(value)} instead.",
+                field=name,
+            )
+        chosen = value or chosen
+    return chosen
+
+
+def _finest_detail(messages: tuple[ChatMessage, ...]) -> str | None:
+    """One ``mediaResolution`` for the request: the finest any image part asks for, so none is read coarser."""
+    asked = {part.detail for m in messages for part in m.parts if isinstance(part, ImageUrl)}
+    for detail in ("high", "low"):
+        if detail in asked:
+            return DETAILS[detail]
+    return None
+
+
+def _check_accepted(fields: Mapping[str, object]) -> None:
+    """The accepted fields change nothing, but a malformed one is still the caller's mistake to hear about."""
+    metadata = fields.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+            raise _type_error("metadata", "an object of strings", metadata)
+        if len(metadata) > 16 or any(len(str(k)) > 64 or len(v) > 512 for k, v in metadata.items()):
+            raise InvalidRequest(
+                "Invalid 'metadata': at most 16 keys of up to 64 characters, values up to 512 characters.",
+                field="metadata",
+            )
+    for name, kind, expected in (
+        ("store", bool, "a boolean"),
+        ("provider", dict, "an object"),
+        ("usage", dict, "an object"),
+        ("transforms", list, "an array of strings"),
+        ("service_tier", str, "a string"),
+    ):
+        value = fields.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise _type_error(name, expected, value)
+    tier = fields.get("service_tier")
+    if tier is not None and tier not in SERVICE_TIERS:
+        raise InvalidRequest(
+            f"Invalid value: '{tier}'. Supported values are: {quote_list(SERVICE_TIERS)}.", field="service_tier"
+        )
+
+
+def _stream(value: object, options: object) -> tuple[bool, bool]:
+    """Whether to stream, and whether the stream ends with a usage chunk (``stream_options.include_usage``)."""
     if value is not None and not isinstance(value, bool):
         raise _type_error("stream", "a boolean", value)
     if options is not None:
@@ -355,4 +477,5 @@ def _stream(value: object, options: object) -> bool:
                 raise UnknownField(f"Unrecognized argument in stream_options: {key}", field=f"stream_options.{key}")
             if not isinstance(option, bool):
                 raise _type_error("stream_options.include_usage", "a boolean", option)
-    return bool(value)
+        return bool(value), bool(options.get("include_usage"))
+    return bool(value), False

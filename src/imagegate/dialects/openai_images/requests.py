@@ -154,6 +154,7 @@ def to_job_spec(
         dialect="openai",
         output_mime_type=output.mime_type,
         output_quality=output.quality,
+        end_user=request.safety_identifier or request.user,
     )
     for violation in check_job(spec, model)[:1]:
         field = fields_for(request).get(violation.field, violation.field)
