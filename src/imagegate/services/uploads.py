@@ -2,10 +2,10 @@
 
 An upload starts with a declared size and type and gets a secret upload token (the chunk requests carry no API
 key: the token is the authorization). Chunks must arrive in order at the offset the server has; each is stored
-as its own object, so any process can take the next one. Finalizing joins them, checks the size and the type
-(an image is sniffed from its bytes; JSONL for batch input must be UTF-8 text), records the SHA-256 and makes
-the file ``ACTIVE`` for ``upload_ttl_s`` (48 hours, as Google's). Another key's file, or an expired one, is
-"not found": ids must not leak.
+as its own object (in the upload's ``.chunks/`` folder), so any process can take the next one. Finalizing joins
+them, checks the size and the type (an image is sniffed from its bytes; JSONL for batch input must be UTF-8
+text), records the SHA-256 and makes the file ``ACTIVE`` for ``upload_ttl_s`` (48 hours, as Google's). Another
+key's file, or an expired one, is "not found": ids must not leak.
 """
 
 from __future__ import annotations
@@ -27,6 +27,14 @@ JSONL_MIME_TYPES = frozenset({"jsonl", "application/jsonl", "application/x-jsonl
 ACTIVE = "ACTIVE"
 PROCESSING = "PROCESSING"
 MAX_PAGE_SIZE = 100
+
+
+def _chunk_folder(record: UploadedFile) -> str:
+    return f"{record.storage_key}.chunks/"
+
+
+def _chunk_key(record: UploadedFile, offset: int) -> str:
+    return f"{_chunk_folder(record)}{offset:012d}"
 
 
 def _not_found(file_id: str) -> NotFound:
@@ -85,7 +93,7 @@ async def upload_chunk(svc: Services, token: str, *, offset: int, data: bytes, f
     elif data:
         if record.received_bytes + len(data) > record.size_bytes:
             raise InvalidRequest(f"The upload is larger than the {record.size_bytes} bytes declared when it started.")
-        await svc.store.put(f"{record.storage_key}.part-{offset:012d}", data)
+        await svc.store.put(_chunk_key(record, offset), data)
         record = replace(record, received_bytes=record.received_bytes + len(data), updated_at=svc.clock())
         async with svc.uow() as uow:
             await uow.uploads.update(record)
@@ -95,7 +103,7 @@ async def upload_chunk(svc: Services, token: str, *, offset: int, data: bytes, f
 
 async def _is_stored_chunk(svc: Services, record: UploadedFile, offset: int, data: bytes) -> bool:
     try:
-        stored = await svc.store.get(f"{record.storage_key}.part-{offset:012d}")
+        stored = await svc.store.get(_chunk_key(record, offset))
     except NotFound:  # no chunk started there: the offset is simply wrong
         return False
     return stored == data
@@ -123,7 +131,7 @@ async def _finalize(svc: Services, record: UploadedFile) -> UploadedFile:
     parts: list[bytes] = []
     offset = 0
     while offset < record.received_bytes:
-        part = await svc.store.get(f"{record.storage_key}.part-{offset:012d}")
+        part = await svc.store.get(_chunk_key(record, offset))
         parts.append(part)
         offset += len(part)
     data = b"".join(parts)
@@ -144,7 +152,7 @@ async def _finalize(svc: Services, record: UploadedFile) -> UploadedFile:
         await uow.commit()
     offset = 0
     for part in parts:  # the parts are not needed any more; a failure here only leaves garbage for the purge
-        await svc.store.delete(f"{record.storage_key}.part-{offset:012d}")
+        await svc.store.delete(_chunk_key(record, offset))
         offset += len(part)
     return active
 
@@ -223,6 +231,10 @@ async def delete_expired_uploads(svc: Services, *, batch: int = 500) -> int:
     for record in expired:
         if record.state == ACTIVE:
             await svc.store.delete(record.storage_key)
+        # An abandoned session's chunks, or those a finalize could not clean up: listed, since the row does not
+        # say where each chunk began.
+        for part in await svc.store.list_keys(_chunk_folder(record)):
+            await svc.store.delete(part)
         async with svc.uow() as uow:
             await uow.uploads.delete(record.id)
             await uow.commit()
