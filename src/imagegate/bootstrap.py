@@ -218,6 +218,7 @@ async def open_runtime(
                 max_input_image_bytes=settings.max_input_image_bytes,
                 upload_max_bytes=settings.gemini_file_max_bytes,
                 batch_price_percent=settings.batch_price_percent,
+                batch_ttl_s=settings.batch_expiry_hours * 3600,
                 max_input_pixels=settings.max_input_pixels,
             ),
             signer=FileUrlSigner(url_signing_secret(settings), ttl_s=settings.file_url_ttl_s),

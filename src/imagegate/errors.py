@@ -27,6 +27,7 @@ renderers map to a status code and body.
     │   └── UpstreamRejected      the provider refused the request as invalid or unauthorised
     ├── StorageUnavailable        the object store did not answer; nothing stored, nothing charged
     ├── JobCancelled
+    │   └── BatchExpired          its batch did not finish in time (Google's 48 hours), so it never ran
     ├── InternalError
     └── IdempotencyMismatch       an Idempotency-Key reused for a different request
 """
@@ -157,6 +158,10 @@ class StorageUnavailable(ImagegateError):
 class JobCancelled(ImagegateError):
     kind = "cancelled"
     code = "cancelled"
+
+
+class BatchExpired(JobCancelled):
+    code = "batch_expired"
 
 
 class InternalError(ImagegateError):

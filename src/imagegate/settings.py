@@ -257,6 +257,12 @@ class Settings(BaseSettings):
     batch_price_percent: int = Field(
         default=50, ge=0, le=1000, description="price of batch jobs in percent of the usual (Google's: 50)"
     )
+    batch_expiry_hours: float = Field(
+        default=48.0,
+        gt=0,
+        description="a batch not finished this long after it was created expires: its unfinished requests are "
+        "cancelled, uncharged (Google's: 48 hours)",
+    )
     batch_share: float = Field(
         default=0.5,
         gt=0,

@@ -111,6 +111,26 @@ FIELDS: dict[type[BaseModel], dict[str, tuple[str, str]]] = {
         "contents": (STRUCTURE, "turns"),
         "generate_content_request": (STRUCTURE, "a whole request"),
     },
+    gemini.BatchGenerateContentRequest: {"batch": (STRUCTURE, "GenerateContentBatch below")},
+    gemini.GenerateContentBatch: {
+        "model": (STRUCTURE, "the model is in the URL"),
+        "name": (ACCEPTED, "output only: the server names the batch"),
+        "display_name": (JOB, "the batch's display name"),
+        "input_config": (STRUCTURE, "inline requests or a JSONL file"),
+        "priority": (REFUSED, "not 0: batches run in the order they were created"),
+        "output": (ACCEPTED, "output only"),
+        "create_time": (ACCEPTED, "output only"),
+        "end_time": (ACCEPTED, "output only"),
+        "update_time": (ACCEPTED, "output only"),
+        "batch_stats": (ACCEPTED, "output only"),
+        "state": (ACCEPTED, "output only"),
+    },
+    gemini.InputConfig: {"file_name": (STRUCTURE, "a JSONL file of requests"), "requests": (STRUCTURE, "inline")},
+    gemini.InlinedRequests: {"requests": (STRUCTURE, "the batch's requests, in order")},
+    gemini.InlinedRequest: {
+        "request": (STRUCTURE, "a GenerateContentRequest, parsed on its own: its error is its own"),
+        "metadata": (JOB, "echoed back beside the request's response"),
+    },
     ImagesRequest: {
         "prompt": (JOB, "turns"),
         "model": (JOB, "model"),
@@ -322,3 +342,33 @@ def test_openai_fields_map_or_are_refused() -> None:
         ({"seed": "x"}, "seed"),
     ]:
         assert _openai_error(**body).field == field, body
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"batch": {"inputConfig": {"requests": {"requests": [{"request": {}}]}}, "prio": 1}}, "batch.prio", "Unknown"),
+        ({"batch": {"inputConfig": {"requests": {"requests": [{"request": {}, "key": "a"}]}}}}, None, "Unknown"),
+        ({"batch": {"inputConfig": {"fileName": "files/x"}, "priority": "5"}}, "batch.priority", "priority"),
+        ({"batch": {"displayName": "d"}}, "batch.input_config", "requests or file_name"),
+        ({"batch": {"inputConfig": {"requests": {"requests": []}}}}, "batch.input_config", "requests or file_name"),
+        ({"inputConfig": {"fileName": "files/x"}}, "input_config", "Unknown"),  # Google's body wraps it in batch
+    ],
+)
+def test_gemini_batch_bodies_google_refuses_are_refused(body: dict[str, Any], field: str | None, words: str) -> None:
+    from imagegate.dialects.gemini.requests import parse_batch_request
+
+    with pytest.raises(InvalidRequest) as info:
+        parse_batch_request(body)
+    assert words in str(info.value)
+    if field is not None:
+        assert info.value.field == field
+
+
+def test_gemini_batch_priority_zero_and_echoed_output_fields_are_accepted() -> None:
+    from imagegate.dialects.gemini.requests import parse_batch_request
+
+    batch, config = parse_batch_request(
+        {"batch": {"inputConfig": {"fileName": "files/x"}, "priority": "0", "state": "BATCH_STATE_PENDING"}}
+    )
+    assert config.file_name == "files/x" and not batch.priority

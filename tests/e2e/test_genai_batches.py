@@ -7,13 +7,14 @@ import json
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from google import genai
 from google.genai import errors, types
 
 from .conftest import genai_client
 from .images import open_bytes
-from .server import Server, start_server
+from .server import Server, cli, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -102,6 +103,73 @@ def test_cancel_stops_what_has_not_run(slow: Server) -> None:
     client.batches.cancel(name=created.name or "")
     cancelled = client.batches.get(name=created.name or "")
     assert cancelled.state == types.JobState.JOB_STATE_CANCELLED
+    with pytest.raises(errors.ClientError) as again:
+        client.batches.cancel(name=created.name or "")
+    assert again.value.code == 409
+
+
+def test_a_resolution_suffixed_model_id_sizes_every_request_of_the_batch(client: genai.Client) -> None:
+    created = client.batches.create(
+        model="gemini-3.1-flash-image-preview-2k", src=[{"contents": [{"parts": [{"text": "a fox"}], "role": "user"}]}]
+    )
+    done = _finished(client, created.name or "")
+    [item] = done.dest.inlined_responses  # type: ignore[union-attr, misc]
+    parts = item.response.candidates[0].content.parts  # type: ignore[union-attr, index]
+    image = next(p.inline_data.data for p in parts if p.inline_data)  # type: ignore[union-attr]
+    assert open_bytes(image).size == (2048, 2048)
+
+
+def test_a_batch_that_answered_no_request_is_failed(server: Server, client: genai.Client) -> None:
+    bad = {
+        "contents": [{"parts": [{"text": "x"}], "role": "user"}],
+        "config": {"image_config": {"aspect_ratio": "7:1"}},
+    }
+    created = client.batches.create(model=MODEL, src=[bad, bad])
+    done = _finished(client, created.name or "")
+    assert done.state == types.JobState.JOB_STATE_FAILED and done.end_time
+    responses = done.dest.inlined_responses  # type: ignore[union-attr]
+    assert responses is not None and [r.error.code for r in responses] == [3, 3]  # type: ignore[union-attr]
+    # The operation itself carries the error (an Operation has an error or a response, never both).
+    raw = httpx.get(f"{server.url}/v1beta/{created.name}", headers={"x-goog-api-key": server.key}, timeout=30).json()
+    assert raw["done"] is True and "response" not in raw
+    assert raw["error"]["code"] == 3 and "All 2 requests of the batch failed" in raw["error"]["message"]
+    assert raw["metadata"]["batchStats"]["failedRequestCount"] == "2"
+
+
+@pytest.fixture(scope="module")
+def expiring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = start_server(
+        tmp_path_factory.mktemp("batch-expiring"),
+        # One worker busy for ten minutes per image, and batches that expire two seconds after they are created.
+        env={
+            "IMAGEGATE_EMULATOR__LATENCY_MS": "600000",
+            "IMAGEGATE_WORKERS": "1",
+            "IMAGEGATE_BATCH_EXPIRY_HOURS": "0.0005",
+        },
+    )
+    yield running
+    running.stop()
+
+
+def test_an_unfinished_batch_expires_and_charges_nothing(expiring: Server) -> None:
+    key = json.loads(cli(expiring.home, "keys", "create", "--name", "payer", "--credits", "5", "--json"))["key"]
+    client = genai_client(expiring, key=key)
+    created = client.batches.create(
+        model=MODEL, src=[{"contents": [{"parts": [{"text": f"n{i}"}], "role": "user"}]} for i in range(2)]
+    )
+    assert created.state in (types.JobState.JOB_STATE_PENDING, types.JobState.JOB_STATE_RUNNING)
+    held = httpx.get(f"{expiring.url}/v1/account", headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
+    assert held["held"] != "0"  # both requests are paid for up front, as every job is
+    deadline = time.monotonic() + 30
+    while (job := client.batches.get(name=created.name or "")).state != types.JobState.JOB_STATE_EXPIRED:
+        assert job.state not in DONE and time.monotonic() < deadline, job.state
+        time.sleep(0.2)  # waiting for the batch's two seconds to run out
+    responses = job.dest.inlined_responses  # type: ignore[union-attr]
+    assert responses is not None and len(responses) == 2
+    for item in responses:
+        assert item.error is not None and "The batch expired" in (item.error.message or "")
+    account = httpx.get(f"{expiring.url}/v1/account", headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
+    assert account["held"] == "0" and account["spent"] == "0" and account["balance"] == "5"
     with pytest.raises(errors.ClientError) as again:
         client.batches.cancel(name=created.name or "")
     assert again.value.code == 409

@@ -16,7 +16,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.history import EntryKind, HistoryEntry, JobFilter
-from imagegate.core.jobs import Generation, Job, JobSpec, JobStatus, Progress
+from imagegate.core.jobs import Generation, Job, JobPriority, JobSpec, JobStatus, Progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +152,10 @@ class JobRepository(Protocol):
 
     async def expired_leases(self, now: datetime, *, limit: int = 1000) -> list[Job]:
         """RUNNING jobs whose lease ran out: their worker died or lost contact."""
+        ...
+
+    async def unfinished_before(self, priority: JobPriority, created_before: datetime, *, limit: int) -> list[Job]:
+        """QUEUED or RUNNING jobs of ``priority`` created before ``created_before``, oldest first."""
         ...
 
 

@@ -234,6 +234,21 @@ class SqlJobRepository:
         )
         return [_job(row) for row in await self._tx.execute(query)]
 
+    async def unfinished_before(
+        self, priority: JobPriority, created_before: datetime, *, limit: int
+    ) -> builtins.list[Job]:
+        query = (
+            select(*_JOB_COLUMNS)
+            .where(
+                jobs.c.status.in_((JobStatus.QUEUED.value, JobStatus.RUNNING.value)),
+                jobs.c.created_at < created_before,
+                jobs.c.priority == int(priority),
+            )
+            .order_by(jobs.c.created_at, jobs.c.id)
+            .limit(limit)
+        )
+        return [_job(row) for row in await self._tx.execute(query)]
+
 
 class SqlFileRepository:
     """Records of stored output images; the bytes live in the object store."""

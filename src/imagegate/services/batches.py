@@ -2,10 +2,13 @@
 
 A batch is a row naming its requests in order: each is either a job (submitted at ``JobPriority.BATCH``, so
 interactive and async work is claimed first) or the error that kept it from becoming one (a bad request, or
-no credit for it) — a request's error never fails the batch. Its state is derived from its jobs: pending while
-none has started, running while any is unfinished, succeeded once all are; cancelling cancels the unfinished
-jobs (their holds come back) and the batch is cancelled. Jobs are billed like every job, per delivered image;
-a batch job's price is ``batch_price_percent`` of the usual (see ``billing``).
+no credit for it) — a request's error never fails the other requests. Its state is derived from its jobs:
+pending while none has started, running while any is unfinished; once all have ended it is succeeded when at
+least one request was answered and failed when none was. A batch still unfinished ``batch_ttl_s`` after it was
+created (Google's 48 hours) expires: ``expire_batches`` cancels what has not finished (``BatchExpired``, the
+hold comes back) and the batch is expired, its finished requests' answers kept. Cancelling cancels the
+unfinished jobs and the batch is cancelled. Jobs are billed like every job, per delivered image; a batch
+job's price is ``batch_price_percent`` of the usual (see ``billing``).
 """
 
 from __future__ import annotations
@@ -13,20 +16,24 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from imagegate.core.ids import random_base62
-from imagegate.core.jobs import Job, JobPriority, JobSpec
+from imagegate.core.jobs import Job, JobPriority, JobSpec, JobStatus
 from imagegate.core.ports import ApiKey, BatchRecord
-from imagegate.errors import Conflict, ImagegateError, NotFound
+from imagegate.errors import BatchExpired, Conflict, ImagegateError, NotFound
 from imagegate.services.context import Services
 from imagegate.services.submit import submit_job
-from imagegate.services.tasks import cancel_job
+from imagegate.services.tasks import cancel_job, cancel_unfinished
 
 PENDING = "PENDING"
 RUNNING = "RUNNING"
 SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
 CANCELLED = "CANCELLED"
+EXPIRED = "EXPIRED"
+ENDED = frozenset({SUCCEEDED, FAILED, CANCELLED, EXPIRED})
 MAX_PAGE_SIZE = 100
 
 
@@ -98,7 +105,15 @@ async def get_batch(svc: Services, principal: ApiKey, batch_id: str) -> BatchVie
         for entry in record.doc["requests"]:
             if entry.get("job_id") and (job := await uow.jobs.get(entry["job_id"])) is not None:
                 jobs[job.id] = job
-    return BatchView(record, jobs, _state(record, jobs))
+    state = _state(record, jobs)
+    if state in (PENDING, RUNNING) and record.created_at <= svc.clock() - timedelta(seconds=svc.config.batch_ttl_s):
+        # Past its expiry, and the sweeper has not come by yet: expire it now rather than show it running.
+        for job in jobs.values():
+            if not job.status.terminal:
+                with contextlib.suppress(Conflict):
+                    jobs[job.id] = await cancel_unfinished(svc, job, reason=_expiry(svc))
+        state = _state(record, jobs)
+    return BatchView(record, jobs, state)
 
 
 def _state(record: BatchRecord, jobs: dict[str, Job]) -> str:
@@ -107,7 +122,31 @@ def _state(record: BatchRecord, jobs: dict[str, Job]) -> str:
     if any(not job.status.terminal for job in jobs.values()):
         started = any(job.status.value != "queued" for job in jobs.values())
         return RUNNING if started else PENDING
-    return SUCCEEDED  # every request ended (well or not): the batch did its work
+    if any(job.error is not None and job.error.code == BatchExpired.code for job in jobs.values()):
+        return EXPIRED
+    if not any(job.status is JobStatus.SUCCEEDED for job in jobs.values()):
+        return FAILED  # not one request was answered: a client that reads only the state must learn that
+    return SUCCEEDED
+
+
+async def expire_batches(svc: Services, *, limit: int = 500) -> int:
+    """Cancel the unfinished requests of batches older than ``batch_ttl_s``; returns how many were cancelled."""
+    cutoff = svc.clock() - timedelta(seconds=svc.config.batch_ttl_s)
+    async with svc.uow() as uow:
+        stale = await uow.jobs.unfinished_before(JobPriority.BATCH, cutoff, limit=limit)
+    cancelled = 0
+    for job in stale:
+        with contextlib.suppress(Conflict):  # it finished meanwhile: its result stands
+            await cancel_unfinished(svc, job, reason=_expiry(svc))
+            cancelled += 1
+    return cancelled
+
+
+def _expiry(svc: Services) -> BatchExpired:
+    return BatchExpired(
+        f"The batch expired: this request had not finished {svc.config.batch_ttl_s / 3600:g} hours after the "
+        "batch was created, so it was cancelled and not charged. Submit it again, or in a smaller batch."
+    )
 
 
 async def list_batches(
@@ -122,7 +161,7 @@ async def list_batches(
 
 async def cancel_batch(svc: Services, principal: ApiKey, batch_id: str) -> BatchView:
     view = await get_batch(svc, principal, batch_id)
-    if view.state in (SUCCEEDED, CANCELLED):
+    if view.state in ENDED:
         raise Conflict(f"Batch batches/{batch_id} has already ended ({view.state}); there is nothing to cancel.")
     for job in view.jobs.values():
         if not job.status.terminal:

@@ -34,6 +34,7 @@ class ServiceConfig:
     upload_max_bytes: int = 100 * 1024 * 1024  # one file uploaded through the Gemini Files API
     upload_ttl_s: float = 48 * 3600.0  # uploaded files expire after this, as Google's do
     batch_price_percent: int = 50  # what a batch job costs, in percent of the usual price (Google's: half)
+    batch_ttl_s: float = 48 * 3600.0  # a batch unfinished this long after creation expires, as Google's do
     # Waits between webhook attempts; after the last one fails, delivery is given up.
     webhook_retry_delays_s: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0)
     webhook_lease_s: float = 60.0  # one process's attempt at a webhook; others leave it alone meanwhile

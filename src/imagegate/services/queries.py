@@ -24,6 +24,8 @@ async def get_job(svc: Services, principal: ApiKey, job_id: str) -> Job:
 def raise_if_failed(job: Job) -> Job:
     """``job`` when it finished well; its recorded error, raised again, when it failed or was cancelled."""
     if job.status is JobStatus.CANCELLED:
+        if job.error is not None:  # cancelled for a reason (its batch expired): say which
+            raise error_from_code(job.error.code, job.error.message)
         raise JobCancelled("The request was cancelled.")
     if job.status is JobStatus.FAILED:
         if job.error is None:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from imagegate.core.ports import JobClaims, LocalQueue, WebhookSender
+from imagegate.services.batches import expire_batches
 from imagegate.services.claiming import ClaimingWorker
 from imagegate.services.context import Services
 from imagegate.services.execute import execute_job
@@ -120,6 +121,7 @@ class WorkerPool:
         await recover_jobs(self._svc, stale_before=stale_before)
         await delete_expired_files(self._svc)
         await delete_expired_uploads(self._svc)
+        await expire_batches(self._svc)
         await purge_expired(self._svc)
 
     async def _sweep(self) -> None:

@@ -23,7 +23,12 @@ from fastapi.responses import JSONResponse
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.ports import ApiKey
 from imagegate.dialects.gemini.errors import render_error
-from imagegate.dialects.gemini.requests import file_references, parse_generate_request, to_job_spec
+from imagegate.dialects.gemini.requests import (
+    file_references,
+    parse_batch_request,
+    parse_generate_request,
+    to_job_spec,
+)
 from imagegate.dialects.gemini.responses import render_response
 from imagegate.errors import ImagegateError, InvalidRequest, NotFound, error_from_code
 from imagegate.http.auth import require_principal
@@ -41,33 +46,29 @@ _GRPC_CODES = {400: 3, 401: 16, 402: 8, 403: 7, 404: 5, 409: 10, 429: 8, 499: 1,
 router = APIRouter(dependencies=[Depends(mark_dialect("gemini"))], tags=["gemini-batches"])
 
 
-async def create(request: Request, principal: ApiKey, model: ModelSpec) -> JSONResponse:
-    """``POST /{ver}/models/{model}:batchGenerateContent`` (routed here by the model-action route)."""
+async def create(request: Request, principal: ApiKey, model: ModelSpec, *, image_size: str | None) -> JSONResponse:
+    """``POST /{ver}/models/{model}:batchGenerateContent`` (routed here by the model-action route).
+
+    ``image_size`` is what the model id implied (a resolution-suffixed alias), as for ``generateContent``.
+    """
     svc = services_of(request)
-    body = _object(await _json(request), "request")
-    batch = _object(body.get("batch", body), "batch")
-    display_name = batch.get("displayName", batch.get("display_name"))
-    config = _object(batch.get("inputConfig", batch.get("input_config")), "batch.input_config")
-    file_name = config.get("fileName", config.get("file_name"))
-    if file_name:
-        items = await _file_items(svc, principal, str(file_name))
+    batch, config = parse_batch_request(await _json(request))
+    if config.file_name:
+        items = await _file_items(svc, principal, config.file_name)
     else:
-        wrapper = _object(config.get("requests"), "batch.input_config.requests")
-        listed = wrapper.get("requests")
-        if not isinstance(listed, list) or not listed:
-            raise InvalidRequest(
-                "* BatchGenerateContentRequest.batch.input_config: requests or file_name must be set.",
-                field="batch.input_config",
-            )
-        items = [(None, item) for item in listed]
-    parsed = [await _request(svc, principal, model, key, item, i) for i, (key, item) in enumerate(items)]
+        listed = config.requests.requests if config.requests is not None else None
+        items = [(None, {"request": item.request, "metadata": item.metadata}) for item in listed or ()]
+    parsed = [
+        await _request(svc, principal, model, key, item, index=i, image_size=image_size)
+        for i, (key, item) in enumerate(items)
+    ]
     view = await batches.create_batch(
         svc,
         principal,
         model=model.id,
         requests=parsed,
-        display_name=str(display_name) if display_name else None,
-        input_file=str(file_name) if file_name else None,
+        display_name=batch.display_name or None,
+        input_file=config.file_name or None,
         request_id=request.state.request_id,
     )
     return JSONResponse(await _operation(svc, principal, view))
@@ -121,7 +122,14 @@ async def delete_batch(
 
 
 async def _request(
-    svc: Services, principal: ApiKey, model: ModelSpec, key: str | None, item: object, index: int
+    svc: Services,
+    principal: ApiKey,
+    model: ModelSpec,
+    key: str | None,
+    item: object,
+    *,
+    index: int,
+    image_size: str | None,
 ) -> batches.BatchRequest:
     """One request, parsed and checked on its own; what is wrong with it becomes its error."""
     metadata: dict[str, Any] | None = None
@@ -134,7 +142,8 @@ async def _request(
         images = await asyncio.gather(
             *(uploads.read_upload_image(svc, principal, name, field=field) for name, field in refs)
         )
-        spec = to_job_spec(parsed, model, {field: image for (_, field), image in zip(refs, images, strict=True)})
+        files = {field: image for (_, field), image in zip(refs, images, strict=True)}
+        spec = to_job_spec(parsed, model, files, image_size=image_size)
     except ImagegateError as exc:
         return batches.BatchRequest(key, metadata, error=exc)
     return batches.BatchRequest(key, metadata, spec=spec)
@@ -172,7 +181,7 @@ async def _file_items(svc: Services, principal: ApiKey, file_name: str) -> list[
 async def _operation(svc: Services, principal: ApiKey, view: batches.BatchView) -> dict[str, Any]:
     record = view.record
     entries = record.doc["requests"]
-    done = view.state in (batches.SUCCEEDED, batches.CANCELLED)
+    done = view.state in batches.ENDED
     outcomes = [_outcome(entry, view) for entry in entries]
     succeeded = sum(1 for kind in outcomes if kind == "ok")
     failed = sum(1 for kind in outcomes if kind == "error")
@@ -199,7 +208,15 @@ async def _operation(svc: Services, principal: ApiKey, view: batches.BatchView) 
         output = await _output(svc, principal, view)
         metadata["output"] = output
         body["done"] = True
-        body["response"] = {"@type": _TYPE + "GenerateContentBatchOutput", **output}
+        if view.state == batches.FAILED:  # an Operation holds an error or a response; the output stays readable
+            first = (await _response(svc, entries[0], view)).get("error") or {"code": 2, "message": "unknown"}
+            body["error"] = {
+                "code": first["code"],
+                "message": f"All {len(entries)} requests of the batch failed; each one's error is in the output. "
+                f"The first: {first['message']}",
+            }
+        else:
+            body["response"] = {"@type": _TYPE + "GenerateContentBatchOutput", **output}
     return body
 
 

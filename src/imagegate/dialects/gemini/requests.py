@@ -22,11 +22,14 @@ from imagegate.dialects.gemini.options import google_options
 from imagegate.dialects.gemini.proto_errors import domain_error
 from imagegate.dialects.gemini.thinking import grounding, thinking_level
 from imagegate.dialects.gemini.wire import (
+    BatchGenerateContentRequest,
     Blob,
     Content,
     CountTokensRequest,
+    GenerateContentBatch,
     GenerateContentRequest,
     GenerationConfig,
+    InputConfig,
     Part,
 )
 from imagegate.errors import InvalidRequest, Unsupported
@@ -44,6 +47,24 @@ def parse_generate_request(body: object) -> GenerateContentRequest:
     request = _validate(GenerateContentRequest, body)
     _check_contents(request.contents)
     return request
+
+
+def parse_batch_request(body: object) -> tuple[GenerateContentBatch, InputConfig]:
+    """A ``batchGenerateContent`` body as the wire model (and its input), or Google's 400 as a domain error."""
+    batch = _validate(BatchGenerateContentRequest, body).batch
+    config = batch.input_config if batch is not None else None
+    if batch is None or config is None or not (config.file_name or (config.requests and config.requests.requests)):
+        raise InvalidRequest(
+            "* BatchGenerateContentRequest.batch.input_config: requests or file_name must be set.",
+            field="batch.input_config",
+        )
+    if batch.priority:
+        raise Unsupported(
+            "batch.priority is not supported here: batches run in the order they were created, after interactive "
+            "and async work. Leave it out or send 0.",
+            field="batch.priority",
+        )
+    return batch, config
 
 
 def parse_count_tokens_request(body: object) -> GenerateContentRequest:

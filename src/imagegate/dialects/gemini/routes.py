@@ -107,9 +107,9 @@ async def model_action(
             "batchGenerateContent."
         )
     model = _resolve(svc, name, version, action)
-    if action == "batchGenerateContent":
-        return await batch_routes.create(request, principal, model)
     implied = svc.catalog.resolution_of(name)
+    if action == "batchGenerateContent":
+        return await batch_routes.create(request, principal, model, image_size=implied)
     if action == "countTokens":
         counted = parse_count_tokens_request(await _json_body(request))
         spec = to_job_spec(counted, model, await load_files(request, principal, counted), image_size=implied)

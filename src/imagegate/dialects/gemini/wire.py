@@ -1,4 +1,4 @@
-"""Pydantic models of the Gemini ``generateContent`` and ``countTokens`` request bodies (v1 and v1beta).
+"""Pydantic models of the Gemini ``generateContent``, ``countTokens`` and ``batchGenerateContent`` request bodies.
 
 Google's proto3-JSON parser accepts lowerCamelCase and the original snake_case name of every field, at every
 level and mixed within one body (google-genai >= 2.25 sends ``inlineData`` holding ``mime_type``), and rejects
@@ -192,3 +192,38 @@ class GenerateContentRequest(WireModel):
 class CountTokensRequest(WireModel):
     contents: list[Content] | None = None
     generate_content_request: GenerateContentRequest | None = None
+
+
+class InlinedRequest(WireModel):
+    # Each request is parsed on its own (``batch_routes``): what is wrong with one is its error, not the batch's.
+    request: Any = None
+    metadata: JsonObject | None = None
+
+
+class InlinedRequests(WireModel):
+    requests: list[InlinedRequest] | None = None
+
+
+class InputConfig(WireModel):
+    file_name: str | None = None
+    requests: InlinedRequests | None = None
+
+
+class GenerateContentBatch(WireModel):
+    """``Batch``; the output-only fields a client may echo back (``name``, ``state``, …) are accepted and ignored."""
+
+    model: str | None = None
+    name: str | None = None
+    display_name: str | None = None
+    input_config: InputConfig | None = None
+    priority: int | None = None  # int64: a JSON number or a decimal string
+    output: JsonObject | None = None
+    create_time: str | None = None
+    end_time: str | None = None
+    update_time: str | None = None
+    batch_stats: JsonObject | None = None
+    state: str | None = None
+
+
+class BatchGenerateContentRequest(WireModel):
+    batch: GenerateContentBatch | None = None
