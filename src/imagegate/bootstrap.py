@@ -241,6 +241,7 @@ async def open_runtime(
                 claim_models=claim_models,
                 worker_id=f"{socket.gethostname()}:{os.getpid()}",
                 heartbeat_s=settings.heartbeat_s,
+                batch_share=settings.batch_share,
             )
             await runtime.workers.start(recover=recover, recover_all_running=not settings.distributed)
         try:

@@ -55,6 +55,42 @@ async def test_claims_take_the_most_urgent_first_and_only_free_slots(open_proces
         assert await claims.claim("gemini-2.5-flash-image", 3, worker="w2", lease_s=30) == []
 
 
+async def test_a_claim_without_room_for_batch_work_stops_before_it(open_process: OpenRuntime) -> None:
+    async with open_process("api", workers=0) as api:
+        key = await create_key(api.services, name="k")
+        batch = await submit_job(api.services, key.record, spec("b"), priority=JobPriority.BATCH)
+        claims = api.workers.claimer._claims  # type: ignore[union-attr]
+        assert await claims.claim("gemini-2.5-flash-image", 3, worker="w1", lease_s=30, batch=False) == []
+        task = await submit_job(api.services, key.record, spec("t"))
+        got = await claims.claim("gemini-2.5-flash-image", 3, worker="w1", lease_s=30, batch=False)
+        assert [job.id for job, _ in got] == [task.id]
+        got = await claims.claim("gemini-2.5-flash-image", 3, worker="w1", lease_s=30)
+        assert [job.id for job, _ in got] == [batch.id]
+
+
+async def test_a_worker_full_of_batch_work_still_claims_an_interactive_job(open_process: OpenRuntime) -> None:
+    async with (
+        open_process("api", workers=0) as api,
+        open_process("worker", workers=2, batch_share=1.0, deployments=SLOW) as worker,
+    ):
+        key = await create_key(api.services, name="k")
+        for i in range(3):
+            await submit_job(api.services, key.record, spec(f"b{i}"), priority=JobPriority.BATCH)
+        claimer = worker.workers.claimer  # type: ignore[union-attr]
+        async with asyncio.timeout(30):  # a bound on a hang, not a measurement
+            while claimer.running == 0:
+                await asyncio.sleep(0.01)  # the worker claims batch work (each call then sleeps a minute)
+        await claimer.claim_round()
+        assert claimer.running == 1  # of its two slots, one is kept from batch work
+        sync = await submit_job(api.services, key.record, spec("s"), priority=JobPriority.INTERACTIVE)
+        async with asyncio.timeout(30):
+            while claimer.running < 2:
+                await asyncio.sleep(0.01)
+        async with api.services.uow() as uow:
+            claimed = await uow.jobs.get(sync.id)
+        assert claimed is not None and claimed.status is JobStatus.RUNNING
+
+
 async def test_concurrent_claimers_never_take_the_same_job(open_process: OpenRuntime) -> None:
     async with open_process("api", workers=0) as api:
         key = await create_key(api.services, name="k")
@@ -90,7 +126,7 @@ async def test_the_claim_reads_the_partial_index(open_process: OpenRuntime) -> N
             plan = "\n".join(
                 row[0]
                 for row in await conn.execute(
-                    text(f"EXPLAIN {PICK_QUEUED}"), {"model": "gemini-2.5-flash-image", "limit": 4}
+                    text(f"EXPLAIN {PICK_QUEUED}"), {"model": "gemini-2.5-flash-image", "limit": 4, "max_priority": 2}
                 )
             )
     assert "ix_jobs_queued_claim" in plan, plan

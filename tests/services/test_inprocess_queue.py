@@ -1,10 +1,22 @@
 """The in-process queue hands out the most urgent job first (sync, async, batch), in arrival order within one
-priority, and an id already waiting is not queued twice (the sweeper re-delivers)."""
+priority, and an id already waiting is not queued twice (the sweeper re-delivers); batch work never takes
+every runner of a process."""
 
 from __future__ import annotations
 
-from imagegate.core.jobs import JobPriority
+import asyncio
+
+import pytest
+
+from imagegate.core.capabilities import ModelSpec
+from imagegate.core.jobs import Generation, JobPriority, JobSpec, JobStatus, batch_runners
 from imagegate.queue.inprocess import InProcessQueue
+from imagegate.services import accounts
+from imagegate.services.queries import wait_for_job
+from imagegate.services.submit import submit_job
+from imagegate.services.workers import WorkerPool
+
+from .conftest import FakeProvider, ServicesFactory, image_generation, text_spec
 
 
 async def test_most_urgent_first_then_in_order_of_arrival() -> None:
@@ -21,3 +33,54 @@ async def test_most_urgent_first_then_in_order_of_arrival() -> None:
     taken = [await queue.dequeue() for _ in range(5)]
     assert taken == ["sync-1", "task-1", "task-2", "batch-1", "batch-2"]
     assert queue.qsize() == 0
+
+
+async def test_a_runner_that_takes_no_batch_work_waits_past_it_for_urgent_work() -> None:
+    queue = InProcessQueue()
+    await queue.enqueue("batch-1", JobPriority.BATCH)
+    waiting = asyncio.create_task(queue.dequeue(batch=False))
+    await asyncio.sleep(0)  # let it look: only batch work is queued
+    assert not waiting.done()
+    await queue.enqueue("sync-1", JobPriority.INTERACTIVE)
+    assert await asyncio.wait_for(waiting, 5) == "sync-1"
+    assert await queue.dequeue() == "batch-1"  # a batch runner takes what the other passed over
+
+
+@pytest.mark.parametrize(
+    ("runners", "share", "expected"), [(0, 0.5, 0), (1, 0.5, 1), (2, 0.5, 1), (2, 1.0, 1), (4, 0.5, 2), (8, 0.1, 1)]
+)
+def test_batch_work_gets_its_share_of_runners_and_never_all_of_them(runners: int, share: float, expected: int) -> None:
+    assert batch_runners(runners, share) == expected
+
+
+class Gate(FakeProvider):
+    """Batch prompts wait for ``release``; anything else is answered at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.batch_calls = 0
+
+    async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
+        if "batch" in str(spec.turns[0].parts[0]):
+            self.batch_calls += 1
+            await self.release.wait()
+        return image_generation(spec, model)
+
+
+async def test_a_batch_backlog_leaves_a_runner_for_interactive_work(make_services: ServicesFactory) -> None:
+    gate = Gate()
+    svc = make_services(gate)
+    principal = (await accounts.create_key(svc, name="t")).record
+    pool = WorkerPool(svc, concurrency=2, sweep_interval_s=3600, batch_share=1.0)
+    await pool.start(recover=False, recover_all_running=False)
+    try:
+        for i in range(3):
+            await submit_job(svc, principal, text_spec(f"batch {i}"), priority=JobPriority.BATCH)
+        sync = await submit_job(svc, principal, text_spec("now"), priority=JobPriority.INTERACTIVE)
+        finished = await wait_for_job(svc, sync.id, timeout_s=10)  # a bound on a hang, not a measurement
+        assert finished.status is JobStatus.SUCCEEDED
+        assert gate.batch_calls == 1  # of two runners, one takes batch work, even at batch_share = 1
+    finally:
+        gate.release.set()
+        await pool.stop(grace_s=5)

@@ -7,6 +7,7 @@ refusal (a finish or block reason, no images) or an error, so a partial success 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import IntEnum, StrEnum
@@ -50,6 +51,15 @@ class JobPriority(IntEnum):
     INTERACTIVE = 0
     ASYNC = 1
     BATCH = 2
+
+
+def batch_runners(runners: int, share: float) -> int:
+    """How many of a process's ``runners`` may run batch jobs at once: ``share`` of them, at least one, and
+    never all of two or more, so a batch job waiting for a deployment's batch slot never leaves an
+    interactive request without a runner."""
+    if runners <= 1:
+        return runners
+    return min(runners - 1, max(1, math.floor(share * runners)))
 
 
 class InvalidTransition(Exception):

@@ -373,7 +373,9 @@ class JobQueue(Protocol):
 class LocalQueue(JobQueue, Protocol):
     """The in-process queue: workers of this process take job ids from it."""
 
-    async def dequeue(self) -> str: ...
+    async def dequeue(self, *, batch: bool = True) -> str:
+        """The most urgent queued id; with ``batch=False`` never a batch job's."""
+        ...
 
 
 class JobClaims(Protocol):
@@ -385,8 +387,11 @@ class JobClaims(Protocol):
     """
 
     async def claim(
-        self, model: str, limit: int, *, worker: str, lease_s: float
-    ) -> list[tuple[Job, dict[str, Any]]]: ...
+        self, model: str, limit: int, *, worker: str, lease_s: float, batch: bool = True
+    ) -> list[tuple[Job, dict[str, Any]]]:
+        """With ``batch=False`` no batch job is claimed."""
+        ...
+
     async def renew(self, held: Mapping[str, int], *, lease_s: float) -> set[str]: ...
     async def database_now(self) -> datetime: ...
     def on_work(self, callback: Callable[[], None]) -> None:

@@ -17,16 +17,17 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from imagegate.core.jobs import TERMINAL_STATUSES, Job
+from imagegate.core.jobs import TERMINAL_STATUSES, Job, JobPriority
 from imagegate.persistence.repositories import _JOB_COLUMNS, _job
 from imagegate.persistence.tables import jobs
 
 #: The key of the advisory lock that elects the process running the shared chores (sweeper, purges).
 CHORE_LOCK_KEY = 0x1A6E_6A7E
 
-# The inner SELECT is what the partial index serves: equality on model, then its (priority, created_at) order.
+# The inner SELECT is what the partial index serves: equality on model, then its (priority, created_at) order
+# (``max_priority`` cuts that order short: a claimer with no room for batch work stops before it).
 PICK_QUEUED = (
-    "SELECT id FROM jobs WHERE status = 'queued' AND model = :model "
+    "SELECT id FROM jobs WHERE status = 'queued' AND model = :model AND priority <= :max_priority "
     "ORDER BY priority, created_at LIMIT :limit FOR UPDATE SKIP LOCKED"
 )
 
@@ -68,8 +69,11 @@ class PgClaims:
         self._engine = engine
         self._listeners: list[Any] = []
 
-    async def claim(self, model: str, limit: int, *, worker: str, lease_s: float) -> list[tuple[Job, dict[str, Any]]]:
-        values = {"model": model, "limit": limit, "worker": worker, "lease_s": float(lease_s)}
+    async def claim(
+        self, model: str, limit: int, *, worker: str, lease_s: float, batch: bool = True
+    ) -> list[tuple[Job, dict[str, Any]]]:
+        top = JobPriority.BATCH if batch else JobPriority.BATCH - 1
+        values = {"model": model, "limit": limit, "worker": worker, "lease_s": float(lease_s), "max_priority": top}
         async with self._engine.begin() as conn:
             rows = (await conn.execute(_CLAIM, values)).all()
         claimed = [(_job(row), dict(row.spec)) for row in rows]

@@ -3,19 +3,25 @@
 The queue carries job ids only; the database stays the source of truth, so a lost id (a restart) is found
 again by the sweeper. Events wake the requests waiting on a job; waiters also re-check the database
 periodically, so a missed event only costs latency. Ids come out most urgent first (sync, then async, then
-batch), in order of arrival within a priority, so a big batch never queues ahead of an interactive request.
+batch), in order of arrival within a priority, so a big batch never queues ahead of an interactive request;
+a worker that takes no batch work (``dequeue(batch=False)``) is never handed any.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 from urllib.parse import urlsplit
+
+from imagegate.core.jobs import JobPriority
 
 
 class InProcessQueue:
     def __init__(self) -> None:
-        self._queue: asyncio.PriorityQueue[tuple[int, int, str]] = asyncio.PriorityQueue()
+        self._urgent: list[tuple[int, int, str]] = []  # heaps of (priority, arrival, id)
+        self._batch: list[tuple[int, int, str]] = []
+        self._ready = asyncio.Condition()
         self._pending: set[str] = set()
         self._arrivals = itertools.count()
 
@@ -23,15 +29,21 @@ class InProcessQueue:
         if job_id in self._pending:  # the sweeper may re-deliver what is already waiting
             return
         self._pending.add(job_id)
-        self._queue.put_nowait((priority, next(self._arrivals), job_id))
+        heap = self._batch if priority >= JobPriority.BATCH else self._urgent
+        heapq.heappush(heap, (priority, next(self._arrivals), job_id))
+        async with self._ready:
+            self._ready.notify_all()  # workers wait for different kinds: each checks whether this one is its
 
-    async def dequeue(self) -> str:
-        _, _, job_id = await self._queue.get()
+    async def dequeue(self, *, batch: bool = True) -> str:
+        """The most urgent id; with ``batch=False`` only interactive and async ones."""
+        async with self._ready:
+            await self._ready.wait_for(lambda: bool(self._urgent or (batch and self._batch)))
+            _, _, job_id = heapq.heappop(self._urgent if self._urgent else self._batch)
         self._pending.discard(job_id)
         return job_id
 
     def qsize(self) -> int:
-        return self._queue.qsize()
+        return len(self._urgent) + len(self._batch)
 
     async def aclose(self) -> None:
         self._pending.clear()

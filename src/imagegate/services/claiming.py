@@ -1,8 +1,9 @@
 """A worker of the database queue: claims jobs for its free slots, runs them, and keeps their leases.
 
 Back-pressure instead of a local queue: the worker claims only as many jobs as it has free slots, one claim
-statement per model it serves (taking turns, so no model starves another), and waits for the doorbell (or
-``idle_poll_s``) when nothing is queued. One heartbeat statement renews the leases of all its running jobs;
+statement per model it serves (taking turns, so no model starves another), batch jobs only into its
+``batch_slots`` (``core.jobs.batch_runners``), and waits for the doorbell (or ``idle_poll_s``) when nothing
+is queued. One heartbeat statement renews the leases of all its running jobs;
 a job missing from the answer was cancelled, taken over after this worker stalled, or requeued by the
 sweeper, and its provider calls are stopped within that heartbeat (the job's watcher reads the row and
 cancels the work; the fenced final write would refuse its result anyway).
@@ -16,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from imagegate.core.jobs import Job
+from imagegate.core.jobs import Job, JobPriority
 from imagegate.core.ports import JobClaims
 from imagegate.services.context import Services
 from imagegate.services.execute import run_claimed
@@ -32,6 +33,7 @@ class ClaimingWorker:
         *,
         slots: int,
         models: Sequence[str],
+        batch_slots: int | None = None,
         worker_id: str,
         heartbeat_s: float,
         idle_poll_s: float = 2.0,
@@ -39,6 +41,7 @@ class ClaimingWorker:
         self._svc = svc
         self._claims = claims
         self._slots = slots
+        self._batch_slots = slots if batch_slots is None else batch_slots
         self._models = list(models)
         self.worker_id = worker_id
         self._heartbeat_s = heartbeat_s
@@ -82,18 +85,27 @@ class ClaimingWorker:
         """Claim for the free slots, model by model; returns how many jobs were started."""
         started = 0
         count = len(self._models)
+        lease_s = self._svc.config.job_lease_s
         for step in range(count):
             free = self._slots - len(self._running)
             if free <= 0:
                 break
             model = self._models[(self._turn + step) % count]
-            for job, spec_doc in await self._claims.claim(
-                model, free, worker=self.worker_id, lease_s=self._svc.config.job_lease_s
-            ):
+            # Batch work only into the batch slots: a claim that could return more batch jobs than they have
+            # room for takes interactive and async work only, and what is left is topped up with batch work.
+            room = self._batch_slots - self._batch_running()
+            claimed = await self._claims.claim(model, free, worker=self.worker_id, lease_s=lease_s, batch=room >= free)
+            if 0 < room < free and len(claimed) < free:
+                more = min(room, free - len(claimed))
+                claimed += await self._claims.claim(model, more, worker=self.worker_id, lease_s=lease_s)
+            for job, spec_doc in claimed:
                 self._start(job, spec_doc)
-                started += 1
+            started += len(claimed)
         self._turn = (self._turn + 1) % count
         return started
+
+    def _batch_running(self) -> int:
+        return sum(1 for job, _ in self._running.values() if job.priority is JobPriority.BATCH)
 
     def _start(self, job: Job, spec_doc: dict[str, object]) -> None:
         task = asyncio.create_task(run_claimed(self._svc, job, dict(spec_doc)), name=f"imagegate-job-{job.id}")

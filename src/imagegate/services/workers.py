@@ -1,6 +1,7 @@
 """The jobs and chores a process runs: job runners, the sweeper and purges, and the webhook deliverer.
 
-With the in-process queue, ``concurrency`` tasks take job ids from it. With the database queue a
+With the in-process queue, ``concurrency`` tasks take job ids from it, only ``batch_runners`` of them batch
+jobs' (so a batch job waiting for a deployment's batch slot never holds the last runner). With the database queue a
 ``ClaimingWorker`` claims from the jobs table instead, and the sweeper and purges run in whichever process
 holds the chore lock for that run, so a fleet sweeps once per interval, not once per process. Webhook
 deliveries are claimed with a lease row by row, so every process may send them and none sends one twice.
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import cast
 
+from imagegate.core.jobs import batch_runners
 from imagegate.core.ports import JobClaims, LocalQueue, WebhookSender
 from imagegate.services.batches import expire_batches
 from imagegate.services.claiming import ClaimingWorker
@@ -43,9 +45,11 @@ class WorkerPool:
         claim_models: Sequence[str] = (),
         worker_id: str = "",
         heartbeat_s: float = 10.0,
+        batch_share: float = 0.5,
     ) -> None:
         self._svc = svc
         self._concurrency = concurrency
+        self._batch_runners = batch_runners(concurrency, batch_share)
         self._sweep_interval_s = sweep_interval_s
         self._webhook_sender = webhook_sender
         self._webhook_poll_s = webhook_poll_s
@@ -59,7 +63,13 @@ class WorkerPool:
         self.claimer: ClaimingWorker | None = None
         if claims is not None:
             self.claimer = ClaimingWorker(
-                svc, claims, slots=concurrency, models=claim_models, worker_id=worker_id, heartbeat_s=heartbeat_s
+                svc,
+                claims,
+                slots=concurrency,
+                batch_slots=self._batch_runners,
+                models=claim_models,
+                worker_id=worker_id,
+                heartbeat_s=heartbeat_s,
             )
 
     async def start(self, *, recover: bool, recover_all_running: bool) -> None:
@@ -89,8 +99,9 @@ class WorkerPool:
                 self._tasks.append(asyncio.create_task(self._webhooks(self._webhook_sender), name="imagegate-webhooks"))
 
     async def _work(self, number: int, queue: LocalQueue) -> None:
+        takes_batch = number < self._batch_runners  # the others are kept for interactive and async work
         while True:
-            job_id = await queue.dequeue()
+            job_id = await queue.dequeue(batch=takes_batch)
             self._busy.add(number)
             try:
                 await execute_job(self._svc, job_id)
