@@ -173,3 +173,39 @@ def test_an_unfinished_batch_expires_and_charges_nothing(expiring: Server) -> No
     with pytest.raises(errors.ClientError) as again:
         client.batches.cancel(name=created.name or "")
     assert again.value.code == 409
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    home = tmp_path_factory.mktemp("batch-share")
+    config = home / "imagegate.toml"
+    # Four runners, a deployment of two slots of which batch work may hold one; every call takes 1.5 s.
+    config.write_text(
+        "workers = 4\n"
+        "[[deployments]]\n"
+        'name = "emu"\nprovider = "emulator"\nmax_concurrency = 2\nbatch_share = 0.5\n'
+        "options = { latency_ms = 1500 }\n"
+    )
+    running = start_server(home, config=config)
+    yield running
+    running.stop()
+
+
+def test_batch_work_holds_its_share_and_interactive_requests_pass_it(shared: Server) -> None:
+    client = genai_client(shared)
+    created = client.batches.create(
+        model=MODEL, src=[{"contents": [{"parts": [{"text": f"n{i}"}], "role": "user"}]} for i in range(4)]
+    )
+    headers = {"Authorization": f"Bearer {shared.key}"}
+    seen: list[int] = []
+    while len(seen) < 10:  # sample the deployment's calls in flight while only batch work runs
+        providers = httpx.get(f"{shared.url}/v1/providers", headers=headers, timeout=30).json()["data"]
+        seen.append(next(d["in_flight"] for d in providers if d["name"] == "emu"))
+        time.sleep(0.1)
+    assert max(seen) == 1  # one batch slot of the two
+    answer = client.models.generate_content(model=MODEL, contents="now, please")
+    assert answer.candidates and answer.candidates[0].content
+    batch = client.batches.get(name=created.name or "")
+    # The interactive request took the free slot instead of queueing behind the batch's four calls.
+    assert batch.state == types.JobState.JOB_STATE_RUNNING
+    client.batches.cancel(name=created.name or "")
