@@ -73,7 +73,9 @@ def test_openrouter_chat_with_image_output_and_input(server: Server) -> None:
     images: list[Any] = message.images or []
     assert len(images) == 1
     picture = open_bytes(_data_url_bytes(images[0]["image_url"]["url"]))
-    assert picture.size == (1344, 768) and colour_share(picture, lambda p: p[0] > 180 and p[1] < 80) > 0.2  # the input was seen
+    assert (
+        picture.size == (1344, 768) and colour_share(picture, lambda p: p[0] > 180 and p[1] < 80) > 0.2
+    )  # the input was seen
     assert response.usage.completion_tokens >= 1290  # one image's output tokens
 
 
