@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate import imaging
 from imagegate.core.capabilities import ModelCatalog
+from imagegate.core.checks import ALL
 from imagegate.core.ports import JobEvents, JobQueue
 from imagegate.fetching import FetchPolicy, ImageFetcher
 from imagegate.fetching.webhook_sender import WebhookSender
@@ -109,10 +110,10 @@ def build_router(settings: Settings, metrics: Metrics | None = None, *, run: Col
         prices = {model.id: found for model in models if (found := dep.prices_for(model)) is not None}
         runs_here = run is None or dep.name in run
         provider = build_provider(dep.provider, dep.provider_options()) if runs_here else None
-        # what the upstream itself cannot do (the emulator cannot search) unless the deployment narrows it further;
-        # read from the provider's class where this process does not build it
-        declared = provider if provider is not None else load_provider_class(dep.provider)
-        features = dep.features if dep.features is not None else getattr(declared, "features", None)
+        # what the upstream's protocol can carry (the emulator cannot search, fal returns no thoughts), from the
+        # provider's class, so a process that does not build it still routes and refuses alike
+        declare = getattr(load_provider_class(dep.provider), "capabilities", None)
+        declared = declare(dep.provider_options()) if declare is not None else ALL
         deployments.append(
             Deployment(
                 name=dep.name,
@@ -128,7 +129,8 @@ def build_router(settings: Settings, metrics: Metrics | None = None, *, run: Col
                 retries=dep.retries,
                 max_input_images=dep.max_input_images,
                 resolutions=frozenset(dep.resolutions) if dep.resolutions is not None else None,
-                features=frozenset(features) if features is not None else None,
+                features=frozenset(dep.features) if dep.features is not None else None,
+                declared=declared,
             )
         )
     r = settings.routing

@@ -389,4 +389,5 @@ async def test_a_model_that_does_not_think_has_no_thoughts_or_signatures() -> No
 
 
 def test_the_emulator_cannot_search() -> None:
-    assert "grounding" not in EmulatorProvider.features and "thinking" in EmulatorProvider.features
+    features = EmulatorProvider.capabilities({}).features or frozenset()
+    assert "grounding" not in features and "thinking" in features

@@ -9,7 +9,7 @@ that can serve a request. Providers do not re-check.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from imagegate.core.capabilities import Feature, ModelSpec
 from imagegate.core.jobs import JobSpec, Modality
@@ -26,11 +26,44 @@ class ViolationKind:
 
 @dataclass(frozen=True, slots=True)
 class DeploymentCaps:
-    """What one deployment can serve of its models' capabilities; None everywhere: all of them."""
+    """What one deployment can serve of its models' capabilities; the defaults: all of them.
+
+    A provider declares its upstream's (``capabilities(options)`` on its class: what its wire protocol can
+    carry), a deployment's settings narrow them; the router keeps only the deployments whose caps a job fits,
+    so a provider never has to refuse a job for what it cannot express.
+    """
 
     resolutions: frozenset[str] | None = None
     max_input_images: int | None = None
     features: frozenset[str] | None = None
+    text_answers: bool = True  # False: it answers with images only (no TEXT-only modality)
+    needs_prompt_text: bool = False  # True: the caller's last turn must have text (no image-only prompts)
+    returns_thoughts: bool = True  # False: a thinking model's thought parts never come back from it
+    thinking_levels: frozenset[str] | None = None  # lower-case levels it can send; None: any the model takes
+    image_search: bool = True  # Search grounding in images, beside the web
+    search_time_range: bool = True  # Search grounding restricted to a time range
+    temperature: bool = True  # False: its protocol has no sampling temperature to send
+
+    def narrowed(
+        self,
+        *,
+        resolutions: frozenset[str] | None = None,
+        max_input_images: int | None = None,
+        features: frozenset[str] | None = None,
+    ) -> DeploymentCaps:
+        """These caps with a deployment's own settings applied: each can only take away."""
+        return replace(
+            self,
+            resolutions=_meet(self.resolutions, resolutions),
+            max_input_images=min((n for n in (self.max_input_images, max_input_images) if n is not None), default=None),
+            features=_meet(self.features, features),
+        )
+
+
+def _meet(declared: frozenset[str] | None, configured: frozenset[str] | None) -> frozenset[str] | None:
+    if declared is None or configured is None:
+        return configured if declared is None else declared
+    return declared & configured
 
 
 ALL = DeploymentCaps()
@@ -110,20 +143,51 @@ def check_job(
                 f"temperature must be between 0 and {model.max_temperature:g} for {model.id}, got {spec.temperature:g}",
             )
         )
+    if spec.temperature is not None and not caps.temperature:
+        found.append(
+            Violation(
+                ViolationKind.FEATURE,
+                "temperature",
+                f"{model.id} is served here by an upstream that takes no temperature",
+                hint="leave temperature out",
+            )
+        )
     features = model.features if caps.features is None else model.features & caps.features
     if spec.seed is not None and not spec.seed_drawn and Feature.SEED not in features:
         found.append(Violation(ViolationKind.FEATURE, "seed", f"{model.id} does not take a seed here"))
-    found.extend(_thinking_and_grounding(spec, model, features))
+    found.extend(_thinking_and_grounding(spec, model, features, caps))
     if Modality.IMAGE not in spec.modalities and Modality.TEXT not in spec.modalities:
         found.append(
             Violation(
                 ViolationKind.MODALITIES, "modalities", "at least one response modality is needed", ("TEXT", "IMAGE")
             )
         )
+    elif Modality.IMAGE not in spec.modalities and not caps.text_answers:
+        found.append(
+            Violation(
+                ViolationKind.MODALITIES,
+                "modalities",
+                f"{model.id} is served here by an upstream that answers with images only; a text-only answer "
+                "cannot be asked of it",
+                ("IMAGE",),
+                "ask for IMAGE (with or without TEXT)",
+            )
+        )
+    if caps.needs_prompt_text and not spec.request_turn.text.strip():
+        found.append(
+            Violation(
+                ViolationKind.FEATURE,
+                "prompt",
+                f"{model.id} is served here by an upstream that needs a text prompt in the last user turn",
+                hint="say in words what to make of the images",
+            )
+        )
     return found
 
 
-def _thinking_and_grounding(spec: JobSpec, model: ModelSpec, features: frozenset[str]) -> list[Violation]:
+def _thinking_and_grounding(
+    spec: JobSpec, model: ModelSpec, features: frozenset[str], caps: DeploymentCaps
+) -> list[Violation]:
     found = []
     if spec.grounding is not None and Feature.GROUNDING not in features:
         where = "" if Feature.GROUNDING not in model.features else " here"
@@ -135,14 +199,47 @@ def _thinking_and_grounding(spec: JobSpec, model: ModelSpec, features: frozenset
                 hint="leave the googleSearch tool out, or use a model and deployment with grounding",
             )
         )
+    elif spec.grounding is not None and spec.grounding.images and not caps.image_search:
+        found.append(
+            Violation(
+                ViolationKind.FEATURE,
+                "grounding",
+                f"{model.id} is served here with web Search grounding only; image search cannot be asked",
+                hint="leave imageSearch out of searchTypes",
+            )
+        )
+    elif spec.grounding is not None and spec.grounding.time_range is not None and not caps.search_time_range:
+        found.append(
+            Violation(
+                ViolationKind.FEATURE,
+                "grounding",
+                f"{model.id} is served here without a time range for Search grounding",
+                hint="leave timeRangeFilter out",
+            )
+        )
     if spec.thinking_level is not None and Feature.THINKING not in features:
         why = "this model does not think" if Feature.THINKING not in model.features else "not served with thinking here"
         found.append(
             Violation(ViolationKind.FEATURE, "thinking_level", f"thinking_level is not supported by {model.id}: {why}")
         )
+    elif (
+        spec.thinking_level is not None
+        and caps.thinking_levels is not None
+        and spec.thinking_level.lower() not in caps.thinking_levels
+    ):
+        found.append(
+            Violation(
+                ViolationKind.FEATURE,
+                "thinking_level",
+                f"thinking_level {spec.thinking_level} cannot be sent to the upstream serving {model.id} here",
+                tuple(sorted(level.upper() for level in caps.thinking_levels)),
+                f"it takes {', '.join(sorted(level.upper() for level in caps.thinking_levels))}",
+            )
+        )
     # a model that does not think has no thoughts to return; one that does, on a deployment that cannot
     # return its thoughts, would drop them
-    if spec.include_thoughts and Feature.THINKING in model.features and Feature.THINKING not in features:
+    returns = Feature.THINKING in features and caps.returns_thoughts
+    if spec.include_thoughts and Feature.THINKING in model.features and not returns:
         found.append(
             Violation(
                 ViolationKind.FEATURE,

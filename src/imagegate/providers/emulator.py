@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from imagegate import imaging
 from imagegate.core.capabilities import Feature, ModelSpec, estimate_text_tokens, estimate_usage
+from imagegate.core.checks import DeploymentCaps
 from imagegate.core.images import DEFAULT_ASPECT_RATIO, AspectRatio, ImageOutput, near_ratio
 from imagegate.core.jobs import FinishReason, Generation, JobSpec, Modality, Thought
 from imagegate.errors import (
@@ -88,9 +89,12 @@ class EmulatorProvider:
 
     #: Its images are not a model's: the banner says so (see ``providers.registry.is_emulated``).
     emulated = True
-    #: It thinks (emulated thoughts and signatures) but cannot search: grounding goes to a real upstream, or is
-    #: refused up front with a 400 naming tools.
-    features = frozenset({Feature.SEED, Feature.THINKING})
+
+    @classmethod
+    def capabilities(cls, options: Mapping[str, Any]) -> DeploymentCaps:
+        """It thinks (emulated thoughts and signatures) but cannot search: grounding goes to a real upstream,
+        or is refused up front with a 400 naming tools."""
+        return DeploymentCaps(features=frozenset({Feature.SEED, Feature.THINKING}))
 
     def __init__(self, options: EmulatorOptions | None = None, *, sleep: Sleep = asyncio.sleep) -> None:
         self.options = options or EmulatorOptions()

@@ -26,7 +26,8 @@ from typing import Any, Literal, Self
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from imagegate.core.capabilities import ModelSpec, estimate_usage
+from imagegate.core.capabilities import Feature, ModelSpec, estimate_usage
+from imagegate.core.checks import DeploymentCaps
 from imagegate.core.images import encode_base64
 from imagegate.core.jobs import FinishReason, Generation, JobSpec
 from imagegate.core.progress import report_progress
@@ -97,6 +98,21 @@ class FalProvider:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Self:
         return cls(parse_options(FalOptions, options, provider="fal"))
+
+    @classmethod
+    def capabilities(cls, options: Mapping[str, Any]) -> DeploymentCaps:
+        """fal's Nano Banana apps: one prompt and images in, images and a description out; web search and the
+        minimal/high thinking levels, no thoughts returned, no seed or temperature."""
+        return DeploymentCaps(
+            features=frozenset({Feature.THINKING, Feature.GROUNDING}),
+            text_answers=False,
+            needs_prompt_text=True,
+            returns_thoughts=False,
+            thinking_levels=frozenset({"minimal", "high"}),
+            image_search=False,
+            search_time_range=False,
+            temperature=False,
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -221,14 +237,13 @@ def _family_fields(spec: JobSpec) -> dict[str, Any]:
     """Resolution, Search grounding and thinking as fal's Nano Banana 2 / Pro apps take them (``resolution``
     0.5K/1K/2K/4K, ``enable_web_search``, ``thinking_level`` minimal or high); fal answers with images and a
     description, never with thoughts."""
-    mapping.refuse_thoughts(spec, UPSTREAM)
     fields: dict[str, Any] = {}
     if spec.image_size is not None:  # left out, fal's apps make their default 1K, as Google's models do
         fields["resolution"] = mapping.FAL_RESOLUTIONS[spec.image_size]
-    web, _ = mapping.search(spec, UPSTREAM, image_search=False)
+    web, _ = mapping.search(spec)  # image search and a time range: not in its capabilities
     if web:
         fields["enable_web_search"] = True
-    level = mapping.thinking_level(spec, UPSTREAM, ("minimal", "high"))
+    level = mapping.thinking_level(spec)
     if level is not None:
         fields["thinking_level"] = level
     return fields

@@ -3,15 +3,17 @@
 * the prompt is the text of the caller's last user turn, with the system instruction (if any) put before it
   as a paragraph of its own; the text of earlier turns is dropped, since the images carry what they made;
 * the images are the last user turn's own images plus, as far as the upstream can take more, the images of
-  earlier turns, newest first, sent in conversation order. A request whose own images do not fit, or a
-  conversation with images for an upstream that takes none, is refused with ``InvalidRequest`` saying why;
-* a text-only answer (no IMAGE modality) and a request without prompt text cannot be expressed and are refused.
+  earlier turns, newest first, sent in conversation order. A conversation with images for an upstream that
+  takes none cannot stand for its history and is refused with ``InvalidRequest`` saying why.
+
+A text-only answer, a prompt without text and more images than the upstream takes are what these upstreams
+declare they cannot serve (their providers' ``capabilities``): the router never hands them such a job.
 """
 
 from __future__ import annotations
 
 from imagegate.core.images import ImageInput
-from imagegate.core.jobs import JobSpec, Modality, Role
+from imagegate.core.jobs import JobSpec, Role
 from imagegate.errors import InvalidRequest
 
 
@@ -19,32 +21,20 @@ def flatten(
     spec: JobSpec, max_edit_images: int | None, model_limit: int, *, upstream: str
 ) -> tuple[str, tuple[ImageInput, ...]]:
     """The one prompt and the images that stand for ``spec``'s conversation; ``upstream`` names it in errors."""
-    if Modality.IMAGE not in spec.modalities:
-        raise InvalidRequest(
-            f"This model is served here through {upstream}, which answers with images only; "
-            "a text-only answer cannot be asked of it."
-        )
     last_user = max((i for i, turn in enumerate(spec.turns) if turn.role is Role.USER), default=None)
     if last_user is None:
         raise InvalidRequest("The request has no user turn to take the prompt from.")
     request = spec.turns[last_user]
     text = request.text.strip()
-    if not text:
-        raise InvalidRequest(f"{upstream[0].upper()}{upstream[1:]} needs a text prompt in the last user turn.")
     prompt = f"{spec.system_instruction.strip()}\n\n{text}" if spec.system_instruction else text
     own = request.images
     earlier = [image for i, turn in enumerate(spec.turns) if i != last_user for image in turn.images]
     limit = model_limit if max_edit_images is None else max_edit_images
-    if len(own) > limit:
-        raise InvalidRequest(
-            f"The upstream serving this model takes at most {limit} input image{'s' if limit != 1 else ''} "
-            f"in one request; this one has {len(own)}."
-        )
     if earlier and not limit:
         raise InvalidRequest(
             "The upstream serving this model takes no images, and has no conversation: the images of the "
             "earlier turns, which stand for them, cannot be sent."
         )
-    room = limit - len(own)
+    room = max(0, limit - len(own))
     kept = earlier[-room:] if room else []
     return prompt, (*kept, *own)

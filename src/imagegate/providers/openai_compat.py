@@ -14,11 +14,11 @@ A conversation has to be flattened, because OpenAI Images takes one prompt and a
   as a paragraph of its own; the text of earlier turns is dropped, since the images carry what they made;
 * the images are the last user turn's own images plus, as far as the upstream can take more
   (``max_edit_images``, else the model's limit), the images of earlier turns, newest first, sent in
-  conversation order: the oldest earlier images are left out when they do not all fit. A request whose own
-  images do not fit, or a conversation with images for an upstream that takes none, is refused with
-  ``InvalidRequest`` saying why;
-* a text-only answer (no IMAGE modality) and a request without any prompt text cannot be expressed and are
-  refused the same way; seed and temperature have no OpenAI Images field and are not sent;
+  conversation order: the oldest earlier images are left out when they do not all fit. A conversation with
+  images for an upstream that takes none is refused with ``InvalidRequest`` saying why;
+* a text-only answer, a request without prompt text, more own images than ``max_edit_images``, a seed, a
+  temperature, thinking and grounding cannot be expressed: ``capabilities`` declares so, and the router
+  never sends such a job here;
 * GIF inputs are converted to PNG (OpenAI Images takes PNG, JPEG and WEBP); HEIC/HEIF inputs are refused.
 
 Errors: ``{"error": {"message", "type", "param", "code"}}`` (other shapes tolerated). A moderation refusal
@@ -42,6 +42,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from imagegate.core.capabilities import ModelSpec
+from imagegate.core.checks import DeploymentCaps
 from imagegate.core.images import (
     ASPECT_RATIOS,
     GIF,
@@ -173,6 +174,20 @@ class OpenAICompatProvider:
     def from_options(cls, options: Mapping[str, Any]) -> Self:
         return cls(parse_options(OpenAIOptions, options, provider="openai"))
 
+    @classmethod
+    def capabilities(cls, options: Mapping[str, Any]) -> DeploymentCaps:
+        """The OpenAI Images API: one prompt and up to ``max_edit_images`` images in, images out; no seed, no
+        temperature, no thinking, no Search grounding (it takes no tools)."""
+        parsed = parse_options(OpenAIOptions, options, provider="openai")
+        return DeploymentCaps(
+            max_input_images=parsed.max_edit_images,
+            features=frozenset(),
+            text_answers=False,
+            needs_prompt_text=True,
+            returns_thoughts=False,
+            temperature=False,
+        )
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -211,14 +226,6 @@ class OpenAICompatProvider:
 
     def _fields(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> dict[str, Any]:
         options = self._options
-        # the OpenAI Images API has no thinking and no Search grounding: refused by name, not dropped
-        mapping.refuse_thoughts(spec, self.upstream)
-        mapping.thinking_level(spec, self.upstream, ())
-        if spec.grounding is not None:
-            raise InvalidRequest(
-                f"{self.upstream} has no Search grounding (the OpenAI Images API takes no tools).",
-                field=mapping.SEARCH_FIELD,
-            )
         fields: dict[str, Any] = {"model": upstream_model, "n": 1}
         ratio = spec.aspect_ratio
         sized = False  # whether what is sent already says the resolution

@@ -27,7 +27,8 @@ from typing import Any, Self
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from imagegate.core.capabilities import ModelSpec, estimate_usage
+from imagegate.core.capabilities import Feature, ModelSpec, estimate_usage
+from imagegate.core.checks import DeploymentCaps
 from imagegate.core.images import encode_base64
 from imagegate.core.jobs import FinishReason, Generation, JobSpec
 from imagegate.errors import (
@@ -99,6 +100,20 @@ class ReplicateProvider:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Self:
         return cls(parse_options(ReplicateOptions, options, provider="replicate"))
+
+    @classmethod
+    def capabilities(cls, options: Mapping[str, Any]) -> DeploymentCaps:
+        """Replicate's google/nano-banana models: one prompt and images in, images out, at 1K, 2K or 4K; web and
+        image search without a time range; no thinking level, no thoughts, no seed or temperature."""
+        return DeploymentCaps(
+            resolutions=mapping.REPLICATE_RESOLUTIONS,
+            features=frozenset({Feature.GROUNDING}),
+            text_answers=False,
+            needs_prompt_text=True,
+            returns_thoughts=False,
+            search_time_range=False,
+            temperature=False,
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -248,10 +263,8 @@ def _error_for(response: httpx.Response, name: str, secret: str) -> ImagegateErr
 
 def _family_inputs(spec: JobSpec) -> dict[str, Any]:
     """Search grounding as ``google/nano-banana-2`` takes it (``google_search``, ``image_search``, which turns web
-    search on by itself); Replicate's models have no thinking level and return no thoughts."""
-    mapping.refuse_thoughts(spec, UPSTREAM)
-    mapping.thinking_level(spec, UPSTREAM, ())
-    web, images = mapping.search(spec, UPSTREAM, image_search=True)
+    search on by itself)."""
+    web, images = mapping.search(spec)
     inputs: dict[str, Any] = {}
     if web:
         inputs["google_search"] = True

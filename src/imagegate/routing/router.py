@@ -25,7 +25,7 @@ from typing import Any
 
 from imagegate.core.attempts import Attempt, record_attempt
 from imagegate.core.capabilities import ModelSpec, Prices
-from imagegate.core.checks import DeploymentCaps, Violation, check_job
+from imagegate.core.checks import ALL, DeploymentCaps, Violation, check_job
 from imagegate.core.jobs import FinishReason, Generation, JobSpec
 from imagegate.core.ports import ImageProvider
 from imagegate.core.retry import RetryPolicy, retry_budget
@@ -67,13 +67,17 @@ class Deployment:
     # Further tries on this deployment after a retryable failure (timeouts included), before failing over. HTTP
     # providers already retry what cannot bill twice, honouring Retry-After (their own ``max_retries``).
     retries: int = 0
+    # The deployment's own settings, each narrowing what its provider declares (``declared``).
     max_input_images: int | None = None  # what this upstream can take, when less than the model allows
     resolutions: frozenset[str] | None = None  # what this upstream can make; None: all the model's
     features: frozenset[str] | None = None  # seed, thinking, grounding… it can do; None: all the model's
+    declared: DeploymentCaps = ALL  # what the provider's wire protocol can carry (``capabilities(options)``)
 
     @property
     def caps(self) -> DeploymentCaps:
-        return DeploymentCaps(self.resolutions, self.max_input_images, self.features)
+        return self.declared.narrowed(
+            resolutions=self.resolutions, max_input_images=self.max_input_images, features=self.features
+        )
 
     @property
     def batch_slots(self) -> int | None:

@@ -1,0 +1,124 @@
+"""What each provider declares its upstream can carry, and the router acting on it: a job an upstream cannot
+express never reaches its provider; it goes to a deployment that can serve it, or is a 400 naming the field."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from imagegate.core.catalog import builtin_model
+from imagegate.core.checks import DeploymentCaps, check_job
+from imagegate.core.images import ImageInput
+from imagegate.core.jobs import Modality, Role, SearchGrounding, Turn
+from imagegate.errors import InvalidRequest
+from imagegate.providers.emulator import EmulatorProvider
+from imagegate.providers.fal import FalProvider
+from imagegate.providers.gemini import GeminiProvider
+from imagegate.providers.openai_compat import OpenAICompatProvider
+from imagegate.providers.replicate import ReplicateProvider
+from imagegate.routing.router import Deployment
+
+from .test_router import PNG, SPEC, Upstream, router
+
+PRO = builtin_model("gemini-3-pro-image")
+NB2 = builtin_model("gemini-3.1-flash-image")
+NB = builtin_model("gemini-2.5-flash-image")
+FOUR = tuple(ImageInput(PNG, "image/png") for _ in range(4))
+
+
+def _caps(provider: Any, **options: Any) -> DeploymentCaps:
+    declare = getattr(provider, "capabilities", None)
+    return declare({"api_key": "k", **options}) if declare is not None else DeploymentCaps()
+
+
+def _spec(**changes: Any) -> Any:
+    return replace(SPEC, **{"model": PRO.id, **changes})
+
+
+TIME_RANGE = SearchGrounding(time_range=("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"))
+
+#: (provider, options, the job's changes, the model, the JobSpec field refused); None: it is served.
+CASES: list[tuple[Any, dict[str, Any], dict[str, Any], Any, str | None]] = [
+    (FalProvider, {}, {"include_thoughts": True}, PRO, "include_thoughts"),
+    (FalProvider, {}, {"thinking_level": "LOW"}, PRO, "thinking_level"),
+    (FalProvider, {}, {"thinking_level": "HIGH"}, PRO, None),
+    (FalProvider, {}, {"grounding": SearchGrounding(images=True)}, NB2, "grounding"),
+    (FalProvider, {}, {"grounding": SearchGrounding()}, NB2, None),
+    (FalProvider, {}, {"modalities": frozenset({Modality.TEXT})}, PRO, "modalities"),
+    (FalProvider, {}, {"seed": 7}, PRO, "seed"),
+    (FalProvider, {}, {"temperature": 0.5}, PRO, "temperature"),
+    (ReplicateProvider, {}, {"temperature": 0.5}, PRO, "temperature"),
+    (OpenAICompatProvider, {}, {"temperature": 0.5}, NB, "temperature"),
+    (FalProvider, {}, {"turns": (Turn(Role.USER, ("  ", FOUR[0])),)}, PRO, "prompt"),
+    (ReplicateProvider, {}, {"include_thoughts": True}, PRO, "include_thoughts"),
+    (ReplicateProvider, {}, {"thinking_level": "HIGH"}, PRO, "thinking_level"),
+    (ReplicateProvider, {}, {"grounding": TIME_RANGE}, NB2, "grounding"),
+    (ReplicateProvider, {}, {"grounding": SearchGrounding(images=True)}, NB2, None),
+    (ReplicateProvider, {}, {"image_size": "512"}, NB2, "image_size"),
+    (ReplicateProvider, {}, {"image_size": "4K"}, NB2, None),
+    (OpenAICompatProvider, {}, {"include_thoughts": True}, PRO, "include_thoughts"),
+    (OpenAICompatProvider, {}, {"thinking_level": "HIGH"}, PRO, "thinking_level"),
+    (OpenAICompatProvider, {}, {"grounding": SearchGrounding()}, PRO, "grounding"),
+    (OpenAICompatProvider, {}, {"seed": 7}, NB, "seed"),
+    (OpenAICompatProvider, {}, {"modalities": frozenset({Modality.TEXT})}, NB, "modalities"),
+    (
+        OpenAICompatProvider,
+        {"max_edit_images": 1},
+        {"turns": (Turn(Role.USER, ("two", *FOUR[:2])),)},
+        NB,
+        "input_images",
+    ),
+    (OpenAICompatProvider, {"max_edit_images": 0}, {"turns": (Turn(Role.USER, ("one", FOUR[0])),)}, NB, "input_images"),
+    (OpenAICompatProvider, {}, {"modalities": frozenset({Modality.IMAGE})}, NB, None),
+    (EmulatorProvider, {}, {"grounding": SearchGrounding()}, PRO, "grounding"),
+    (EmulatorProvider, {}, {"include_thoughts": True, "seed": 7}, PRO, None),
+    (GeminiProvider, {}, {"include_thoughts": True, "grounding": TIME_RANGE, "thinking_level": "LOW"}, PRO, None),
+    (
+        GeminiProvider,
+        {},
+        {"modalities": frozenset({Modality.TEXT}), "turns": (Turn(Role.USER, (FOUR[0],)),)},
+        PRO,
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("provider", "options", "changes", "model", "field"),
+    CASES,
+    ids=[f"{c[0].__name__}-{'+'.join(c[2])}-{c[4] or 'served'}" for c in CASES],
+)
+def test_what_each_upstream_can_carry(
+    provider: Any, options: dict[str, Any], changes: dict[str, Any], model: Any, field: str | None
+) -> None:
+    spec = _spec(**{"model": model.id, **changes})
+    assert not check_job(spec, model), "the model itself can do it: only the upstream may refuse"
+    deployment = Deployment("d", provider.__name__, None, declared=_caps(provider, **options))
+    violations = deployment.refusal_for(spec, model)
+    assert [v.field for v in violations[:1]] == ([field] if field else [])
+
+
+def test_a_deployment_can_only_narrow_what_its_provider_declares() -> None:
+    declared = _caps(ReplicateProvider)
+    deployment = Deployment(
+        "d", "replicate", None, declared=declared, resolutions=frozenset({"512", "2K"}), max_input_images=2
+    )
+    assert deployment.caps.resolutions == frozenset({"2K"})  # 512 stays out: Replicate cannot make it
+    assert deployment.caps.max_input_images == 2 and deployment.caps.text_answers is False
+
+
+async def test_a_job_one_upstream_cannot_express_goes_to_one_that_can() -> None:
+    fal_like, google_like = Upstream(), Upstream()
+    r = router(
+        Deployment("fal", "fal", fal_like, priority=1, declared=_caps(FalProvider)),  # type: ignore[arg-type]
+        Deployment("google", "gemini", google_like, priority=2),  # type: ignore[arg-type]
+    )
+    thoughts = _spec(include_thoughts=True)
+    assert (await r.generate(thoughts, PRO)).deployment == "google" and fal_like.calls == 0
+    assert (await r.generate(_spec(), PRO)).deployment == "fal"
+    only_fal = router(Deployment("fal", "fal", Upstream(), declared=_caps(FalProvider)))  # type: ignore[arg-type]
+    assert [v.field for v in only_fal.violations(thoughts, PRO)] == ["include_thoughts"]
+    with pytest.raises(InvalidRequest, match="thoughts"):
+        await only_fal.generate(thoughts, PRO)
