@@ -53,6 +53,23 @@ def test_async_generation_runs_to_completion(server: Server) -> None:
     assert all("b64_json" in item for item in inline["result"]["data"])
 
 
+def test_a_task_shows_the_seed_of_each_image_and_sending_it_again_remakes_the_image(server: Server) -> None:
+    body = {"model": "nano-banana", "prompt": "a lantern", "n": 2, "response_format": "b64_json"}
+    first = httpx.post(f"{server.url}/v1/async/images/generations", headers=auth(server), json=body, timeout=30)
+    done = poll(server, first.json()["id"], response_format="b64_json")
+    base, second = done["seeds"]  # drawn at submission: image i is made with base + i
+    assert second == base + 1
+    again = httpx.post(
+        f"{server.url}/v1/async/images/generations",
+        headers=auth(server),
+        json={**body, "n": 1, "seed": second},
+        timeout=30,
+    )
+    remade = poll(server, again.json()["id"], response_format="b64_json")
+    assert remade["seeds"] == [second]
+    assert remade["result"]["data"][0]["b64_json"] == done["result"]["data"][1]["b64_json"]
+
+
 def test_async_edit_and_refusal_shapes(server: Server) -> None:
     from .images import png_bytes, solid
 

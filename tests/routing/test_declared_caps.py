@@ -122,3 +122,11 @@ async def test_a_job_one_upstream_cannot_express_goes_to_one_that_can() -> None:
     assert [v.field for v in only_fal.violations(thoughts, PRO)] == ["include_thoughts"]
     with pytest.raises(InvalidRequest, match="thoughts"):
         await only_fal.generate(thoughts, PRO)
+
+
+def test_only_a_deployment_that_sends_the_seed_reports_it() -> None:
+    r = router(
+        Deployment("fal", "fal", Upstream(), declared=_caps(FalProvider)),  # type: ignore[arg-type]
+        Deployment("google", "gemini", Upstream()),  # type: ignore[arg-type]
+    )
+    assert r.takes_seed("google", PRO) and not r.takes_seed("fal", PRO) and not r.takes_seed("gone", PRO)

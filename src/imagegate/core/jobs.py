@@ -349,6 +349,7 @@ class SlotResult:
     error: JobError | None = None
     deployment: str | None = None  # which deployment answered (its prices apply)
     attempts: tuple[Attempt, ...] = ()  # every deployment tried for this slot, in order
+    seed: int | None = None  # the seed the answering deployment made it with (None: it takes none)
     thoughts: tuple[StoredThought, ...] = ()
     text_signature: bytes | None = None
     image_signatures: tuple[bytes | None, ...] = ()  # one per image, or empty

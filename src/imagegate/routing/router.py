@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imagegate.core.attempts import Attempt, record_attempt
-from imagegate.core.capabilities import ModelSpec, Prices
+from imagegate.core.capabilities import Feature, ModelSpec, Prices
 from imagegate.core.checks import ALL, DeploymentCaps, Violation, check_job
 from imagegate.core.jobs import FinishReason, Generation, JobSpec
 from imagegate.core.ports import ImageProvider
@@ -188,6 +188,14 @@ class Router:
                 return []
             found = found or refusal
         return found
+
+    def takes_seed(self, deployment: str, model: ModelSpec) -> bool:
+        """Whether ``deployment`` sends a job's seed to its upstream for ``model``."""
+        for dep in self.deployments:
+            if dep.name == deployment:
+                features = dep.caps.features
+                return model.supports(Feature.SEED) and (features is None or Feature.SEED in features)
+        return False
 
     def candidates(self, model_id: str) -> list[Candidate]:
         """Deployments able to serve ``model_id``, in configured order (health and load aside)."""

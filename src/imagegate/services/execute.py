@@ -287,6 +287,8 @@ async def _run_slot(
         thoughts=thoughts,
         deployment=routed.deployment,
         attempts=tuple(attempts),
+        # the seed it was made with, so the caller can make it again (drawn ones too), where the upstream took it
+        seed=spec.seed if svc.router.takes_seed(routed.deployment, model) else None,
     )
     return result, routed.deployment
 

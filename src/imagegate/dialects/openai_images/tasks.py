@@ -52,6 +52,9 @@ def render_task(
             for a in slot.attempts
         ],
     }
+    if any(slot.seed is not None for slot in job.results):
+        # the seed each image was made with (the caller's plus its index, or drawn): send it to make it again
+        body["seeds"] = [slot.seed for slot in sorted(job.results, key=lambda slot: slot.index)]
     if model is not None and job.images:  # the resolution delivered, read from the images' size
         first = job.images[0]
         body["resolution"] = model.delivered_resolution(first.width, first.height)
