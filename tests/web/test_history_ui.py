@@ -5,6 +5,7 @@ delete, the attempt trail, admin screens with CSV exports, no focus frame around
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,7 @@ def test_gallery_search_reopen_trail_and_delete(desktop: Tab, web: Web, artifact
     detail = page.locator("#job-detail")
     assert "Deployments tried" in detail.inner_text() and "emulator — success" in detail.inner_text()
     assert "Aspect ratio\n1:1" in detail.locator(".facts").inner_text()  # the ratio asked, not pixels
+    assert re.search(r"Seeds\n\d+", detail.locator(".facts").inner_text())  # the one to make it again with
     snap(page, artifacts / "desktop-job-detail.png")
     detail.get_by_role("button", name="Open in Create").click()
     page.locator("#view-create").wait_for()

@@ -189,6 +189,8 @@ export function initGallery(ctx) {
       ["Created", fullTime(task.created_at)],
       ["Took", took],
       ["Attempts", String(task.attempts)],
+      // the seed each image was made with: "Seed" in More options with n = 1 makes that image again
+      ...(task.seeds ? [["Seeds", task.seeds.map((seed) => (seed === null ? "—" : String(seed))).join(", ")]] : []),
       ["API", task.dialect],
       ["Job id", h("code", {}, task.id)],
     ];
