@@ -88,6 +88,7 @@ FIELDS = {
     "image_size": "generation_config.image_config.image_size",
     "aspect_ratio": "generation_config.image_config.aspect_ratio",
     "input_images": "contents",
+    "prompt": "contents",
     "temperature": "generation_config.temperature",
     "seed": "generation_config.seed",
     "modalities": "generation_config.response_modalities",

@@ -19,6 +19,7 @@ from imagegate.core.capabilities import ModelSpec
 from imagegate.core.jobs import Job, JobPriority
 from imagegate.core.ports import ApiKey
 from imagegate.dialects.openai_chat.translate import (
+    FIELDS,
     check_input_limits,
     render_completion,
     render_model_list,
@@ -53,7 +54,9 @@ async def chat_completions(request: Request, principal: ApiKey = Depends(require
     urls = parsed.image_urls
     loaded = await load_image_urls(request, principal, [u.url for u in urls], [u.field for u in urls])
     spec = to_job_spec(parsed, model, {u.field: image for u, image in zip(urls, loaded, strict=True)})
-    job = await submit_job(svc, principal, spec, request_id=request.state.request_id, priority=JobPriority.INTERACTIVE)
+    job = await submit_job(
+        svc, principal, spec, request_id=request.state.request_id, priority=JobPriority.INTERACTIVE, fields=FIELDS
+    )
     if parsed.stream:
         return _stream(svc, job, model, include_usage=parsed.include_usage)
     finished, stored = await wait_for_result(svc, job.id)

@@ -28,6 +28,7 @@ FIELDS = {
     "image_size": "image_config.image_size",
     "aspect_ratio": "image_config.aspect_ratio",
     "input_images": "messages",
+    "prompt": "messages",
     "modalities": "modalities",
 }
 _ROLES = {"user": Role.USER, "assistant": Role.MODEL}
