@@ -16,6 +16,7 @@ from imagegate.errors import InvalidRequest
 from imagegate.providers.emulator import EmulatorProvider
 from imagegate.providers.fal import FalProvider
 from imagegate.providers.gemini import GeminiProvider
+from imagegate.providers.local.provider import DiffusersProvider
 from imagegate.providers.openai_compat import OpenAICompatProvider
 from imagegate.providers.replicate import ReplicateProvider
 from imagegate.routing.router import Deployment
@@ -72,6 +73,9 @@ CASES: list[tuple[Any, dict[str, Any], dict[str, Any], Any, str | None]] = [
     ),
     (OpenAICompatProvider, {"max_edit_images": 0}, {"turns": (Turn(Role.USER, ("one", FOUR[0])),)}, NB, "input_images"),
     (OpenAICompatProvider, {}, {"modalities": frozenset({Modality.IMAGE})}, NB, None),
+    (DiffusersProvider, {}, {"temperature": 0.5}, NB, "temperature"),
+    (DiffusersProvider, {}, {"modalities": frozenset({Modality.TEXT})}, NB, "modalities"),
+    (DiffusersProvider, {}, {"seed": 7}, NB, None),
     (EmulatorProvider, {}, {"grounding": SearchGrounding()}, PRO, "grounding"),
     (EmulatorProvider, {}, {"include_thoughts": True, "seed": 7}, PRO, None),
     (GeminiProvider, {}, {"include_thoughts": True, "grounding": TIME_RANGE, "thinking_level": "LOW"}, PRO, None),

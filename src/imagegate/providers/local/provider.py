@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Self
 
 from imagegate.core.capabilities import ModelSpec
+from imagegate.core.checks import DeploymentCaps
 from imagegate.core.images import ImageOutput
 from imagegate.core.jobs import FinishReason, Generation, JobSpec, Usage
 from imagegate.core.progress import report_progress
@@ -49,6 +50,12 @@ class DiffusersProvider:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Self:
         return cls(parse_options(DiffusersOptions, options, provider="diffusers"))
+
+    @classmethod
+    def capabilities(cls, options: Mapping[str, Any]) -> DeploymentCaps:
+        """A diffusion pipeline draws: no text-only answers, no thoughts, and no sampling temperature (its
+        steps and guidance are the deployment's options). The family's own limits are checked by ``plan``."""
+        return DeploymentCaps(text_answers=False, returns_thoughts=False, temperature=False)
 
     def check_model(self, model: ModelSpec, upstream_model: str) -> None:
         """Refuse (``ProviderOptionsError``) a catalog model that promises more than its family can do.
