@@ -112,8 +112,20 @@ def build_router(settings: Settings, metrics: Metrics | None = None, *, run: Col
         provider = build_provider(dep.provider, dep.provider_options()) if runs_here else None
         # what the upstream's protocol can carry (the emulator cannot search, fal returns no thoughts), from the
         # provider's class, so a process that does not build it still routes and refuses alike
-        declare = getattr(load_provider_class(dep.provider), "capabilities", None)
+        provider_class = load_provider_class(dep.provider)
+        declare = getattr(provider_class, "capabilities", None)
         declared = declare(dep.provider_options()) if declare is not None else ALL
+        served = dep.served_models or {model.id: model.id for model in models}
+        per_model = getattr(provider_class, "model_capabilities", None)  # a local checkpoint's family limits
+        model_caps = {}
+        if per_model is not None:
+            for model_id, upstream in served.items():
+                try:
+                    found = per_model(dep.provider_options(), upstream)
+                except ValueError as exc:
+                    raise ValueError(f"deployment {dep.name}, model {model_id}: {exc}") from exc
+                if found is not None:
+                    model_caps[model_id] = found
         deployments.append(
             Deployment(
                 name=dep.name,
@@ -131,6 +143,7 @@ def build_router(settings: Settings, metrics: Metrics | None = None, *, run: Col
                 resolutions=frozenset(dep.resolutions) if dep.resolutions is not None else None,
                 features=frozenset(dep.features) if dep.features is not None else None,
                 declared=declared,
+                model_caps=model_caps,
             )
         )
     r = settings.routing

@@ -3,11 +3,14 @@ express never reaches its provider; it goes to a deployment that can serve it, o
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from imagegate.bootstrap import build_router
 from imagegate.core.catalog import builtin_model
 from imagegate.core.checks import DeploymentCaps, check_job
 from imagegate.core.images import ImageInput
@@ -20,6 +23,7 @@ from imagegate.providers.local.provider import DiffusersProvider
 from imagegate.providers.openai_compat import OpenAICompatProvider
 from imagegate.providers.replicate import ReplicateProvider
 from imagegate.routing.router import Deployment
+from imagegate.settings import Settings
 
 from .test_router import PNG, SPEC, Upstream, router
 
@@ -38,6 +42,11 @@ def _spec(**changes: Any) -> Any:
     return replace(SPEC, **{"model": PRO.id, **changes})
 
 
+EARLIER_IMAGE = (
+    Turn(Role.USER, ("a kite", FOUR[0])),
+    Turn(Role.MODEL, (FOUR[1],)),
+    Turn(Role.USER, ("now make it blue",)),
+)
 TIME_RANGE = SearchGrounding(time_range=("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"))
 
 #: (provider, options, the job's changes, the model, the JobSpec field refused); None: it is served.
@@ -73,6 +82,27 @@ CASES: list[tuple[Any, dict[str, Any], dict[str, Any], Any, str | None]] = [
     ),
     (OpenAICompatProvider, {"max_edit_images": 0}, {"turns": (Turn(Role.USER, ("one", FOUR[0])),)}, NB, "input_images"),
     (OpenAICompatProvider, {}, {"modalities": frozenset({Modality.IMAGE})}, NB, None),
+    # no image in, so nothing can stand for what the earlier turns made
+    (OpenAICompatProvider, {"max_edit_images": 0}, {"turns": EARLIER_IMAGE}, NB, "input_images"),
+    (OpenAICompatProvider, {}, {"turns": EARLIER_IMAGE}, NB, None),
+    # a resolution said only as a pixel size needs the ratio; without a field or a size it cannot be said
+    (OpenAICompatProvider, {}, {"image_size": "2K"}, PRO, "image_size"),
+    (OpenAICompatProvider, {}, {"image_size": "2K", "aspect_ratio": "16:9"}, PRO, None),
+    (
+        OpenAICompatProvider,
+        {"size_style": "aspect_ratio"},
+        {"image_size": "2K", "aspect_ratio": "16:9"},
+        PRO,
+        "image_size",
+    ),
+    (OpenAICompatProvider, {"size_style": "omit"}, {"image_size": "2K"}, PRO, "image_size"),
+    (
+        OpenAICompatProvider,
+        {"size_style": "aspect_ratio", "resolution_field": "resolution"},
+        {"image_size": "2K"},
+        PRO,
+        None,
+    ),
     (DiffusersProvider, {}, {"temperature": 0.5}, NB, "temperature"),
     (DiffusersProvider, {}, {"modalities": frozenset({Modality.TEXT})}, NB, "modalities"),
     (DiffusersProvider, {}, {"seed": 7}, NB, None),
@@ -134,3 +164,29 @@ def test_only_a_deployment_that_sends_the_seed_reports_it() -> None:
         Deployment("google", "gemini", Upstream()),  # type: ignore[arg-type]
     )
     assert r.takes_seed("google", PRO) and not r.takes_seed("fal", PRO) and not r.takes_seed("gone", PRO)
+
+
+def test_a_local_checkpoint_declares_its_family_so_the_router_sends_what_it_cannot_do_elsewhere(
+    tmp_path: Path,
+) -> None:
+    """sd-turbo takes one image and at most 1024 pixels a side (read from the checkpoint at start-up): two
+    images, or 2K, go to the Google deployment of the same model; alone, it refuses them with a 400."""
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    settings = Settings(
+        home=tmp_path / "home",
+        deployments=[
+            {"name": "gpu", "provider": "diffusers", "models": {PRO.id: str(tmp_path)}, "priority": 1},
+            {"name": "google", "provider": "gemini", "api_key": "k", "priority": 2},
+        ],
+    )
+    r = build_router(settings, run=())
+    gpu = next(d for d in r.deployments if d.name == "gpu")
+    assert gpu.caps_for(PRO.id).max_input_images == 1 and gpu.caps.max_input_images is None
+    two = _spec(turns=(Turn(Role.USER, ("merge", *FOUR[:2])),))
+    big = _spec(image_size="2K", aspect_ratio="1:1")
+    assert [v.field for v in gpu.refusal_for(two, PRO)] == ["input_images"]
+    assert [v.field for v in gpu.refusal_for(big, PRO)] == ["image_size"]
+    assert gpu.refusal_for(_spec(image_size="1K", aspect_ratio="1:1"), PRO) == []
+    assert r.violations(two, PRO) == [] and r.violations(big, PRO) == []  # google can
+    alone = build_router(settings.model_copy(update={"deployments": settings.deployments[:1]}), run=())
+    assert [v.field for v in alone.violations(two, PRO)] == ["input_images"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from imagegate.core.capabilities import Feature, ModelSpec
 from imagegate.core.jobs import JobSpec, Modality
+from imagegate.core.output_size import output_ratio, output_size
 
 
 class ViolationKind:
@@ -22,6 +23,14 @@ class ViolationKind:
     FEATURE = "unsupported_feature"
     OUT_OF_RANGE = "out_of_range"
     MODALITIES = "unsupported_modalities"
+
+
+class ResolutionSending:
+    """How a deployment's protocol can say the resolution asked."""
+
+    ALWAYS = "always"  # a field of its own ("1K", "2K", "4K")
+    AS_PIXEL_SIZE = "as_pixel_size"  # only as ``WxH``, which needs the job's aspect ratio to pick the size
+    NEVER = "never"  # not at all: it makes the model's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +52,12 @@ class DeploymentCaps:
     image_search: bool = True  # Search grounding in images, beside the web
     search_time_range: bool = True  # Search grounding restricted to a time range
     temperature: bool = True  # False: its protocol has no sampling temperature to send
+    needs_image: bool = False  # True: it only edits; the request (or its conversation) must carry an image
+    max_side: int | None = None  # the longest side it makes; None: any in the model's size table
+    resolution_sent: str = ResolutionSending.ALWAYS
+    # True: it sizes any ratio the model lists itself (a local pipeline, on its grid); False: it makes only the
+    # sizes in the model's table, so a listed ratio the table lacks at a resolution cannot be made there
+    sizes_any_ratio: bool = False
 
     def narrowed(
         self,
@@ -120,19 +135,9 @@ def check_job(
                 f"{model.id} supports {', '.join(model.aspect_ratios)}",
             )
         )
-    limit = model.max_input_images
-    if caps.max_input_images is not None:
-        limit = min(limit, caps.max_input_images)
-    inputs = len(spec.input_images)
-    if inputs > limit:
-        found.append(
-            Violation(
-                ViolationKind.TOO_MANY_IMAGES,
-                "input_images",
-                f"{model.id} accepts at most {_plural(limit, 'input image')} per request; got {inputs}",
-                (str(limit),),
-            )
-        )
+    if not found:
+        found.extend(_size_on_this_upstream(spec, model, caps))
+    found.extend(_images(spec, model, caps))
     if max_n is not None and not 1 <= spec.n <= max_n:
         found.append(Violation(ViolationKind.OUT_OF_RANGE, "n", f"n must be between 1 and {max_n}, got {spec.n}"))
     if spec.temperature is not None and not 0 <= spec.temperature <= model.max_temperature:
@@ -183,6 +188,96 @@ def check_job(
             )
         )
     return found
+
+
+def _size_on_this_upstream(spec: JobSpec, model: ModelSpec, caps: DeploymentCaps) -> list[Violation]:
+    """A valid resolution and ratio the model has no size for together, or that this upstream cannot say or
+    make (too long a side, no way to send it)."""
+    tier = model.resolution(spec.image_size)
+    ratio = spec.aspect_ratio
+    if tier is not None and ratio is not None and tier.size(ratio) is None and not caps.sizes_any_ratio:
+        return [
+            Violation(
+                ViolationKind.ASPECT_RATIO,
+                "aspect_ratio",
+                f"{model.id} does not make {ratio} images at {tier.name}",
+                tier.ratios,
+                f"at {tier.name} it makes {', '.join(tier.ratios)}",
+            )
+        ]
+    if spec.image_size is None:
+        return []
+    if caps.resolution_sent == ResolutionSending.NEVER:
+        return [
+            Violation(
+                ViolationKind.RESOLUTION,
+                "image_size",
+                f"{model.id} is served here by an upstream that is sent no resolution",
+                hint=f"leave the resolution out: it makes {model.default_resolution}",
+            )
+        ]
+    if caps.resolution_sent == ResolutionSending.AS_PIXEL_SIZE and ratio is None:
+        return [
+            Violation(
+                ViolationKind.RESOLUTION,
+                "image_size",
+                f"{model.id} is served here by an upstream that is sent a resolution only as a pixel size",
+                hint="ask for an aspect ratio too, or leave the resolution out",
+            )
+        ]
+    size = output_size(spec, model)
+    if caps.max_side is not None and size is not None and max(size) > caps.max_side:
+        shape = output_ratio(spec, model)
+        fitting = tuple(t.name for t in model.tiers if (fit := t.size(shape)) is not None and max(fit) <= caps.max_side)
+        return [
+            Violation(
+                ViolationKind.RESOLUTION,
+                "image_size",
+                f"{model.id} is made here at most {caps.max_side} pixels a side; {spec.image_size} at {shape} is "
+                f"{size[0]}x{size[1]}",
+                fitting,
+                f"at {shape} ask for {', '.join(fitting)}" if fitting else "",
+            )
+        ]
+    return []
+
+
+def _images(spec: JobSpec, model: ModelSpec, caps: DeploymentCaps) -> list[Violation]:
+    limit = model.max_input_images
+    if caps.max_input_images is not None:
+        limit = min(limit, caps.max_input_images)
+    inputs = len(spec.input_images)
+    if inputs > limit:
+        return [
+            Violation(
+                ViolationKind.TOO_MANY_IMAGES,
+                "input_images",
+                f"{model.id} accepts at most {_plural(limit, 'input image')} per request; got {inputs}",
+                (str(limit),),
+            )
+        ]
+    if limit == 0 and spec.context_images:
+        # an upstream without images cannot be shown what the earlier turns made, which is the conversation
+        return [
+            Violation(
+                ViolationKind.TOO_MANY_IMAGES,
+                "input_images",
+                f"{model.id} is served here by an upstream that takes no images; the conversation's earlier "
+                f"{_plural(len(spec.context_images), 'image')} cannot be sent to it",
+                ("0",),
+                "start a new conversation, or leave the earlier images out",
+            )
+        ]
+    if caps.needs_image and not spec.context_images:
+        return [
+            Violation(
+                ViolationKind.FEATURE,
+                "input_images",
+                f"{model.id} is served here by a model that only edits images, and the request has none",
+                hint="send the image to edit",
+            )
+        ]
+    return []
 
 
 def _thinking_and_grounding(

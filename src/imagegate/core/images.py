@@ -113,10 +113,6 @@ class AspectRatio:
     width: int
     height: int
 
-    @property
-    def log_aspect(self) -> float:
-        return math.log(self.width / self.height)
-
 
 #: The exact output size for each aspect ratio gemini-2.5-flash-image supports (Google's table).
 ASPECT_RATIOS: dict[str, AspectRatio] = {
@@ -175,12 +171,3 @@ def near_ratio(width: int, height: int, allowed: tuple[str, ...], tolerance: flo
     target = math.log(width / height)
     best = min(allowed, key=lambda name: abs(math.log(ratio_value(name)) - target))
     return best if abs(math.log(ratio_value(best)) - target) <= math.log(1 + tolerance) else None
-
-
-def nearest_aspect_ratio(width: int, height: int, allowed: tuple[str, ...] | None = None) -> AspectRatio:
-    """The supported ratio closest to ``width:height`` on a log scale (so 2:1 and 1:2 are equally far from 1:1)."""
-    if width <= 0 or height <= 0:
-        raise ValueError("width and height must be positive")
-    target = math.log(width / height)
-    candidates = [ASPECT_RATIOS[n] for n in (allowed or tuple(ASPECT_RATIOS)) if n in ASPECT_RATIOS]
-    return min(candidates, key=lambda r: abs(r.log_aspect - target))

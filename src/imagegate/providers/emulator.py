@@ -23,10 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from imagegate import imaging
 from imagegate.core.capabilities import Feature, ModelSpec, estimate_text_tokens, estimate_usage
 from imagegate.core.checks import DeploymentCaps
-from imagegate.core.images import DEFAULT_ASPECT_RATIO, AspectRatio, ImageOutput, near_ratio
+from imagegate.core.images import AspectRatio, ImageOutput
 from imagegate.core.jobs import FinishReason, Generation, JobSpec, Modality, Thought
+from imagegate.core.output_size import output_ratio
 from imagegate.errors import (
-    InvalidImage,
     InvalidRequest,
     UpstreamRateLimited,
     UpstreamTimeout,
@@ -170,17 +170,7 @@ class EmulatorProvider:
         """The ratio and Google's exact size for it at the resolution asked (the request was checked at submit;
         the size table is the model's)."""
         tier = model.resolution(spec.image_size) or model.default_tier
-        name = spec.aspect_ratio
-        if name is None:
-            source = spec.input_images[:1] or spec.context_images[-1:]
-            name = DEFAULT_ASPECT_RATIO if DEFAULT_ASPECT_RATIO in tier.ratios else tier.ratios[0]
-            if source:
-                try:
-                    width, height = imaging.probe(source[0].data)
-                except InvalidImage:
-                    pass  # a format we cannot read (HEIC): fall back to the default, as for no image
-                else:
-                    name = near_ratio(width, height, tier.ratios, tolerance=math.inf) or name
+        name = output_ratio(spec, model)
         size = tier.size(name)
         if size is None:
             raise InvalidRequest(f"Aspect ratio {name} is not supported for this model", field="aspect_ratio")

@@ -3,11 +3,11 @@
 * the prompt is the text of the caller's last user turn, with the system instruction (if any) put before it
   as a paragraph of its own; the text of earlier turns is dropped, since the images carry what they made;
 * the images are the last user turn's own images plus, as far as the upstream can take more, the images of
-  earlier turns, newest first, sent in conversation order. A conversation with images for an upstream that
-  takes none cannot stand for its history and is refused with ``InvalidRequest`` saying why.
+  earlier turns, newest first, sent in conversation order.
 
-A text-only answer, a prompt without text and more images than the upstream takes are what these upstreams
-declare they cannot serve (their providers' ``capabilities``): the router never hands them such a job.
+A text-only answer, a prompt without text, more images than the upstream takes and a conversation with images
+for an upstream that takes none (nothing could stand for its history) are what these upstreams declare they
+cannot serve (their providers' ``capabilities``): the router never hands them such a job.
 """
 
 from __future__ import annotations
@@ -30,11 +30,6 @@ def flatten(
     own = request.images
     earlier = [image for i, turn in enumerate(spec.turns) if i != last_user for image in turn.images]
     limit = model_limit if max_edit_images is None else max_edit_images
-    if earlier and not limit:
-        raise InvalidRequest(
-            "The upstream serving this model takes no images, and has no conversation: the images of the "
-            "earlier turns, which stand for them, cannot be sent."
-        )
     room = max(0, limit - len(own))
     kept = earlier[-room:] if room else []
     return prompt, (*kept, *own)

@@ -14,10 +14,10 @@ A conversation has to be flattened, because OpenAI Images takes one prompt and a
   as a paragraph of its own; the text of earlier turns is dropped, since the images carry what they made;
 * the images are the last user turn's own images plus, as far as the upstream can take more
   (``max_edit_images``, else the model's limit), the images of earlier turns, newest first, sent in
-  conversation order: the oldest earlier images are left out when they do not all fit. A conversation with
-  images for an upstream that takes none is refused with ``InvalidRequest`` saying why;
-* a text-only answer, a request without prompt text, more own images than ``max_edit_images``, a seed, a
-  temperature, thinking and grounding cannot be expressed: ``capabilities`` declares so, and the router
+  conversation order: the oldest earlier images are left out when they do not all fit;
+* a text-only answer, a request without prompt text, more own images than ``max_edit_images`` (or earlier
+  images for an upstream that takes none), a seed, a temperature, thinking, grounding, and a resolution
+  without a field or a pixel size to say it cannot be expressed: ``capabilities`` declares so, and the router
   never sends such a job here;
 * GIF inputs are converted to PNG (OpenAI Images takes PNG, JPEG and WEBP); HEIC/HEIF inputs are refused.
 
@@ -42,9 +42,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from imagegate.core.capabilities import ModelSpec
-from imagegate.core.checks import DeploymentCaps
+from imagegate.core.checks import DeploymentCaps, ResolutionSending
 from imagegate.core.images import (
-    ASPECT_RATIOS,
     GIF,
     JPEG,
     PNG,
@@ -56,6 +55,7 @@ from imagegate.core.images import (
 from imagegate.core.jobs import FinishReason, Generation, JobSpec, Usage
 from imagegate.errors import (
     ImagegateError,
+    InternalError,
     InvalidImage,
     InvalidRequest,
     UpstreamRateLimited,
@@ -64,7 +64,6 @@ from imagegate.errors import (
     UpstreamUnavailable,
 )
 from imagegate.imaging import transcode
-from imagegate.providers import mapping
 from imagegate.providers.base import (
     RETRYABLE_STATUSES,
     HTTPUpstream,
@@ -179,7 +178,14 @@ class OpenAICompatProvider:
         """The OpenAI Images API: one prompt and up to ``max_edit_images`` images in, images out; no seed, no
         temperature, no thinking, no Search grounding (it takes no tools)."""
         parsed = parse_options(OpenAIOptions, options, provider="openai")
+        if parsed.resolution_field is not None:
+            sent = ResolutionSending.ALWAYS
+        elif parsed.size_style == "pixels":
+            sent = ResolutionSending.AS_PIXEL_SIZE
+        else:
+            sent = ResolutionSending.NEVER
         return DeploymentCaps(
+            resolution_sent=sent,
             max_input_images=parsed.max_edit_images,
             features=frozenset(),
             text_answers=False,
@@ -230,28 +236,18 @@ class OpenAICompatProvider:
         ratio = spec.aspect_ratio
         sized = False  # whether what is sent already says the resolution
         if ratio is not None and options.size_style == "pixels":
-            exact = model.pixel_size(ratio, spec.image_size)
+            exact = model.pixel_size(ratio, spec.image_size)  # the capability check let only sizes it has through
             if ratio in options.sizes and spec.image_size in (None, model.default_resolution):
-                fields["size"] = options.sizes[ratio]
+                fields["size"], sized = options.sizes[ratio], True  # the deployment's own size for this ratio
             elif exact is not None:  # Google's size at the asked resolution says both shape and scale
                 fields["size"], sized = f"{exact[0]}x{exact[1]}", True
-            elif ratio in ASPECT_RATIOS and spec.image_size is None:
-                fields["size"] = f"{ASPECT_RATIOS[ratio].width}x{ASPECT_RATIOS[ratio].height}"
             else:
-                raise InvalidRequest(
-                    f"The aspect ratio {ratio} has no pixel size this upstream ({self.upstream}) knows; "
-                    f"it takes {', '.join(sorted({*ASPECT_RATIOS, *options.sizes}))}.",
-                    field="aspect_ratio",
-                )
+                raise InternalError(f"{model.id} has no pixel size for {ratio} at {spec.image_size}")
         elif ratio is not None and options.size_style == "aspect_ratio":
             fields["aspect_ratio"] = ratio
-        if spec.image_size is not None and not sized:
-            if options.resolution_field is None:
-                raise InvalidRequest(
-                    f"{self.upstream} is sent no resolution (the deployment sets no resolution_field); "
-                    "ask with an aspect ratio, or leave the resolution to the model's default.",
-                    field=mapping.SIZE_FIELD,
-                )
+        if spec.image_size is not None and not sized and options.resolution_field is not None:
+            # without a resolution field the deployment declares it cannot say one (``resolution_sent``), and
+            # the router never hands it a job that asks
             fields[options.resolution_field] = spec.image_size  # "1K", "2K", "4K" as these gateways spell it
         if options.response_format != "omit":
             fields["response_format"] = options.response_format

@@ -72,10 +72,19 @@ class Deployment:
     resolutions: frozenset[str] | None = None  # what this upstream can make; None: all the model's
     features: frozenset[str] | None = None  # seed, thinking, grounding… it can do; None: all the model's
     declared: DeploymentCaps = ALL  # what the provider's wire protocol can carry (``capabilities(options)``)
+    # by our model id, where what it can serve differs per upstream model (a local checkpoint's family limits:
+    # ``model_capabilities``); these replace ``declared`` for that model
+    model_caps: Mapping[str, DeploymentCaps] = field(default_factory=dict)
 
     @property
     def caps(self) -> DeploymentCaps:
-        return self.declared.narrowed(
+        """What it can serve of any model: the provider's declaration narrowed by its settings."""
+        return self.caps_for(None)
+
+    def caps_for(self, model_id: str | None) -> DeploymentCaps:
+        """What it can serve of ``model_id``: its upstream model's (or the provider's) caps, narrowed."""
+        declared = self.model_caps.get(model_id, self.declared) if model_id is not None else self.declared
+        return declared.narrowed(
             resolutions=self.resolutions, max_input_images=self.max_input_images, features=self.features
         )
 
@@ -93,7 +102,7 @@ class Deployment:
 
     def refusal_for(self, spec: JobSpec, model: ModelSpec) -> list[Violation]:
         """Why this deployment cannot take ``spec`` (the one capability check); empty when it can."""
-        return check_job(spec, model, self.caps)
+        return check_job(spec, model, self.caps_for(model.id))
 
 
 @dataclass(frozen=True)
@@ -193,7 +202,7 @@ class Router:
         """Whether ``deployment`` sends a job's seed to its upstream for ``model``."""
         for dep in self.deployments:
             if dep.name == deployment:
-                features = dep.caps.features
+                features = dep.caps_for(model.id).features
                 return model.supports(Feature.SEED) and (features is None or Feature.SEED in features)
         return False
 

@@ -12,6 +12,7 @@ import pytest
 from local_helpers import MODEL, ask, picture
 
 from imagegate.core.capabilities import ModelSpec
+from imagegate.core.checks import DeploymentCaps, check_job
 from imagegate.core.images import ASPECT_RATIOS, GEMINI_API_RATIOS
 from imagegate.errors import InvalidRequest, UpstreamRejected
 from imagegate.providers.base import ProviderOptionsError
@@ -99,38 +100,46 @@ def _checkpoint(tmp_path: Path, pipeline_class: str) -> str:
     return str(tmp_path)
 
 
-def test_start_up_check_refuses_a_catalog_model_that_promises_more_than_its_family(tmp_path: Path) -> None:
-    provider = DiffusersProvider.from_options({})
-    source = _checkpoint(tmp_path, "StableDiffusionPipeline")
-    provider.check_model(ModelSpec(id="turbo", display_name="t", max_input_images=1), source)
-    with pytest.raises(ProviderOptionsError, match="max_input_images = 1"):
-        provider.check_model(ModelSpec(id="turbo", display_name="t", max_input_images=3), source)
+def _caps(source: str, **options: object) -> DeploymentCaps | None:
+    return DiffusersProvider.model_capabilities(options, source)
 
 
-def test_start_up_check_knows_a_text_only_qwen_checkpoint(tmp_path: Path) -> None:
-    provider = DiffusersProvider.from_options({})
-    source = _checkpoint(tmp_path, "QwenImagePipeline")
-    with pytest.raises(ProviderOptionsError, match="takes at most 0"):
-        provider.check_model(ModelSpec(id="q", display_name="q", max_input_images=1), source)
-    provider.check_model(ModelSpec(id="q", display_name="q", max_input_images=0), source)
+def test_a_checkpoint_on_disk_declares_its_family_limits_at_start_up(tmp_path: Path) -> None:
+    caps = _caps(_checkpoint(tmp_path, "StableDiffusionPipeline"))
+    family = family_named("sd_turbo").capabilities
+    assert caps is not None
+    assert (caps.max_input_images, caps.needs_image, caps.max_side) == (1, False, family.max_side)
+    assert caps.sizes_any_ratio and not caps.temperature and not caps.text_answers
+    two = ask("merge", picture((8, 8), RED), picture((8, 8), RED))
+    violations = check_job(two, ModelSpec(id="nb", display_name="nb", max_input_images=3), caps)
+    assert [(v.field, v.supported) for v in violations] == [("input_images", ("1",))]
+
+
+def test_a_text_only_qwen_checkpoint_takes_no_image_and_an_edit_only_one_needs_one(tmp_path: Path) -> None:
+    caps = _caps(_checkpoint(tmp_path, "QwenImagePipeline"))
+    assert caps is not None and caps.max_input_images == 0
+    edit = ask("edit", picture((8, 8), RED))
+    assert [v.field for v in check_job(edit, MODEL, caps)] == ["input_images"]
+    edit_only = family_named("qwen_image").capabilities.restricted(frozenset({Task.EDIT})).deployment_caps()
+    refused = check_job(ask("a cat"), MODEL, edit_only)
+    assert [v.field for v in refused] == ["input_images"] and "only edits" in refused[0].message
+    assert check_job(edit, MODEL, edit_only) == []
 
 
 def test_start_up_check_refuses_unsupported_checkpoints_and_wrong_families(tmp_path: Path) -> None:
     source = _checkpoint(tmp_path, "FluxPipeline")
     with pytest.raises(ProviderOptionsError, match="cannot run"):
-        DiffusersProvider.from_options({}).check_model(MODEL, source)
+        _caps(source)
     with pytest.raises(ProviderOptionsError, match="qwen_image family serves"):
-        DiffusersProvider.from_options({"family": "qwen_image"}).check_model(MODEL, source)
+        _caps(source, family="qwen_image")
 
 
 def test_start_up_check_refuses_too_many_steps_and_waits_for_unknown_checkpoints(tmp_path: Path) -> None:
     with pytest.raises(ProviderOptionsError, match="at most 50"):
-        DiffusersProvider.from_options({"steps": 60}).check_model(
-            ModelSpec(id="turbo", display_name="t", max_input_images=1),
-            _checkpoint(tmp_path, "StableDiffusionPipeline"),
-        )
-    # not on this machine: nothing to read yet, so the first request's load says what is wrong
-    DiffusersProvider.from_options({"steps": 60}).check_model(MODEL, "some-org/not-downloaded")
+        _caps(_checkpoint(tmp_path, "StableDiffusionPipeline"), steps=60)
+    # not on this machine: nothing to read yet, so the first request's load checks the job (``plan``)
+    assert _caps("some-org/not-downloaded", steps=60) is None
+    assert _caps("some-org/not-downloaded", family="sd_turbo") is not None  # the family option says it
 
 
 # ---- planning ------------------------------------------------------------------------------------------------
@@ -171,7 +180,7 @@ def test_plans_refuse_what_the_model_cannot_do() -> None:
             DiffusersOptions(),
             "q",
         )
-    assert caught.value.field == "images"
+    assert caught.value.field == "input_images"
     with pytest.raises(InvalidRequest, match="Aspect ratio 4:1"):
         plan(ask("x", aspect_ratio="4:1"), MODEL, caps, DiffusersOptions(), "q")
     with pytest.raises(UpstreamRejected, match="at most 100"):
@@ -196,9 +205,8 @@ def test_the_provider_module_imports_no_ml_library() -> None:
     code = (
         "import sys\n"
         "from imagegate.providers.registry import build_provider\n"
-        "from imagegate.core.capabilities import NANO_BANANA\n"
         "provider = build_provider('diffusers', {'devices': ['cuda:0'], 'family': 'qwen_image'})\n"
-        "provider.check_model(NANO_BANANA, 'Qwen/Qwen-Image-Edit-2509')\n"
+        "provider.model_capabilities({'family': 'qwen_image'}, 'Qwen/Qwen-Image-Edit-2509')\n"
         "names = ('torch', 'diffusers', 'transformers', 'numpy', 'imwatermark')\n"
         "heavy = sorted(m for m in names if m in sys.modules)\n"
         "print(','.join(heavy) or 'none')\n"

@@ -9,6 +9,12 @@ import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from imagegate.core.checks import DeploymentCaps
+
+#: What any diffusion pipeline cannot do (answer in text only, return thoughts, take a sampling temperature: its
+#: steps and guidance are the deployment's options) and can (size any aspect ratio on its grid).
+PIPELINE_CAPS = DeploymentCaps(text_answers=False, returns_thoughts=False, temperature=False, sizes_any_ratio=True)
+
 
 class Task(StrEnum):
     GENERATE = "generate"  # text to image
@@ -38,6 +44,15 @@ class FamilyCapabilities:
         """The same limits for a checkpoint that can only do ``tasks``."""
         kept = self.tasks & tasks
         return replace(self, tasks=kept, max_input_images=self.max_input_images if Task.EDIT in kept else 0)
+
+    def deployment_caps(self) -> DeploymentCaps:
+        """These limits as the router checks them: images in, edit-only checkpoints, the longest side."""
+        return replace(
+            PIPELINE_CAPS,
+            max_input_images=self.max_input_images if Task.EDIT in self.tasks else 0,
+            needs_image=Task.GENERATE not in self.tasks,
+            max_side=self.max_side,
+        )
 
     def batch_limit(self, task: Task) -> int:
         return max(1, self.max_batch.get(task, 1))

@@ -1,19 +1,21 @@
 """Turns a ``JobSpec`` into what a worker runs: the task, the references, the output size, steps and seed.
 
-Everything a family cannot do is refused here, in the API process, with an ``InvalidRequest`` that names the
-model and the limit, before a GPU sees the request.
+What a family cannot do is refused by the router, through the family's ``deployment_caps``, before a GPU
+sees the request; a checkpoint whose family was not known at start-up gets the same check here.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 
-from imagegate import imaging
 from imagegate.core.capabilities import ModelSpec
-from imagegate.core.images import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO, ImageInput, nearest_aspect_ratio
+from imagegate.core.checks import check_job
+from imagegate.core.images import ImageInput
 from imagegate.core.jobs import JobSpec
-from imagegate.errors import InvalidImage, InvalidRequest, UpstreamRejected
+from imagegate.core.output_size import output_ratio
+from imagegate.errors import InvalidRequest, UpstreamRejected
 from imagegate.providers.local.capabilities import FamilyCapabilities, Task, output_size, ratio_of, snap
 from imagegate.providers.local.options import DiffusersOptions
 
@@ -37,28 +39,23 @@ class Plan:
 def plan(
     spec: JobSpec, model: ModelSpec, caps: FamilyCapabilities, options: DiffusersOptions, upstream_model: str
 ) -> Plan:
-    # A chat turn without images edits the conversation's latest image, as Gemini does.
-    images = spec.input_images or spec.context_images[-1:]
-    task = Task.EDIT if images else Task.GENERATE
-    if task not in caps.tasks:
-        what = "only makes images from text; it cannot take input images" if images else "needs an image to edit"
-        raise InvalidRequest(f"Model {model.id} ({upstream_model}) {what}.", field="images")
-    limit = min(caps.max_input_images, model.max_input_images)
-    if len(images) > limit:
-        raise InvalidRequest(
-            f"Model {model.id} takes at most {limit} input image{'s' if limit != 1 else ''}; {len(images)} were given.",
-            field="images",
-        )
+    # The router checked the job against the family already when the checkpoint was on disk at start-up;
+    # when its family was learned only now, at its first load, the same check runs here.
+    found = check_job(spec, model, caps.deployment_caps())
+    if found:
+        raise InvalidRequest(f"{found[0].explained} ({upstream_model}).", field=found[0].field)
     steps = options.steps or caps.default_steps
     if steps > caps.max_steps:
         # a deployment setting, not the caller's doing: the router may fail over to another deployment
         raise UpstreamRejected(
             f"the deployment asks for {steps} steps; {upstream_model} allows at most {caps.max_steps}"
         )
-    width, height = _size(spec, model, caps, options, _aspect_ratio(spec, model, images), upstream_model)
+    # A chat turn without images edits the conversation's latest image, as Gemini does.
+    images = spec.input_images or spec.context_images[-1:]
+    width, height = _size(spec, model, caps, options)
     seed = spec.seed if spec.seed is not None else secrets.randbits(31)
     return Plan(
-        task=task,
+        task=Task.EDIT if images else Task.GENERATE,
         prompt=spec.prompt if spec.system_instruction is None else f"{spec.system_instruction}\n{spec.prompt}",
         images=images,
         width=width,
@@ -71,37 +68,16 @@ def plan(
     )
 
 
-def _size(
-    spec: JobSpec, model: ModelSpec, caps: FamilyCapabilities, options: DiffusersOptions, ratio: str, name: str
-) -> tuple[int, int]:
-    """The output size: Google's size for the asked resolution on the family's grid, else about the
-    deployment's (or the family's native) side squared. A resolution the family cannot reach is refused."""
-    exact = model.pixel_size(ratio, spec.image_size) if spec.image_size is not None else None
-    if exact is None:
+def _size(spec: JobSpec, model: ModelSpec, caps: FamilyCapabilities, options: DiffusersOptions) -> tuple[int, int]:
+    """Google's size at the resolution asked, on the family's grid (``check_job`` kept it within the family's
+    longest side); a ratio the model's table lacks, at that resolution's pixel count; no resolution asked,
+    about the deployment's (or the family's native) side squared."""
+    ratio = output_ratio(spec, model)
+    tier = model.resolution(spec.image_size) if spec.image_size is not None else None
+    if tier is None or not tier.sizes:
         return output_size(ratio_of(ratio), options.resolution or caps.native_side, caps)
-    if max(exact) > caps.max_side:
-        raise InvalidRequest(
-            f"Model {model.id} ({name}) makes at most {caps.max_side} pixels a side; {spec.image_size} at {ratio} "
-            f"is {exact[0]}x{exact[1]}. Ask for a smaller resolution.",
-            field="image_size",
-        )
-    return snap(exact[0], caps), snap(exact[1], caps)
-
-
-def _aspect_ratio(spec: JobSpec, model: ModelSpec, images: tuple[ImageInput, ...]) -> str:
-    if spec.aspect_ratio is not None:
-        if spec.aspect_ratio not in model.aspect_ratios:
-            raise InvalidRequest(
-                f"Aspect ratio {spec.aspect_ratio} is not supported for this model", field="aspect_ratio"
-            )
-        return spec.aspect_ratio
-    if images:
-        try:
-            width, height = imaging.probe(images[0].data)
-        except InvalidImage:
-            pass  # a format Pillow cannot read (HEIC): the default, as for no image
-        else:
-            return nearest_aspect_ratio(width, height, model.aspect_ratios).name
-    if DEFAULT_ASPECT_RATIO in model.aspect_ratios or not model.aspect_ratios:
-        return DEFAULT_ASPECT_RATIO
-    return model.aspect_ratios[0] if model.aspect_ratios[0] in ASPECT_RATIOS else DEFAULT_ASPECT_RATIO
+    exact = tier.size(ratio)
+    if exact is not None:
+        return snap(exact[0], caps), snap(exact[1], caps)
+    _, width, height = tier.sizes[0]
+    return output_size(ratio_of(ratio), round(math.sqrt(width * height)), caps)

@@ -22,7 +22,7 @@ from imagegate.core.jobs import FinishReason, Generation, JobSpec, Usage
 from imagegate.core.progress import report_progress
 from imagegate.errors import InvalidRequest, UpstreamRejected, UpstreamUnavailable
 from imagegate.providers.base import ProviderOptionsError, parse_options
-from imagegate.providers.local.capabilities import FamilyCapabilities, Task
+from imagegate.providers.local.capabilities import PIPELINE_CAPS, FamilyCapabilities, Task
 from imagegate.providers.local.families import family_for_pipeline, family_named
 from imagegate.providers.local.messages import Cancelled, Done, Failed, Ready, Request, Step, WorkerConfig
 from imagegate.providers.local.options import DiffusersOptions
@@ -53,27 +53,27 @@ class DiffusersProvider:
 
     @classmethod
     def capabilities(cls, options: Mapping[str, Any]) -> DeploymentCaps:
-        """A diffusion pipeline draws: no text-only answers, no thoughts, and no sampling temperature (its
-        steps and guidance are the deployment's options). The family's own limits are checked by ``plan``."""
-        return DeploymentCaps(text_answers=False, returns_thoughts=False, temperature=False)
+        """What any diffusion pipeline cannot do; ``model_capabilities`` adds each checkpoint's family limits."""
+        return PIPELINE_CAPS
 
-    def check_model(self, model: ModelSpec, upstream_model: str) -> None:
-        """Refuse (``ProviderOptionsError``) a catalog model that promises more than its family can do.
+    @classmethod
+    def model_capabilities(cls, options: Mapping[str, Any], upstream_model: str) -> DeploymentCaps | None:
+        """What this deployment can serve on ``upstream_model``: its family's images in, tasks and longest side,
+        read at start-up from the checkpoint's model_index.json when it is on disk (or the ``family`` option).
+        None: not known until the checkpoint's first load, which then checks the same (``plan``).
 
-        Reads only the checkpoint's model_index.json when it is on disk (or the ``family`` option), so it is
-        cheap enough for start-up; a checkpoint not on disk yet is checked on its first request instead.
+        ``ProviderOptionsError`` for a checkpoint the provider cannot run, a ``family`` that does not serve it,
+        or more ``steps`` than it allows: configuration mistakes, refused before any request.
         """
-        caps = self._declared_capabilities(upstream_model)
-        if caps is None:
-            return
-        if model.max_input_images > caps.max_input_images:
+        parsed = parse_options(DiffusersOptions, options, provider="diffusers")
+        family = _family_capabilities(parsed, upstream_model)
+        if family is None:
+            return None
+        if parsed.steps is not None and parsed.steps > family.max_steps:
             raise ProviderOptionsError(
-                f"model {model.id}: max_input_images = {model.max_input_images}, but {upstream_model} takes at most "
-                f"{caps.max_input_images}; set max_input_images = {caps.max_input_images} in its [[models]] entry"
+                f"steps = {parsed.steps}, but {upstream_model} allows at most {family.max_steps}"
             )
-        steps = self._options.steps
-        if steps is not None and steps > caps.max_steps:
-            raise ProviderOptionsError(f"steps = {steps}, but {upstream_model} allows at most {caps.max_steps}")
+        return family.deployment_caps()
 
     async def generate(self, spec: JobSpec, model: ModelSpec, upstream_model: str) -> Generation:
         _require_local_extra()
@@ -161,26 +161,25 @@ class DiffusersProvider:
                 return min(slots, self._options.max_batch or slots)
         return 1
 
-    def _declared_capabilities(self, upstream_model: str) -> FamilyCapabilities | None:
-        from imagegate.providers.local.checkpoints import pipeline_class_on_disk
 
-        pipeline_class = pipeline_class_on_disk(upstream_model, self._options)
-        if self._options.family is not None:
-            family = family_named(self._options.family)
-            if pipeline_class is not None and pipeline_class not in family.pipeline_classes:
-                raise ProviderOptionsError(
-                    f"{upstream_model} is a {pipeline_class}; the {family.name} family serves "
-                    f"{', '.join(sorted(family.pipeline_classes))}"
-                )
-            return family.capabilities_for(pipeline_class) if pipeline_class else family.capabilities
-        if pipeline_class is None:
-            return None
-        detected = family_for_pipeline(pipeline_class)
-        if detected is None:
+def _family_capabilities(options: DiffusersOptions, upstream_model: str) -> FamilyCapabilities | None:
+    from imagegate.providers.local.checkpoints import pipeline_class_on_disk
+
+    pipeline_class = pipeline_class_on_disk(upstream_model, options)
+    if options.family is not None:
+        family = family_named(options.family)
+        if pipeline_class is not None and pipeline_class not in family.pipeline_classes:
             raise ProviderOptionsError(
-                f"{upstream_model} is a {pipeline_class}, which the diffusers provider cannot run"
+                f"{upstream_model} is a {pipeline_class}; the {family.name} family serves "
+                f"{', '.join(sorted(family.pipeline_classes))}"
             )
-        return detected.capabilities_for(pipeline_class)
+        return family.capabilities_for(pipeline_class) if pipeline_class else family.capabilities
+    if pipeline_class is None:
+        return None
+    detected = family_for_pipeline(pipeline_class)
+    if detected is None:
+        raise ProviderOptionsError(f"{upstream_model} is a {pipeline_class}, which the diffusers provider cannot run")
+    return detected.capabilities_for(pipeline_class)
 
 
 def _capabilities(ready: Ready) -> FamilyCapabilities:
