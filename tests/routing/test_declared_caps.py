@@ -190,3 +190,13 @@ def test_a_local_checkpoint_declares_its_family_so_the_router_sends_what_it_cann
     assert r.violations(two, PRO) == [] and r.violations(big, PRO) == []  # google can
     alone = build_router(settings.model_copy(update={"deployments": settings.deployments[:1]}), run=())
     assert [v.field for v in alone.violations(two, PRO)] == ["input_images"]
+
+
+def test_a_checkpoint_the_provider_cannot_run_stops_start_up_naming_the_deployment(tmp_path: Path) -> None:
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
+    settings = Settings(
+        home=tmp_path / "home",
+        deployments=[{"name": "gpu", "provider": "diffusers", "models": {PRO.id: str(tmp_path)}}],
+    )
+    with pytest.raises(ValueError, match=f"deployment gpu, model {PRO.id}: .*cannot run"):
+        build_router(settings, run=())

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 from imagegate.core.jobs import Job, JobStatus
 from imagegate.core.ports import ApiKey, FileRecord
-from imagegate.errors import JobCancelled, NotFound, UpstreamTimeout, error_from_code
+from imagegate.errors import ImagegateError, JobCancelled, NotFound, UpstreamTimeout, error_from_code
 from imagegate.services.context import Services
 from imagegate.services.handoff import Delivered
 
@@ -21,16 +21,25 @@ async def get_job(svc: Services, principal: ApiKey, job_id: str) -> Job:
     return job
 
 
-def raise_if_failed(job: Job) -> Job:
-    """``job`` when it finished well; its recorded error, raised again, when it failed or was cancelled."""
+def failure_of(job: Job) -> ImagegateError | None:
+    """The error a failed or cancelled job ended with (None for any other job): what the sync endpoints raise
+    and the task views show, rebuilt from what was recorded."""
     if job.status is JobStatus.CANCELLED:
         if job.error is not None:  # cancelled for a reason (its batch expired): say which
-            raise error_from_code(job.error.code, job.error.message)
-        raise JobCancelled("The request was cancelled.")
+            return error_from_code(job.error.code, job.error.message)
+        return JobCancelled("The request was cancelled.")
     if job.status is JobStatus.FAILED:
         if job.error is None:
-            raise error_from_code("internal_error", "The job failed.")
-        raise error_from_code(job.error.code, job.error.message, retry_after_s=job.error.retry_after_s)
+            return error_from_code("internal_error", "The job failed.")
+        return error_from_code(job.error.code, job.error.message, retry_after_s=job.error.retry_after_s)
+    return None
+
+
+def raise_if_failed(job: Job) -> Job:
+    """``job`` when it finished well; its recorded error, raised again, when it failed or was cancelled."""
+    failure = failure_of(job)
+    if failure is not None:
+        raise failure
     return job
 
 
@@ -69,13 +78,15 @@ async def wait_for_job(
 
 
 async def wait_for_result(svc: Services, job_id: str) -> tuple[Job, Mapping[str, bytes]]:
-    """The finished job and the bytes of its images (by file id), without reading back what this process made."""
+    """The finished job and the bytes of its images (by file id), without reading back what this process made:
+    the one wait of every endpoint that holds the connection. A job that failed or was cancelled raises its
+    error, for the dialect to word."""
     with svc.handoff.watch(job_id) as handed:
         job = await wait_for_job(svc, job_id, handed=handed)
         delivered = handed()
     if delivered is not None:
-        return delivered.job, delivered.images
-    return job, await load_job_images(svc, job)
+        return raise_if_failed(delivered.job), delivered.images
+    return raise_if_failed(job), await load_job_images(svc, job)
 
 
 async def load_job_images(svc: Services, job: Job) -> dict[str, bytes]:

@@ -1,11 +1,13 @@
 """Storing a ``JobSpec``: a JSON document for the database, its images in the object store.
 
-Images are stored once by content hash (``inputs/<sha256>``), so a chat that re-sends its history does not
+Scalar fields are written and read by name, so the document follows the dataclass. Images are stored once by
+content hash (``inputs/<sha256>``), so a chat that re-sends its history does not
 store the same picture again, and the job row stays small.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from typing import Any
 
@@ -24,6 +26,10 @@ from imagegate.core.jobs import (
 from imagegate.core.ports import ObjectStore
 
 _INPUT_PREFIX = "inputs/"
+# Fields stored in a shape of their own; every other field of JobSpec (and GoogleOptions) is a JSON scalar,
+# stored and read back by its name, so a new scalar field needs no change here (tests/services hold it to that).
+_SPEC_SHAPED = frozenset({"turns", "modalities", "grounding", "google"})
+_GOOGLE_SHAPED = frozenset({"safety", "stop_sequences"})
 
 
 def input_object_key(digest: str) -> str:
@@ -55,24 +61,11 @@ async def save_spec(spec: JobSpec, store: ObjectStore) -> dict[str, Any]:
             parts.append(doc)
         turns.append({"role": turn.role.value, "parts": parts})
     return {
-        "model": spec.model,
+        **_scalars(spec, _SPEC_SHAPED),
         "turns": turns,
-        "system_instruction": spec.system_instruction,
-        "aspect_ratio": spec.aspect_ratio,
-        "image_size": spec.image_size,
         "modalities": sorted(m.value for m in spec.modalities),
-        "n": spec.n,
-        "seed": spec.seed,
-        "seed_drawn": spec.seed_drawn,
-        "temperature": spec.temperature,
-        "dialect": spec.dialect,
-        "output_mime_type": spec.output_mime_type,
-        "output_quality": spec.output_quality,
-        "include_thoughts": spec.include_thoughts,
-        "thinking_level": spec.thinking_level,
         "grounding": _grounding_doc(spec.grounding),
         "google": _google_doc(spec.google),
-        "end_user": spec.end_user,
     }
 
 
@@ -95,25 +88,23 @@ async def load_spec(doc: dict[str, Any], store: ObjectStore) -> JobSpec:
         marked = any(info != PartInfo() for info in infos)
         turns.append(Turn(Role(turn["role"]), tuple(parts), tuple(infos) if marked else ()))
     return JobSpec(
-        model=doc["model"],
+        **_scalar_fields(JobSpec, doc, _SPEC_SHAPED),
         turns=tuple(turns),
-        system_instruction=doc.get("system_instruction"),
-        aspect_ratio=doc.get("aspect_ratio"),
-        image_size=doc.get("image_size"),
         modalities=frozenset(Modality(m) for m in doc.get("modalities", ["IMAGE", "TEXT"])),
-        n=doc.get("n", 1),
-        seed=doc.get("seed"),
-        seed_drawn=doc.get("seed_drawn", False),
-        temperature=doc.get("temperature"),
-        dialect=doc.get("dialect", "gemini"),
-        output_mime_type=doc.get("output_mime_type", "image/png"),
-        output_quality=doc.get("output_quality"),
-        include_thoughts=bool(doc.get("include_thoughts", False)),
-        thinking_level=doc.get("thinking_level"),
         grounding=_grounding(doc.get("grounding")),
         google=_google(doc.get("google")),
-        end_user=doc.get("end_user"),
     )
+
+
+def _scalars(value: Any, shaped: frozenset[str]) -> dict[str, Any]:
+    """The fields of dataclass ``value`` not in ``shaped``: JSON scalars, stored as they are."""
+    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.name not in shaped}
+
+
+def _scalar_fields(cls: Any, doc: dict[str, Any], shaped: frozenset[str]) -> dict[str, Any]:
+    """Those fields of ``cls`` back from ``doc``; one a row written before the field existed lacks keeps its
+    default."""
+    return {f.name: doc[f.name] for f in dataclasses.fields(cls) if f.name not in shaped and f.name in doc}
 
 
 def _grounding_doc(grounding: SearchGrounding | None) -> dict[str, Any] | None:
@@ -141,14 +132,9 @@ def _google_doc(options: GoogleOptions) -> dict[str, Any] | None:
     if not options:
         return None  # most jobs set none: keep the row as it was before these options existed
     return {
+        **_scalars(options, _GOOGLE_SHAPED),
         "safety": [[rule.category, rule.threshold] for rule in options.safety],
-        "top_p": options.top_p,
-        "top_k": options.top_k,
-        "max_output_tokens": options.max_output_tokens,
         "stop_sequences": list(options.stop_sequences),
-        "presence_penalty": options.presence_penalty,
-        "frequency_penalty": options.frequency_penalty,
-        "media_resolution": options.media_resolution,
     }
 
 
@@ -156,12 +142,7 @@ def _google(doc: dict[str, Any] | None) -> GoogleOptions:
     if not doc:
         return GoogleOptions()
     return GoogleOptions(
+        **_scalar_fields(GoogleOptions, doc, _GOOGLE_SHAPED),
         safety=tuple(SafetyRule(str(category), str(threshold)) for category, threshold in doc.get("safety", ())),
-        top_p=doc.get("top_p"),
-        top_k=doc.get("top_k"),
-        max_output_tokens=doc.get("max_output_tokens"),
         stop_sequences=tuple(doc.get("stop_sequences", ())),
-        presence_penalty=doc.get("presence_penalty"),
-        frequency_penalty=doc.get("frequency_penalty"),
-        media_resolution=doc.get("media_resolution"),
     )

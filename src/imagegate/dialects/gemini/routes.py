@@ -38,7 +38,7 @@ from imagegate.http.deps import mark_dialect, services_of
 from imagegate.http.jsonbody import load_json
 from imagegate.http.openapi_bodies import inline_schema, json_body
 from imagegate.services.context import Services
-from imagegate.services.queries import raise_if_failed, wait_for_result
+from imagegate.services.queries import wait_for_result
 from imagegate.services.submit import submit_job
 from imagegate.services.uploads import read_upload_image
 
@@ -127,7 +127,6 @@ async def model_action(
     )
     if action == "generateContent":
         finished, images = await wait_for_result(svc, job.id)
-        raise_if_failed(finished)
         # orjson: a megabyte-sized base64 string serialises about five times faster than with json.dumps
         body = orjson.dumps(render_response(finished, images, model, response_id=finished.id))
         return Response(body, media_type="application/json")
@@ -152,7 +151,6 @@ def _stream(svc: Services, job: Job, model: ModelSpec, *, sse: bool) -> Streamin
     async def chunks() -> AsyncIterator[dict[str, Any]]:
         try:
             finished, images = await wait_for_result(svc, job.id)
-            raise_if_failed(finished)
             rendered = render_stream_chunks(finished, images, model, response_id=finished.id)
         except ImagegateError as exc:
             _, body, _ = render_error(exc)

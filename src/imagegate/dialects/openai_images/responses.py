@@ -53,7 +53,7 @@ def render_images_response(
 ) -> dict[str, Any]:
     """The ``ImagesResponse`` body of a finished job; raises the job's domain error when no image was made."""
     if not images:
-        raise _nothing_delivered(job, model)
+        raise nothing_delivered(job, model)
     usage = _usage(job.usage)
     first = images[0]
     finished = job.finished_at or job.created_at
@@ -75,7 +75,7 @@ def render_stream_events(
     ``image_edit.completed``) event per image, its own slot's usage in each. This model makes no partial images,
     so ``partial_images`` adds no events; raises the job's domain error when no image was made."""
     if not images:
-        raise _nothing_delivered(job, model)
+        raise nothing_delivered(job, model)
     created = int((job.finished_at or job.created_at).timestamp())
     usage_of = {img.file_id: slot.usage for slot in job.results for img in slot.images}
     kind = "image_edit.completed" if edit else "image_generation.completed"
@@ -118,7 +118,7 @@ def _usage(usage: Usage) -> dict[str, Any]:
     }
 
 
-def _nothing_delivered(job: Job, model: ModelSpec) -> ImagegateError:
+def nothing_delivered(job: Job, model: ModelSpec) -> ImagegateError:
     """Why a job has no image to show: a refusal beats an error, because it tells the caller what to change."""
     if job.images:
         return InternalError(f"the images of job {job.id} could not be loaded")

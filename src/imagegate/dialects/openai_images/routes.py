@@ -40,7 +40,7 @@ from imagegate.http.deps import mark_dialect, public_url, runtime_of, services_o
 from imagegate.http.inputs import load_image_urls
 from imagegate.http.jsonbody import load_json
 from imagegate.http.openapi_bodies import openai_images_body
-from imagegate.services.queries import load_job_images, raise_if_failed, wait_for_result
+from imagegate.services.queries import load_job_images, wait_for_result
 from imagegate.services.submit import submit_job
 
 router = APIRouter(prefix="/v1/images", dependencies=[Depends(mark_dialect("openai"))], tags=["openai"])
@@ -118,7 +118,6 @@ async def rendered_images(
 
 async def _answer(request: Request, job: Job, model: ModelSpec, output: OutputOptions) -> Response:
     finished, stored = await wait_for_result(services_of(request), job.id)
-    raise_if_failed(finished)
     images = await rendered_images(request, finished, output.response_format, stored)
     # orjson: megabytes of b64_json serialise several times faster than with json.dumps
     return Response(
@@ -147,7 +146,6 @@ def _stream(request: Request, job: Job, model: ModelSpec, output: OutputOptions,
             yield comment
         try:
             finished, stored = waiting.result()
-            raise_if_failed(finished)
             images = inline_images(finished, stored)
             bodies = render_stream_events(finished, images, model, output=output, edit=edit)
         except ImagegateError as exc:

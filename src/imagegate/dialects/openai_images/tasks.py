@@ -16,9 +16,10 @@ from imagegate.core.jobs import Job, JobStatus
 from imagegate.core.money import format_amount
 from imagegate.dialects.openai_common.errors import render_error
 from imagegate.dialects.openai_images.requests import OutputOptions
-from imagegate.dialects.openai_images.responses import RenderedImage, render_images_response
-from imagegate.errors import ImagegateError, JobCancelled, error_from_code
+from imagegate.dialects.openai_images.responses import RenderedImage, nothing_delivered, render_images_response
+from imagegate.errors import InternalError
 from imagegate.services.billing import displayed_price
+from imagegate.services.queries import failure_of
 
 
 def render_task(
@@ -63,20 +64,19 @@ def render_task(
             done, total = job.progress.done, job.progress.total
             body["progress"] = {"done": done, "total": total, "percent": round(100 * job.progress.fraction, 1)}
         return body
-    try:
-        if job.status is JobStatus.CANCELLED:
-            raise JobCancelled("The task was cancelled.")
-        if job.status is JobStatus.FAILED:
-            error = job.error
-            raise error_from_code(error.code if error else "internal_error", error.message if error else "Failed.")
-        assert model is not None
-        mime = job.images[0].mime_type if job.images else "image/png"
-        output = OutputOptions(response_format=response_format, mime_type=mime, quality=None)
-        body["result"] = render_images_response(job, images, model, output=output)
-    except ImagegateError as exc:
-        body["status"] = "cancelled" if job.status is JobStatus.CANCELLED else "failed"
-        _, rendered, _ = render_error(exc)
-        body["error"] = rendered["error"]
+    failure = failure_of(job)
+    if failure is None:
+        if model is None:
+            failure = InternalError(f"model {job.model} is no longer served here")
+        elif images:
+            mime = job.images[0].mime_type if job.images else "image/png"
+            output = OutputOptions(response_format=response_format, mime_type=mime, quality=None)
+            body["result"] = render_images_response(job, images, model, output=output)
+            return body
+        else:
+            failure = nothing_delivered(job, model)  # refused, or every image failed
+    body["status"] = "cancelled" if job.status is JobStatus.CANCELLED else "failed"
+    body["error"] = render_error(failure)[1]["error"]
     return body
 
 
