@@ -152,6 +152,12 @@ FIELDS: dict[type[BaseModel], dict[str, tuple[str, str]]] = {
         "stream": (JOB, "answered as an event stream"),
         "partial_images": (JOB, "with stream: these models send no partial image, only the completed event"),
         "seed": (JOB, "seed (not OpenAI's; fal's and Together's OpenAI-style image APIs take it)"),
+        "negative_prompt": (
+            JOB,
+            "negative_prompt: local diffusion deployments take it, the router refuses it elsewhere",
+        ),
+        "num_inference_steps": (JOB, "steps, as negative_prompt"),
+        "guidance_scale": (JOB, "guidance, as negative_prompt"),
         "image_urls": (STRUCTURE, "images to fetch"),
         "images": (STRUCTURE, "images sent"),
     },
@@ -328,7 +334,16 @@ def test_openai_fields_map_or_are_refused() -> None:
     assert _openai(background="opaque").image_size is None  # what the model makes: accepted, nothing to change
     assert _openai(user="u-1").end_user == "u-1" and _openai(user="u-1", safety_identifier="s-1").end_user == "s-1"
     assert _openai(seed=-7).seed == -7 and _openai(seed="4294967").seed == 4294967  # forms send text
+    # the diffusion knobs change the job; whether a deployment takes them is the router's check
+    knobs = _openai(negative_prompt="blurry", num_inference_steps="12", guidance_scale="3.5")
+    assert (knobs.negative_prompt, knobs.steps, knobs.guidance) == ("blurry", 12, 3.5)
     for body, field in [
+        ({"num_inference_steps": 0}, "num_inference_steps"),
+        ({"num_inference_steps": 2.5}, "num_inference_steps"),
+        ({"guidance_scale": -1}, "guidance_scale"),
+        ({"guidance_scale": "lots"}, "guidance_scale"),
+        ({"guidance_scale": 21}, "guidance_scale"),
+        ({"negative_prompt": 5}, "negative_prompt"),
         ({"style": "vivid"}, "style"),
         ({"moderation": "low"}, "moderation"),
         ({"input_fidelity": "high"}, "input_fidelity"),

@@ -156,3 +156,31 @@ async def test_runs_and_gallery_search_filter_page_and_delete(
     assert (await alice.delete(f"/v1/playground/jobs/{owl}")).status_code == 200
     assert (await alice.delete(f"/v1/playground/jobs/{owl}")).status_code == 200  # deleting twice is fine
     assert ids(await alice.get("/v1/playground/search")) == [refused, fox]
+
+
+async def test_presets_belong_to_their_key_and_are_replaced_and_deleted(
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
+) -> None:
+    alice, bob = clients
+    body = {"title": "wide", "doc": {"model": "gemini-3-pro-image", "params": {"aspectRatio": "21:9", "steps": None}}}
+    created = await alice.post("/v1/playground/presets", json=body)
+    assert created.status_code == 201, created.text
+    preset = created.json()
+    assert (preset["object"], preset["title"], preset["params"]["aspectRatio"]) == ("playground.preset", "wide", "21:9")
+    replaced = await alice.put(
+        f"/v1/playground/presets/{preset['id']}", json={"title": "wide", "doc": {"params": {"n": 2}}}
+    )
+    assert replaced.status_code == 200 and replaced.json()["params"] == {"n": 2} and replaced.json()["model"] is None
+    listed = (await alice.get("/v1/playground/presets")).json()["data"]
+    assert [p["id"] for p in listed] == [preset["id"]]
+    assert (await bob.get("/v1/playground/presets")).json()["data"] == []
+    assert (await bob.get(f"/v1/playground/presets/{preset['id']}")).status_code == 404
+    assert (await bob.delete(f"/v1/playground/presets/{preset['id']}")).status_code == 404
+    # a preset is not a run: the kinds do not mix
+    assert (await alice.get(f"/v1/playground/runs/{preset['id']}")).status_code == 404
+    too_long = await alice.post("/v1/playground/presets", json={"title": "x" * 81, "doc": {}})
+    assert too_long.status_code == 400 and "title" in too_long.text
+    nested = await alice.post("/v1/playground/presets", json={"title": "n", "doc": {"params": {"a": {"b": 1}}}})
+    assert nested.status_code == 400
+    assert (await alice.delete(f"/v1/playground/presets/{preset['id']}")).status_code == 200
+    assert (await alice.get("/v1/playground/presets")).json()["data"] == []

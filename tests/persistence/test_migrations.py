@@ -58,7 +58,7 @@ async def test_upgrade_builds_the_schema_on_an_empty_database(database_url: str)
     try:
         assert await current_revision(engine) is None
         await upgrade_database(engine)
-        assert await current_revision(engine) == head_revision() == "0011"
+        assert await current_revision(engine) == head_revision() == "0012"
         async with engine.connect() as connection:
             assert await connection.run_sync(_table_names) == TABLES | {"alembic_version"}
     finally:

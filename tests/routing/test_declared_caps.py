@@ -200,3 +200,35 @@ def test_a_checkpoint_the_provider_cannot_run_stops_start_up_naming_the_deployme
     )
     with pytest.raises(ValueError, match=f"deployment gpu, model {PRO.id}: .*cannot run"):
         build_router(settings, run=())
+
+
+def test_diffusion_knobs_go_only_to_a_deployment_whose_pipeline_honours_them(tmp_path: Path) -> None:
+    """Qwen-Image takes steps, guidance and a negative prompt; SD-Turbo no negative prompt (its CFG is off);
+    Google none of them. The router sends each job where it is honoured, or refuses it by field."""
+    qwen, sd = tmp_path / "qwen", tmp_path / "sd"
+    for folder, pipeline in ((qwen, "QwenImagePipeline"), (sd, "StableDiffusionPipeline")):
+        folder.mkdir()
+        (folder / "model_index.json").write_text(json.dumps({"_class_name": pipeline}))
+    settings = Settings(
+        home=tmp_path / "home",
+        deployments=[
+            {"name": "sd", "provider": "diffusers", "models": {NB.id: str(sd)}, "priority": 1},
+            {"name": "qwen", "provider": "diffusers", "models": {NB.id: str(qwen)}, "priority": 2},
+            {"name": "google", "provider": "gemini", "api_key": "k", "priority": 3},
+        ],
+    )
+    r = build_router(settings, run=())
+    by_name = {d.name: d for d in r.deployments}
+    negative = replace(SPEC, model=NB.id, negative_prompt="blurry")
+    steps = replace(SPEC, model=NB.id, steps=8, guidance=2.0)
+    assert [v.field for v in by_name["sd"].refusal_for(negative, NB)] == ["negative_prompt"]
+    assert by_name["qwen"].refusal_for(negative, NB) == [] and by_name["sd"].refusal_for(steps, NB) == []
+    assert [v.field for v in by_name["google"].refusal_for(steps, NB)] == ["steps"]
+    too_many = replace(steps, steps=51)  # SD-Turbo runs at most 50; Qwen-Image 100
+    assert [v.field for v in by_name["sd"].refusal_for(too_many, NB)] == ["steps"]
+    assert r.violations(too_many, NB) == []
+    assert r.diffusion(NB.id) == (frozenset({"steps", "guidance", "negative_prompt"}), 100)
+    google_only = build_router(settings.model_copy(update={"deployments": settings.deployments[2:]}), run=())
+    refused = google_only.violations(negative, NB)
+    assert [v.field for v in refused] == ["negative_prompt"] and "takes no negative prompt" in refused[0].message
+    assert check_job(negative, NB) == []  # the model alone does not say: the deployments do

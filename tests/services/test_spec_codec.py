@@ -63,6 +63,9 @@ async def test_every_field_of_a_spec_survives_the_round_trip() -> None:
         grounding=SearchGrounding(images=True, time_range=("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z")),
         google=GoogleOptions(top_k=4),
         end_user="customer-7",
+        negative_prompt="fog",
+        steps=12,
+        guidance=3.5,
     )
     defaults = JobSpec(model="", turns=())
     unchanged = [f.name for f in dataclasses.fields(JobSpec) if getattr(spec, f.name) == getattr(defaults, f.name)]

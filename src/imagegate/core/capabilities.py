@@ -21,7 +21,10 @@ class Feature:
     SEED = "seed"
     THINKING = "thinking"
     GROUNDING = "grounding"
+    # per-request diffusion knobs: what the upstream takes (``DeploymentCaps.diffusion``), whatever the model
     NEGATIVE_PROMPT = "negative_prompt"
+    STEPS = "steps"
+    GUIDANCE = "guidance"
 
 
 @dataclass(frozen=True, slots=True)

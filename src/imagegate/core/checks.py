@@ -58,6 +58,10 @@ class DeploymentCaps:
     # True: it sizes any ratio the model lists itself (a local pipeline, on its grid); False: it makes only the
     # sizes in the model's table, so a listed ratio the table lacks at a resolution cannot be made there
     sizes_any_ratio: bool = False
+    # the diffusion knobs it takes per request (Feature.NEGATIVE_PROMPT, STEPS, GUIDANCE): none unless declared,
+    # since no hosted image API of the family has them; ``max_steps`` bounds the steps it runs
+    diffusion: frozenset[str] = frozenset()
+    max_steps: int | None = None
 
     def narrowed(
         self,
@@ -89,7 +93,7 @@ class Violation:
     """One thing in a request the model (or every deployment) cannot do."""
 
     kind: str
-    field: str  # the JobSpec field: image_size, aspect_ratio, input_images, n, seed, temperature, modalities, …
+    field: str  # the JobSpec field: image_size, aspect_ratio, input_images, n, seed, temperature, steps, …
     message: str  # dialect-neutral (Google's sentence where Google has one)
     supported: tuple[str, ...] = ()
     hint: str = ""  # what the model does support, in words
@@ -104,9 +108,13 @@ def _plural(n: int, word: str) -> str:
 
 
 def check_job(
-    spec: JobSpec, model: ModelSpec, caps: DeploymentCaps = ALL, *, max_n: int | None = None
+    spec: JobSpec, model: ModelSpec, caps: DeploymentCaps | None = None, *, max_n: int | None = None
 ) -> list[Violation]:
-    """Every way ``spec`` exceeds ``model`` (restricted by ``caps``); empty when it can be served."""
+    """Every way ``spec`` exceeds ``model`` (restricted by a deployment's ``caps``); empty when it can be
+    served. Without ``caps``, what the model allows on any deployment (diffusion knobs are the deployment's to
+    take, so only their ranges are checked then)."""
+    deployment = caps
+    caps = caps or ALL
     found: list[Violation] = []
     resolutions = tuple(r for r in model.resolution_names if caps.resolutions is None or r in caps.resolutions)
     if spec.image_size is not None and spec.image_size not in resolutions:
@@ -161,6 +169,7 @@ def check_job(
     if spec.seed is not None and not spec.seed_drawn and Feature.SEED not in features:
         found.append(Violation(ViolationKind.FEATURE, "seed", f"{model.id} does not take a seed here"))
     found.extend(_thinking_and_grounding(spec, model, features, caps))
+    found.extend(_diffusion(spec, model, deployment))
     if Modality.IMAGE not in spec.modalities and Modality.TEXT not in spec.modalities:
         found.append(
             Violation(
@@ -275,6 +284,50 @@ def _images(spec: JobSpec, model: ModelSpec, caps: DeploymentCaps) -> list[Viola
                 "input_images",
                 f"{model.id} is served here by a model that only edits images, and the request has none",
                 hint="send the image to edit",
+            )
+        ]
+    return []
+
+
+#: Guidance scales past this only burn the image, in every pipeline shipped (their defaults are 0 to 4).
+MAX_GUIDANCE = 20.0
+_DIFFUSION_WORDS = {
+    Feature.NEGATIVE_PROMPT: "negative prompt",
+    Feature.STEPS: "step count",
+    Feature.GUIDANCE: "guidance",
+}
+
+
+def _diffusion(spec: JobSpec, model: ModelSpec, caps: DeploymentCaps | None) -> list[Violation]:
+    asked = {Feature.NEGATIVE_PROMPT: spec.negative_prompt, Feature.STEPS: spec.steps, Feature.GUIDANCE: spec.guidance}
+    for knob, value in asked.items():
+        if value is not None and caps is not None and knob not in caps.diffusion:
+            return [
+                Violation(
+                    ViolationKind.FEATURE,
+                    knob,
+                    f"{model.id} is served here by an upstream that takes no {_DIFFUSION_WORDS[knob]}",
+                    tuple(sorted(caps.diffusion)),
+                    "leave it out; local diffusion models take it",
+                )
+            ]
+    if spec.steps is not None and spec.steps < 1:
+        return [Violation(ViolationKind.OUT_OF_RANGE, Feature.STEPS, f"steps must be at least 1, got {spec.steps}")]
+    if spec.guidance is not None and not 0 <= spec.guidance <= MAX_GUIDANCE:
+        return [
+            Violation(
+                ViolationKind.OUT_OF_RANGE,
+                Feature.GUIDANCE,
+                f"guidance must be between 0 and {MAX_GUIDANCE:g}, got {spec.guidance:g}",
+            )
+        ]
+    if spec.steps is not None and caps is not None and caps.max_steps is not None and spec.steps > caps.max_steps:
+        return [
+            Violation(
+                ViolationKind.OUT_OF_RANGE,
+                Feature.STEPS,
+                f"{model.id} runs at most {caps.max_steps} steps here, got {spec.steps}",
+                (str(caps.max_steps),),
             )
         ]
     return []

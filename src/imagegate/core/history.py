@@ -16,6 +16,7 @@ from typing import Any
 class EntryKind(StrEnum):
     RUN = "run"
     THREAD = "thread"
+    PRESET = "preset"  # Create form settings saved under a name (the entry's title)
 
 
 @dataclass(frozen=True, slots=True)

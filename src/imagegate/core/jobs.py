@@ -197,6 +197,11 @@ class JobSpec:
     grounding: SearchGrounding | None = None  # ground the answer in Google Search
     google: GoogleOptions = _NO_OPTIONS  # safety settings and sampling knobs for a generateContent upstream
     end_user: str | None = None  # the caller's own end-user id (OpenAI's safety_identifier or user), for abuse tracing
+    # Diffusion knobs, for the upstreams that take them (local pipelines): what the image should not show, how
+    # many denoising steps to run, how strongly to follow the prompt. None: the deployment's (or family's) own.
+    negative_prompt: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
 
     @property
     def request_turn(self) -> Turn:

@@ -1,6 +1,6 @@
-"""The playground's history over HTTP, per key: ``/v1/playground/runs`` and ``/v1/playground/threads`` (list,
-create, read, replace, delete), ``GET /v1/playground/search`` (the gallery: the key's jobs by prompt, model,
-status and date), ``DELETE /v1/playground/jobs/{id}`` (out of the gallery) and
+"""The playground's history over HTTP, per key: ``/v1/playground/runs``, ``/v1/playground/threads`` and
+``/v1/playground/presets`` (list, create, read, replace, delete), ``GET /v1/playground/search`` (the gallery:
+the key's jobs by prompt, model, status and date), ``DELETE /v1/playground/jobs/{id}`` (out of the gallery) and
 ``GET /v1/playground/jobs/{id}/inputs/{sha256}`` (an input image of a job, for a thread opened elsewhere).
 
 Documents are checked here (shape and size); their meaning is the page's. Job ids in them are references:
@@ -64,6 +64,18 @@ class RunDoc(Strict):
     inputs: Annotated[list[InputRef], Field(max_length=16)] = []
 
 
+class PresetDoc(Strict):
+    """Create form settings; ``model`` None: keep the one chosen."""
+
+    model: Annotated[str | None, Field(max_length=200)] = None
+    params: Annotated[dict[str, str | int | float | bool | None], Field(max_length=32)] = {}
+
+
+class PresetBody(Strict):
+    title: Annotated[str, Field(min_length=1, max_length=80)]  # the preset's name
+    doc: PresetDoc
+
+
 class ThreadBody(Strict):
     title: Annotated[str, Field(min_length=1, max_length=200)]
     doc: ThreadDoc
@@ -85,8 +97,12 @@ def _render(entry: HistoryEntry) -> dict[str, Any]:
     }
 
 
+_KINDS = {"runs": EntryKind.RUN, "threads": EntryKind.THREAD, "presets": EntryKind.PRESET}
+Kind = Literal["runs", "threads", "presets"]
+
+
 def _kind(name: str) -> EntryKind:
-    return EntryKind.RUN if name == "runs" else EntryKind.THREAD
+    return _KINDS[name]
 
 
 async def _list(request: Request, principal: ApiKey, kind: EntryKind, limit: int) -> JSONResponse:
@@ -127,6 +143,28 @@ async def replace_thread(
 async def create_run(body: RunBody, request: Request, p: ApiKey = Depends(require_principal)) -> JSONResponse:
     entry = await history.save(services_of(request), p, EntryKind.RUN, body.title, body.doc.model_dump())
     return JSONResponse(_render(entry), status_code=201)
+
+
+@router.get("/v1/playground/presets")
+async def list_presets(
+    request: Request, limit: int = Query(100, ge=1, le=200), principal: ApiKey = Depends(require_principal)
+) -> JSONResponse:
+    return await _list(request, principal, EntryKind.PRESET, limit)
+
+
+@router.post("/v1/playground/presets")
+async def create_preset(body: PresetBody, request: Request, p: ApiKey = Depends(require_principal)) -> JSONResponse:
+    entry = await history.save(services_of(request), p, EntryKind.PRESET, body.title, body.doc.model_dump())
+    return JSONResponse(_render(entry), status_code=201)
+
+
+@router.put("/v1/playground/presets/{entry_id}")
+async def replace_preset(
+    entry_id: str, body: PresetBody, request: Request, p: ApiKey = Depends(require_principal)
+) -> JSONResponse:
+    doc = body.doc.model_dump()
+    entry = await history.save(services_of(request), p, EntryKind.PRESET, body.title, doc, entry_id)
+    return JSONResponse(_render(entry))
 
 
 @router.delete("/v1/playground/jobs/{job_id}")
@@ -189,14 +227,14 @@ async def search_jobs(
 # Last: the fixed paths above (jobs/…) must match before these.
 @router.get("/v1/playground/{kind}/{entry_id}")
 async def get_entry(
-    kind: Literal["runs", "threads"], entry_id: str, request: Request, p: ApiKey = Depends(require_principal)
+    kind: Kind, entry_id: str, request: Request, p: ApiKey = Depends(require_principal)
 ) -> JSONResponse:
     return JSONResponse(_render(await history.get(services_of(request), p, _kind(kind), entry_id)))
 
 
 @router.delete("/v1/playground/{kind}/{entry_id}")
 async def delete_entry(
-    kind: Literal["runs", "threads"], entry_id: str, request: Request, p: ApiKey = Depends(require_principal)
+    kind: Kind, entry_id: str, request: Request, p: ApiKey = Depends(require_principal)
 ) -> JSONResponse:
     await history.delete(services_of(request), p, _kind(kind), entry_id)
     return JSONResponse({"id": entry_id, "deleted": True})

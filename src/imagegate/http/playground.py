@@ -24,10 +24,14 @@ MAX_IDS = 100
 router = APIRouter(dependencies=[Depends(mark_dialect("openai"))], tags=["playground"], include_in_schema=False)
 
 
-def describe_model(model: ModelSpec, prices: Prices | None = None) -> dict[str, Any]:
+def describe_model(
+    model: ModelSpec, prices: Prices | None = None, diffusion: tuple[frozenset[str], int | None] = (frozenset(), None)
+) -> dict[str, Any]:
     """A model as the playground shows it; ``prices`` (the dearest a request may be held at) default to the
-    model's own. ``aspect_ratios`` carries the sizes at the default resolution."""
+    model's own; ``diffusion``: the knobs its deployments take and their most steps. ``aspect_ratios`` carries
+    the sizes at the default resolution."""
     prices = prices or model.prices
+    knobs, max_steps = diffusion
     default = model.default_tier
     return {
         "id": model.id,
@@ -47,6 +51,8 @@ def describe_model(model: ModelSpec, prices: Prices | None = None) -> dict[str, 
         "default_resolution": default.name,
         "max_input_images": model.max_input_images,
         "features": sorted(model.features),
+        "diffusion": sorted(knobs),  # steps, guidance, negative_prompt: shown only when a deployment takes them
+        "max_steps": max_steps,
         "price_per_image": format_amount(prices.image_price(default.name)),
     }
 
@@ -69,7 +75,7 @@ def describe_request(job_id: str, spec_doc: dict[str, Any]) -> dict[str, Any]:
 @router.get("/v1/playground/models")
 async def list_models(request: Request, _: ApiKey = Depends(require_principal)) -> JSONResponse:
     svc = services_of(request)
-    data = [describe_model(m, dearest_prices(m, svc.router)) for m in svc.catalog.models]
+    data = [describe_model(m, dearest_prices(m, svc.router), svc.router.diffusion(m.id)) for m in svc.catalog.models]
     return JSONResponse({"object": "list", "data": data})
 
 

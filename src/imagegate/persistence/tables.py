@@ -219,7 +219,7 @@ idempotency_keys = Table(
     Column("job_id", String, nullable=True),  # the job the first request created (answers a retry after a crash)
 )
 
-HISTORY_KINDS = ("run", "thread")
+HISTORY_KINDS = ("run", "thread", "preset")
 
 # The playground's history per key (Create runs and Threads), so it survives reloads and other browsers.
 playground_history = Table(

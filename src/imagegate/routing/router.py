@@ -206,6 +206,12 @@ class Router:
                 return model.supports(Feature.SEED) and (features is None or Feature.SEED in features)
         return False
 
+    def diffusion(self, model_id: str) -> tuple[frozenset[str], int | None]:
+        """The diffusion knobs some deployment of ``model_id`` takes, and the most steps one of those runs."""
+        caps = [c.deployment.caps_for(model_id) for c in self.candidates(model_id)]
+        knobs = frozenset().union(*(c.diffusion for c in caps))
+        return knobs, max((c.max_steps for c in caps if c.max_steps is not None), default=None)
+
     def candidates(self, model_id: str) -> list[Candidate]:
         """Deployments able to serve ``model_id``, in configured order (health and load aside)."""
         found = []

@@ -12,7 +12,7 @@ from imagegate.errors import NotFound
 from imagegate.services.context import Services
 from imagegate.services.spec_codec import input_object_key
 
-_PREFIX = {EntryKind.RUN: "run", EntryKind.THREAD: "thr"}
+_PREFIX = {EntryKind.RUN: "run", EntryKind.THREAD: "thr", EntryKind.PRESET: "pre"}
 
 
 async def save(
@@ -107,7 +107,11 @@ def describe_job(job_id: str, spec_doc: dict[str, Any]) -> dict[str, Any]:
         "inputs": inputs,
         "aspect_ratio": spec_doc.get("aspect_ratio"),
         "image_size": spec_doc.get("image_size"),
-        "seed": spec_doc.get("seed"),
+        # a seed the server drew is not the caller's: reopening such a job asks for a new image, as it did
+        "seed": None if spec_doc.get("seed_drawn") else spec_doc.get("seed"),
+        "negative_prompt": spec_doc.get("negative_prompt"),
+        "steps": spec_doc.get("steps"),
+        "guidance": spec_doc.get("guidance"),
         "output_mime_type": spec_doc.get("output_mime_type"),
         "output_quality": spec_doc.get("output_quality"),
         "n": spec_doc.get("n", 1),

@@ -31,7 +31,10 @@ def check_texts(values: Iterable[tuple[str, str | None]]) -> None:
 
 def check_spec_inputs(spec: JobSpec, config: ServiceConfig) -> None:
     """Every text part and image of ``spec`` against the limits; the first problem raises."""
-    texts: list[tuple[str, str | None]] = [("system_instruction", spec.system_instruction)]
+    texts: list[tuple[str, str | None]] = [
+        ("system_instruction", spec.system_instruction),
+        ("negative_prompt", spec.negative_prompt),
+    ]
     texts += [("prompt", part) for turn in spec.turns for part in turn.parts if isinstance(part, str)]
     check_texts(texts)
     for index, image in enumerate(spec.context_images):

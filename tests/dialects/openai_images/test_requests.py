@@ -108,7 +108,7 @@ def test_what_the_real_sdk_sends_parses(model: ModelSpec) -> None:
     assert output_options(request).response_format == "url"
 
 
-@pytest.mark.parametrize("name", ["complexity", "markup", "svg[model]", "frame_count", "negative_prompt"])
+@pytest.mark.parametrize("name", ["complexity", "markup", "svg[model]", "frame_count", "style_preset"])
 def test_unknown_fields_are_refused_by_name(name: str) -> None:
     error = generation_error({"prompt": "x", name: "?"})
     assert isinstance(error, UnknownField)

@@ -77,3 +77,26 @@ def test_openai_edit_with_two_images_is_refused_with_the_models_limit(server: Se
     )
     assert response.status_code == 400, response.text
     assert "1" in response.json()["error"]["message"]
+
+
+def test_openai_diffusion_knobs_reach_the_local_model_or_are_refused_by_name(server: Server) -> None:
+    headers = {"authorization": f"Bearer {server.key}"}
+    body = {"model": "sd-turbo", "prompt": "a red bicycle", "response_format": "b64_json", "seed": 3}
+    made = httpx.post(
+        f"{server.url}/v1/images/generations",
+        headers=headers,
+        json={**body, "num_inference_steps": 3, "guidance_scale": 1.5},
+        timeout=120,
+    )
+    assert made.status_code == 200, made.text
+    models = httpx.get(f"{server.url}/v1/playground/models", headers=headers, timeout=10).json()["data"]
+    turbo = next(m for m in models if m["id"] == "sd-turbo")
+    assert (turbo["diffusion"], turbo["max_steps"]) == (["guidance", "steps"], 50)
+    for extra, field, words in [
+        ({"negative_prompt": "blurry"}, "negative_prompt", "takes no negative prompt"),
+        ({"num_inference_steps": 51}, "num_inference_steps", "at most 50 steps"),
+    ]:
+        refused = httpx.post(f"{server.url}/v1/images/generations", headers=headers, json={**body, **extra}, timeout=30)
+        assert refused.status_code == 400, refused.text
+        error = refused.json()["error"]
+        assert error["param"] == field and words in error["message"], error

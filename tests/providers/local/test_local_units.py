@@ -223,3 +223,18 @@ async def test_without_the_local_extra_a_request_says_how_to_install_it(monkeypa
     provider = DiffusersProvider(DiffusersOptions())
     with pytest.raises(UpstreamRejected, match=r"needs torch.*pip install 'imagegate\[local\]'"):
         await provider.generate(ask("a fox"), MODEL, "some/checkpoint")
+
+
+def test_a_request_sets_steps_guidance_and_a_negative_prompt_over_the_deployments() -> None:
+    caps = family_named("qwen_image").capabilities
+    options = DiffusersOptions(steps=30, guidance_scale=2.0)
+    job = plan(ask("a cat", steps=12, guidance=5.5, negative_prompt="blurry"), MODEL, caps, options, "q")
+    assert (job.steps, job.guidance, job.negative_prompt) == (12, 5.5, "blurry")
+    default = plan(ask("a cat"), MODEL, caps, options, "q")
+    assert (default.steps, default.guidance, default.negative_prompt) == (30, 2.0, None)
+    # a family that would ignore a knob does not take it: refused, not dropped
+    with pytest.raises(InvalidRequest, match="no negative prompt") as caught:
+        plan(ask("a cat", negative_prompt="blurry"), MODEL, family_named("sd_turbo").capabilities, options, "s")
+    assert caught.value.field == "negative_prompt"
+    with pytest.raises(InvalidRequest, match="at most 100 steps"):
+        plan(ask("a cat", steps=101), MODEL, caps, DiffusersOptions(), "q")

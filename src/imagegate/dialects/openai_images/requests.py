@@ -112,7 +112,16 @@ def output_options(
 
 
 #: The JobSpec fields as this dialect names them: ``core.checks`` violations name these params.
-FIELDS = {"input_images": "image", "image_size": "size", "aspect_ratio": "size", "n": "n", "seed": "seed"}
+FIELDS = {
+    "input_images": "image",
+    "image_size": "size",
+    "aspect_ratio": "size",
+    "n": "n",
+    "seed": "seed",
+    "negative_prompt": "negative_prompt",
+    "steps": "num_inference_steps",
+    "guidance": "guidance_scale",
+}
 
 
 def fields_for(request: ImagesRequest) -> dict[str, str]:
@@ -155,6 +164,9 @@ def to_job_spec(
         output_mime_type=output.mime_type,
         output_quality=output.quality,
         end_user=request.safety_identifier or request.user,
+        negative_prompt=request.negative_prompt,
+        steps=request.num_inference_steps,
+        guidance=request.guidance_scale,
     )
     for violation in check_job(spec, model)[:1]:
         field = fields_for(request).get(violation.field, violation.field)

@@ -3,10 +3,11 @@
 The same model serves JSON bodies and multipart forms, so every field coerces what a form sends (numbers and
 booleans as decimal strings) and checks the values the API defines, failing with OpenAI's own wording
 (``Invalid value: 'xyz'. Supported values are: 'url' and 'b64_json'.``) through a ``PydanticCustomError`` of
-type ``openai_param`` that ``requests`` turns into a domain error whose ``field`` is the param. Unknown names
-are ignored, as newer SDKs keep adding parameters. The AI/ML API's extensions (``num_images``,
-``aspect_ratio``, ``provider``, ``image_urls``) ride along. Images are not parsed here: ``requests`` gathers
-them from files, URLs and data URLs and stores them on the model already decoded.
+type ``openai_param`` that ``requests`` turns into a domain error whose ``field`` is the param. Names it does
+not define are refused by ``requests`` first (OpenAI's ``Unknown parameter``). The AI/ML API's extensions
+(``num_images``, ``aspect_ratio``, ``provider``, ``image_urls``) ride along, and the diffusion knobs open-model
+image APIs add (``seed``, ``negative_prompt``, ``num_inference_steps``, ``guidance_scale``). Images are not
+parsed here: ``requests`` gathers them from files, URLs and data URLs and stores them on the model decoded.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, model_validator
 
+from imagegate.core.checks import MAX_GUIDANCE
 from imagegate.core.images import GEMINI_API_RATIOS, ImageInput
 from imagegate.dialects.openai_common.wire import PARAM_ERROR, json_type, param_error, quote_list
 
@@ -122,6 +124,28 @@ def _integer(low: int, high: int) -> Callable[[object, ValidationInfo], int | No
     return check
 
 
+def _number(low: float, high: float) -> Callable[[object, ValidationInfo], float | None]:
+    def check(value: object, info: ValidationInfo) -> float | None:
+        if _absent(value):
+            return None
+        number: float | None = None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)\s*", value):
+            number = float(value)  # multipart sends every number as text
+        if number is None or not math.isfinite(number):
+            raise param_error(
+                f"Invalid type for '{info.field_name}': expected a number, but got {json_type(value)} instead."
+            )
+        if not low <= number <= high:
+            raise param_error(
+                f"Invalid '{info.field_name}': expected a value between {low:g} and {high:g}, but got {number:g}."
+            )
+        return number
+
+    return check
+
+
 def _choice(values: Sequence[str], aliases: dict[str, str] | None = None) -> Callable[[object, ValidationInfo], Any]:
     def check(value: object, info: ValidationInfo) -> str | None:
         if _absent(value):
@@ -204,6 +228,9 @@ Compression = Annotated[int | None, BeforeValidator(_integer(0, 100))]
 PartialImages = Annotated[int | None, BeforeValidator(_integer(0, 3))]
 # Not OpenAI's: fal's, Together's and other OpenAI-style image APIs take it; Google's seed is an int32.
 Seed = Annotated[int | None, BeforeValidator(_integer(-(2**31), 2**31 - 1))]
+# Not OpenAI's either: the diffusers names, which fal, DeepInfra and SiliconFlow's OpenAI-style APIs use too.
+Steps = Annotated[int | None, BeforeValidator(_integer(1, 500))]
+Guidance = Annotated[float | None, BeforeValidator(_number(0, MAX_GUIDANCE))]
 ResponseFormat = Annotated[str | None, BeforeValidator(_choice(RESPONSE_FORMATS))]
 OutputFormat = Annotated[str | None, BeforeValidator(_choice(OUTPUT_FORMATS, {"jpg": "jpeg"}))]
 Quality = Annotated[str | None, BeforeValidator(_choice(QUALITIES))]
@@ -245,6 +272,9 @@ class ImagesRequest(BaseModel):
     stream: Stream = False
     partial_images: PartialImages = None
     seed: Seed = None
+    negative_prompt: Text = None
+    num_inference_steps: Steps = None
+    guidance_scale: Guidance = None
     image_urls: tuple[str, ...] = ()
     images: tuple[ImageInput, ...] = ()
 

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from imagegate.core.capabilities import Feature
 from imagegate.core.checks import DeploymentCaps
 
 #: What any diffusion pipeline cannot do (answer in text only, return thoughts, take a sampling temperature: its
@@ -35,6 +36,9 @@ class FamilyCapabilities:
     default_guidance: float
     max_batch: dict[Task, int]  # requests of one shape run together, up to this many (1: never batched)
     cpu_capable: bool = False
+    # the knobs a request may set (Feature.STEPS, GUIDANCE, NEGATIVE_PROMPT): only those the pipeline honours,
+    # so none is taken and then ignored (a distilled model's guidance, a negative prompt without CFG)
+    diffusion: frozenset[str] = frozenset({Feature.STEPS})
 
     @property
     def min_side(self) -> int:
@@ -52,6 +56,8 @@ class FamilyCapabilities:
             max_input_images=self.max_input_images if Task.EDIT in self.tasks else 0,
             needs_image=Task.GENERATE not in self.tasks,
             max_side=self.max_side,
+            diffusion=self.diffusion,
+            max_steps=self.max_steps,
         )
 
     def batch_limit(self, task: Task) -> int:

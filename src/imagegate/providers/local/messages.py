@@ -32,6 +32,7 @@ class Request:
     seed: int
     mime_type: str
     quality: int | None
+    negative_prompt: str | None = None  # per request, so it does not split a batch (the pipelines take a list)
 
     @property
     def shape(self) -> tuple[object, ...]:

@@ -34,6 +34,7 @@ class Plan:
     seed: int
     mime_type: str
     quality: int | None
+    negative_prompt: str | None
 
 
 def plan(
@@ -44,7 +45,7 @@ def plan(
     found = check_job(spec, model, caps.deployment_caps())
     if found:
         raise InvalidRequest(f"{found[0].explained} ({upstream_model}).", field=found[0].field)
-    steps = options.steps or caps.default_steps
+    steps = spec.steps or options.steps or caps.default_steps  # the caller's, checked against max_steps above
     if steps > caps.max_steps:
         # a deployment setting, not the caller's doing: the router may fail over to another deployment
         raise UpstreamRejected(
@@ -61,11 +62,19 @@ def plan(
         width=width,
         height=height,
         steps=steps,
-        guidance=caps.default_guidance if options.guidance_scale is None else options.guidance_scale,
+        guidance=_guidance(spec, caps, options),
         seed=seed % 2**63,  # torch generators take a 64-bit seed; callers may send any integer
         mime_type=spec.output_mime_type if spec.output_mime_type in _ENCODABLE else "image/png",
         quality=spec.output_quality,
+        negative_prompt=spec.negative_prompt,
     )
+
+
+def _guidance(spec: JobSpec, caps: FamilyCapabilities, options: DiffusersOptions) -> float:
+    """The caller's guidance, else the deployment's, else the family's default."""
+    if spec.guidance is not None:
+        return spec.guidance
+    return caps.default_guidance if options.guidance_scale is None else options.guidance_scale
 
 
 def _size(spec: JobSpec, model: ModelSpec, caps: FamilyCapabilities, options: DiffusersOptions) -> tuple[int, int]:

@@ -101,6 +101,7 @@ class DiffusersProvider:
             seed=job.seed,
             mime_type=job.mime_type,
             quality=job.quality,
+            negative_prompt=job.negative_prompt,
         )
         async with contextlib.aclosing(handle.run(request)) as replies:
             async for reply in replies:

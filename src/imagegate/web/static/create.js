@@ -5,7 +5,7 @@
 
 import { api, blobToBase64, followTask, imageBlob } from "./api.js";
 import { Tray } from "./inputs.js";
-import { loadPresets, savePreset } from "./presets.js";
+import { deletePreset, loadPresets, savePreset } from "./presets.js";
 import { SNIPPETS } from "./snippets.js";
 import { $, clear, downloadLink, fileName, h, money, ratioShape, showLightbox, toast } from "./ui.js";
 
@@ -39,6 +39,9 @@ export function initCreate(ctx) {
   const formatSelect = $("#create-format");
   const quality = $("#create-quality");
   const seedInput = $("#create-seed");
+  const stepsInput = $("#create-steps");
+  const guidanceInput = $("#create-guidance");
+  const negativeInput = $("#create-negative");
   const compare = $("#create-compare");
   const compareList = $("#compare-models");
   const priceLine = $("#create-price");
@@ -133,9 +136,27 @@ export function initCreate(ctx) {
     }
   }
 
+  /** The diffusion knobs every chosen model takes (a comparison sends one request to each). */
+  const knobs = () => {
+    const lists = targets().map((m) => new Set(m.diffusion ?? []));
+    return new Set([...(lists[0] ?? [])].filter((k) => lists.every((l) => l.has(k))));
+  };
+
+  function renderDiffusion() {
+    const taken = knobs();
+    $("#create-steps-field").hidden = !taken.has("steps");
+    $("#create-guidance-field").hidden = !taken.has("guidance");
+    $("#create-negative-field").hidden = !taken.has("negative_prompt");
+    $("#create-diffusion-hint").hidden = taken.size === 0;
+    const most = Math.min(...targets().map((m) => m.max_steps ?? Infinity));
+    if (Number.isFinite(most)) stepsInput.max = String(most);
+    else stepsInput.removeAttribute("max");
+  }
+
   function modelChanged() {
     renderResolutions();
     renderRatios();
+    renderDiffusion();
     tray.setLimit(Math.min(...targets().map((m) => m.max_input_images)));
     renderPrice();
   }
@@ -157,6 +178,7 @@ export function initCreate(ctx) {
   renderResolutions();
   renderRatios();
   renderQuality();
+  renderDiffusion();
   tray.setLimit(model().max_input_images);
   renderPrice();
 
@@ -176,7 +198,15 @@ export function initCreate(ctx) {
       format: formatSelect.value,
       quality: formatSelect.value === "png" || !quality.value ? null : Number(quality.value),
       seed: seedInput.value.trim() === "" ? null : Number(seedInput.value),
+      // only the knobs shown (taken by the chosen models' deployments) are sent
+      steps: shownNumber(stepsInput),
+      guidance: shownNumber(guidanceInput),
+      negativePrompt: $("#create-negative-field").hidden ? null : negativeInput.value.trim() || null,
     };
+  }
+
+  function shownNumber(input) {
+    return input.closest(".field").hidden || input.value.trim() === "" ? null : Number(input.value);
   }
 
   function setRequest(asked) {
@@ -195,6 +225,9 @@ export function initCreate(ctx) {
     prompt.value = asked.prompt ?? "";
     if (asked.format) formatSelect.value = asked.format;
     seedInput.value = asked.seed ?? "";
+    stepsInput.value = asked.steps ?? "";
+    guidanceInput.value = asked.guidance ?? "";
+    negativeInput.value = asked.negativePrompt ?? "";
     renderQuality();
     renderPrice();
   }
@@ -243,25 +276,50 @@ export function initCreate(ctx) {
     });
   }
 
-  $("#preset-save").addEventListener("click", () => {
-    const name = window.prompt("Name this preset (model, shape, resolution, count and format):");
+  $("#preset-save").addEventListener("click", async () => {
+    const name = window.prompt("Name this preset (model, shape, resolution, count, format, seed and steps):")?.trim();
     if (!name) return;
-    savePreset(name, { ...currentRequest(), prompt: undefined, inputs: undefined });
-    renderPresets();
-    toast(`Saved preset “${name}”.`);
+    try {
+      await savePreset(name, { ...currentRequest(), prompt: undefined, inputs: undefined });
+      await renderPresets(name);
+      toast(`Saved preset “${name}”.`);
+    } catch (failure) {
+      toast(`The preset was not saved: ${failure.message}`);
+    }
   });
-  $("#preset-list").addEventListener("change", (event) => {
-    const preset = loadPresets()[event.target.value];
-    if (preset) setRequest({ ...preset, prompt: prompt.value });
-    event.target.value = "";
+  $("#preset-delete").addEventListener("click", async () => {
+    const name = $("#preset-list").value;
+    if (!name) return;
+    try {
+      await deletePreset(name);
+      await renderPresets();
+      toast(`Deleted preset “${name}”.`);
+    } catch (failure) {
+      toast(`The preset was not deleted: ${failure.message}`);
+    }
   });
-  function renderPresets() {
-    const presets = loadPresets();
+  $("#preset-list").addEventListener("change", async (event) => {
+    $("#preset-delete").disabled = !event.target.value;
+    const preset = (await loadPresets())[event.target.value];
+    if (preset) setRequest({ ...preset, model: preset.model ?? model().id, prompt: prompt.value });
+  });
+
+  async function renderPresets(selected = "") {
+    let presets;
+    try {
+      presets = await loadPresets();
+    } catch (failure) {
+      toast(`Your presets could not be loaded: ${failure.message}`);
+      presets = {};
+    }
+    const names = Object.keys(presets).sort((a, b) => a.localeCompare(b));
     clear(
       $("#preset-list"),
-      h("option", { value: "" }, Object.keys(presets).length ? "Apply a preset…" : "No presets yet"),
-      Object.keys(presets).map((name) => h("option", { value: name }, name)),
+      h("option", { value: "" }, names.length ? "Apply a preset…" : "No presets yet"),
+      names.map((name) => h("option", { value: name }, name)),
     );
+    $("#preset-list").value = names.includes(selected) ? selected : "";
+    $("#preset-delete").disabled = !$("#preset-list").value;
   }
   renderPresets();
 
@@ -280,6 +338,9 @@ export function initCreate(ctx) {
     if (request.format && request.format !== "png") body.output_format = request.format;
     if (request.quality !== null && request.quality !== undefined) body.output_compression = request.quality;
     if (request.seed !== null && request.seed !== undefined) body.seed = request.seed;
+    if (request.steps !== null && request.steps !== undefined) body.num_inference_steps = request.steps;
+    if (request.guidance !== null && request.guidance !== undefined) body.guidance_scale = request.guidance;
+    if (request.negativePrompt) body.negative_prompt = request.negativePrompt;
     if (images.length) body.images = images;
     return body;
   }
@@ -315,6 +376,10 @@ export function initCreate(ctx) {
               resolution: request.resolution,
               format: request.format,
               quality: request.quality,
+              seed: request.seed,
+              steps: request.steps,
+              guidance: request.guidance,
+              negative_prompt: request.negativePrompt,
             },
             job_ids: started.map((t) => t.id),
             targets: chosen.length > 1 ? chosen.map((m) => m.id) : [],
@@ -485,6 +550,10 @@ export function initCreate(ctx) {
         resolution: saved.params?.resolution ?? null,
         n: saved.params?.n ?? 1,
         format: saved.params?.format ?? "png",
+        seed: saved.params?.seed ?? null,
+        steps: saved.params?.steps ?? null,
+        guidance: saved.params?.guidance ?? null,
+        negativePrompt: saved.params?.negative_prompt ?? null,
       };
       const chosen = (saved.targets?.length ? saved.targets : [saved.model]).map(
         (id) => ctx.models.find((m) => m.id === id) ?? { id, aspect_ratios: [], max_input_images: 0 },

@@ -139,6 +139,10 @@ export function initGallery(ctx) {
       resolution: req.image_size ?? task.resolution ?? null,
       n: task.n,
       format: fmt,
+      seed: req.seed ?? null, // null when the server drew it: reopening asks for a new image, as the job did
+      steps: req.steps ?? null,
+      guidance: req.guidance ?? null,
+      negativePrompt: req.negative_prompt ?? null,
     };
   }
 

@@ -10,6 +10,16 @@ function inputNames(count, names = []) {
   return Array.from({ length: count }, (_, i) => names[i] || `input-${i + 1}.png`);
 }
 
+// The OpenAI-dialect fields that are not OpenAI's: the seed and the diffusion knobs of local models.
+function extras(req) {
+  const fields = {};
+  if (req.seed !== null && req.seed !== undefined) fields.seed = req.seed;
+  if (req.steps !== null && req.steps !== undefined) fields.num_inference_steps = req.steps;
+  if (req.guidance !== null && req.guidance !== undefined) fields.guidance_scale = req.guidance;
+  if (req.negativePrompt) fields.negative_prompt = req.negativePrompt;
+  return fields;
+}
+
 export function curlSnippet(req, base) {
   const lines = [`# export IMAGEGATE_API_KEY=ig_…`];
   if (req.inputs) {
@@ -21,13 +31,13 @@ export function curlSnippet(req, base) {
       `  -F n=${req.n} \\`,
     );
     if (req.aspectRatio) lines.push(`  -F aspect_ratio=${req.aspectRatio} \\`);
-    if (req.seed !== null && req.seed !== undefined) lines.push(`  -F seed=${req.seed} \\`);
+    for (const [name, value] of Object.entries(extras(req))) lines.push(`  --form-string ${name}=${shellQuote(value)} \\`);
     inputNames(req.inputs, req.inputNames).forEach((name) => lines.push(`  -F "image[]=@${name}" \\`));
     lines.push(`  -F response_format=url`);
   } else {
     const body = { model: req.model, prompt: req.prompt, n: req.n, response_format: "url" };
     if (req.aspectRatio) body.aspect_ratio = req.aspectRatio;
-    if (req.seed !== null && req.seed !== undefined) body.seed = req.seed;
+    Object.assign(body, extras(req));
     lines.push(
       `curl -s ${base}/v1/images/generations \\`,
       `  -H "Authorization: Bearer $IMAGEGATE_API_KEY" \\`,
@@ -49,7 +59,11 @@ export function genaiSnippet(req, base) {
     : "";
   // The server gives image i of n the seed + i; one call per image does the same by hand.
   const seed = req.seed !== null && req.seed !== undefined ? `\n            seed=${req.seed} + i,` : "";
-  return `import os
+  const { seed: _, ...knobs } = extras(req);
+  const unsent = Object.keys(knobs).length
+    ? "# Gemini has no field for steps, guidance or a negative prompt: the curl and openai snippets send them.\n"
+    : "";
+  return `${unsent}import os
 
 from google import genai
 from google.genai import types
@@ -75,8 +89,10 @@ for i in range(${req.n}):
 }
 
 export function openaiSnippet(req, base) {
-  const seeded = req.seed !== null && req.seed !== undefined;
-  const size = (req.size ? `\n    size=${py(req.size)},` : "") + (seeded ? `\n    extra_body={"seed": ${req.seed}},` : "");
+  const extra = extras(req);
+  const pairs = Object.entries(extra).map(([name, value]) => `${py(name)}: ${JSON.stringify(value)}`);
+  const extraBody = pairs.length ? `\n    extra_body={${pairs.join(", ")}},` : "";
+  const size = (req.size ? `\n    size=${py(req.size)},` : "") + extraBody;
   const call = req.inputs
     ? `client.images.edit(
     model=${py(req.model)},

@@ -11,6 +11,7 @@ import importlib.util
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from imagegate.core.capabilities import Feature
 from imagegate.providers.local.capabilities import FamilyCapabilities, Task
 from imagegate.providers.local.families.base import Family, StepCallback
 from imagegate.providers.local.messages import Request
@@ -32,6 +33,7 @@ class QwenImage(Family):
         max_steps=100,
         default_guidance=4.0,
         max_batch={Task.GENERATE: 4, Task.EDIT: 1},  # the Edit-Plus pipeline refuses batches above one
+        diffusion=frozenset({Feature.STEPS, Feature.GUIDANCE, Feature.NEGATIVE_PROMPT}),  # true CFG: all three
     )
     pipeline_classes = {
         "QwenImagePipeline": frozenset({Task.GENERATE}),
@@ -90,8 +92,10 @@ class QwenImage(Family):
             "callback_on_step_end": callback,
         }
         if first.task is Task.EDIT:
-            result = pipe(image=list(images[0]), prompt=first.prompt, negative_prompt=_NEGATIVE, **common)
+            negative = first.negative_prompt or _NEGATIVE
+            result = pipe(image=list(images[0]), prompt=first.prompt, negative_prompt=negative, **common)
         else:
             prompts = [r.prompt for r in batch]
-            result = pipe(prompt=prompts, negative_prompt=[_NEGATIVE] * len(prompts), **common)
+            negatives = [r.negative_prompt or _NEGATIVE for r in batch]
+            result = pipe(prompt=prompts, negative_prompt=negatives, **common)
         return list(result.images)

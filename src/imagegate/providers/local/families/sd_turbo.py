@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from imagegate.core.capabilities import Feature
 from imagegate.providers.local.capabilities import FamilyCapabilities, Task
 from imagegate.providers.local.families.base import Family, StepCallback
 from imagegate.providers.local.messages import Request
@@ -32,6 +33,9 @@ class SdTurbo(Family):
         default_guidance=0.0,
         max_batch={Task.GENERATE: 8, Task.EDIT: 8},
         cpu_capable=True,
+        # guidance above 1 switches classifier-free guidance on; a negative prompt would need it, so it is not
+        # taken (at the turbo default of 0 it would do nothing)
+        diffusion=frozenset({Feature.STEPS, Feature.GUIDANCE}),
     )
     pipeline_classes = {
         "StableDiffusionPipeline": frozenset({Task.GENERATE, Task.EDIT}),
