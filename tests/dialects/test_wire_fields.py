@@ -148,7 +148,7 @@ FIELDS: dict[type[BaseModel], dict[str, tuple[str, str]]] = {
         "input_fidelity": (REFUSED, "always"),
         "user": (JOB, "end_user: stored with the job, sent on to OpenAI-compatible upstreams as user"),
         "safety_identifier": (JOB, "end_user, ahead of user (OpenAI's newer name for it)"),
-        "provider": (JOB, "AIML's routing override: routing is this server's configuration"),
+        "provider": (JOB, "deployment: AIML's routing override, the one deployment that may serve the job"),
         "stream": (JOB, "answered as an event stream"),
         "partial_images": (JOB, "with stream: these models send no partial image, only the completed event"),
         "seed": (JOB, "seed (not OpenAI's; fal's and Together's OpenAI-style image APIs take it)"),

@@ -15,7 +15,7 @@ from imagegate.core.catalog import builtin_model
 from imagegate.core.checks import DeploymentCaps, check_job
 from imagegate.core.images import ImageInput
 from imagegate.core.jobs import Modality, Role, SearchGrounding, Turn
-from imagegate.errors import InvalidRequest
+from imagegate.errors import InvalidRequest, UpstreamUnavailable
 from imagegate.providers.emulator import EmulatorProvider
 from imagegate.providers.fal import FalProvider
 from imagegate.providers.gemini import GeminiProvider
@@ -232,3 +232,20 @@ def test_diffusion_knobs_go_only_to_a_deployment_whose_pipeline_honours_them(tmp
     refused = google_only.violations(negative, NB)
     assert [v.field for v in refused] == ["negative_prompt"] and "takes no negative prompt" in refused[0].message
     assert check_job(negative, NB) == []  # the model alone does not say: the deployments do
+
+
+async def test_a_job_that_names_its_deployment_goes_there_only_and_never_fails_over() -> None:
+    first, second = Upstream(), Upstream(UpstreamUnavailable("down"))
+    r = router(
+        Deployment("first", "gemini", first, priority=1),  # type: ignore[arg-type]
+        Deployment("second", "gemini", second, priority=2),  # type: ignore[arg-type]
+    )
+    pinned = _spec(deployment="second")
+    assert r.violations(pinned, PRO) == []
+    with pytest.raises(UpstreamUnavailable):  # the other deployment would have answered: not asked
+        await r.generate(pinned, PRO)
+    assert (first.calls, second.calls) == (0, 1)
+    assert (await r.generate(_spec(deployment="first"), PRO)).deployment == "first"
+    [unknown] = r.violations(_spec(deployment="elsewhere"), PRO)
+    assert (unknown.field, unknown.supported) == ("deployment", ("first", "second"))
+    assert "No deployment named elsewhere serves" in unknown.message

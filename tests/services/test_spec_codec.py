@@ -66,6 +66,7 @@ async def test_every_field_of_a_spec_survives_the_round_trip() -> None:
         negative_prompt="fog",
         steps=12,
         guidance=3.5,
+        deployment="gpu-box",
     )
     defaults = JobSpec(model="", turns=())
     unchanged = [f.name for f in dataclasses.fields(JobSpec) if getattr(spec, f.name) == getattr(defaults, f.name)]

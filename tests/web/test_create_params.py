@@ -1,6 +1,7 @@
 """The Create form's parameters in a real browser: the diffusion knobs (steps, guidance, negative prompt) shown
-only for a model whose deployment takes them and sent as the OpenAI dialect's fields, and presets kept on the
-server, so they come back in another browser (an older page's browser-kept presets move there once)."""
+only for a model whose deployment takes them and sent as the OpenAI dialect's fields; presets kept on the
+server, so they come back in another browser (an older page's browser-kept presets move there once); and a
+side-by-side compare of one model across the deployments that serve it, each at its own price."""
 
 from __future__ import annotations
 
@@ -32,6 +33,13 @@ price_per_million_input_tokens = "0"
 name = "emulator"
 provider = "emulator"
 models = {{ "gemini-2.5-flash-image" = "gemini-2.5-flash-image" }}
+
+[[deployments]]
+name = "emulator-b"
+provider = "emulator"
+model = "gemini-2.5-flash-image"
+price_per_image = "0.05"
+priority = 2
 
 [[deployments]]
 name = "gpu"
@@ -141,3 +149,33 @@ def test_presets_live_on_the_server_and_come_back_in_another_browser(browser: An
     finally:
         page.context.close()
     assert set(_presets(local)) == {"qwen twenty"}
+
+
+def test_one_model_is_compared_across_its_deployments_at_their_own_prices(desktop: Tab, local: Web) -> None:
+    page = desktop.page
+    sign_in(page, local)
+    page.get_by_label("Compare several models side by side").check()
+    page.get_by_label("via emulator-b").check()
+    page.get_by_label("via emulator", exact=True).check()
+    expect(page.locator("#create-price")).to_contain_text("0.089")  # 0.039 on one, 0.05 on the other
+    page.get_by_label("Prompt").fill("a compared kite")
+    page.get_by_role("button", name="Generate").click()
+    run = page.locator(".run", has_text="a compared kite")
+    expect(run.locator(".run-model-name")).to_have_text(
+        ["Nano Banana · emulator", "Nano Banana · emulator-b"], ignore_case=True, use_inner_text=True
+    )
+    expect(run.locator(".result img")).to_have_count(2)
+    tasks = httpx.get(f"{local.url}/v1/tasks?limit=10", headers={"Authorization": f"Bearer {local.key}"}).json()
+    served = {t["deployment"]: round(float(t["cost"]), 3) for t in tasks["data"] if t["status"] == "succeeded"}
+    assert served == {"emulator": 0.039, "emulator-b": 0.05}  # each at its own image price (plus prompt tokens)
+
+
+def test_a_job_pinned_to_a_deployment_that_does_not_serve_the_model_is_a_400_naming_provider(local: Web) -> None:
+    response = httpx.post(
+        f"{local.url}/v1/images/generations",
+        headers={"Authorization": f"Bearer {local.key}"},
+        json={"model": "gemini-2.5-flash-image", "prompt": "a kite", "provider": "gpu"},
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "provider" and "served by emulator, emulator-b" in error["message"]

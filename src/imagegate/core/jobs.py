@@ -202,6 +202,7 @@ class JobSpec:
     negative_prompt: str | None = None
     steps: int | None = None
     guidance: float | None = None
+    deployment: str | None = None  # only this deployment may serve it (a side-by-side compare); None: the router's pick
 
     @property
     def request_turn(self) -> Turn:

@@ -10,13 +10,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from imagegate.core.capabilities import ModelSpec, Prices
+from imagegate.core.capabilities import ModelSpec
 from imagegate.core.money import format_amount
 from imagegate.core.ports import ApiKey
 from imagegate.errors import InvalidRequest
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, services_of
-from imagegate.services.billing import dearest_prices
+from imagegate.routing.router import Router
+from imagegate.services.billing import dearest_prices, prices_of
 
 MAX_IDS = 100
 
@@ -24,14 +25,22 @@ MAX_IDS = 100
 router = APIRouter(dependencies=[Depends(mark_dialect("openai"))], tags=["playground"], include_in_schema=False)
 
 
-def describe_model(
-    model: ModelSpec, prices: Prices | None = None, diffusion: tuple[frozenset[str], int | None] = (frozenset(), None)
-) -> dict[str, Any]:
-    """A model as the playground shows it; ``prices`` (the dearest a request may be held at) default to the
-    model's own; ``diffusion``: the knobs its deployments take and their most steps. ``aspect_ratios`` carries
-    the sizes at the default resolution."""
-    prices = prices or model.prices
-    knobs, max_steps = diffusion
+def describe_model(model: ModelSpec, router: Router | None = None) -> dict[str, Any]:
+    """A model as the playground shows it: prices are the dearest a request may be held at over its
+    deployments (each listed with its own, for a compare across them), with the diffusion knobs they take.
+    ``aspect_ratios`` carries the sizes at the default resolution."""
+    prices = dearest_prices(model, router)
+    knobs, max_steps = router.diffusion(model.id) if router is not None else (frozenset(), None)
+    deployments = [
+        {
+            "name": c.deployment.name,
+            "prices": {
+                tier.name: format_amount(prices_of(model, router, c.deployment.name).image_price(tier.name))
+                for tier in model.tiers
+            },
+        }
+        for c in (router.candidates(model.id) if router is not None else ())
+    ]
     default = model.default_tier
     return {
         "id": model.id,
@@ -53,6 +62,7 @@ def describe_model(
         "features": sorted(model.features),
         "diffusion": sorted(knobs),  # steps, guidance, negative_prompt: shown only when a deployment takes them
         "max_steps": max_steps,
+        "deployments": deployments,
         "price_per_image": format_amount(prices.image_price(default.name)),
     }
 
@@ -75,7 +85,7 @@ def describe_request(job_id: str, spec_doc: dict[str, Any]) -> dict[str, Any]:
 @router.get("/v1/playground/models")
 async def list_models(request: Request, _: ApiKey = Depends(require_principal)) -> JSONResponse:
     svc = services_of(request)
-    data = [describe_model(m, dearest_prices(m, svc.router), svc.router.diffusion(m.id)) for m in svc.catalog.models]
+    data = [describe_model(m, svc.router) for m in svc.catalog.models]
     return JSONResponse({"object": "list", "data": data})
 
 

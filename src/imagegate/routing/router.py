@@ -25,7 +25,7 @@ from typing import Any
 
 from imagegate.core.attempts import Attempt, record_attempt
 from imagegate.core.capabilities import Feature, ModelSpec, Prices
-from imagegate.core.checks import ALL, DeploymentCaps, Violation, check_job
+from imagegate.core.checks import ALL, DeploymentCaps, Violation, ViolationKind, check_job
 from imagegate.core.jobs import FinishReason, Generation, JobSpec
 from imagegate.core.ports import ImageProvider
 from imagegate.core.retry import RetryPolicy, retry_budget
@@ -190,8 +190,19 @@ class Router:
     def violations(self, spec: JobSpec, model: ModelSpec) -> list[Violation]:
         """Why no deployment here can serve ``spec`` (the first one's reasons), or empty when one can (or when
         none serves the model at all: that is an outage, not the caller's fault)."""
+        if spec.deployment is not None and not self.candidates(model.id, spec.deployment):
+            serving = [c.deployment.name for c in self.candidates(model.id)]
+            return [
+                Violation(
+                    ViolationKind.FEATURE,
+                    "deployment",
+                    f"No deployment named {spec.deployment} serves {model.id} here",
+                    tuple(serving),
+                    f"it is served by {', '.join(serving)}" if serving else "",
+                )
+            ]
         found: list[Violation] = []
-        for candidate in self.candidates(model.id):
+        for candidate in self.candidates(model.id, spec.deployment):
             refusal = candidate.deployment.refusal_for(spec, model)
             if not refusal:
                 return []
@@ -212,12 +223,13 @@ class Router:
         knobs = frozenset().union(*(c.diffusion for c in caps))
         return knobs, max((c.max_steps for c in caps if c.max_steps is not None), default=None)
 
-    def candidates(self, model_id: str) -> list[Candidate]:
-        """Deployments able to serve ``model_id``, in configured order (health and load aside)."""
+    def candidates(self, model_id: str, only: str | None = None) -> list[Candidate]:
+        """Deployments able to serve ``model_id`` (just ``only``, when a job names its deployment), in
+        configured order (health and load aside)."""
         found = []
         for dep in self.deployments:
             upstream = dep.upstream_model(model_id)
-            if upstream is not None:
+            if upstream is not None and only in (None, dep.name):
                 found.append(Candidate(dep, upstream))
         return found
 
@@ -240,7 +252,7 @@ class Router:
         """One image call for ``spec``, served by the best deployment that will answer; raises domain errors.
 
         ``batch``: the call is a batch job's, held to each deployment's ``batch_slots``."""
-        serving = [c for c in self.candidates(model.id) if c.deployment.provider is not None]
+        serving = [c for c in self.candidates(model.id, spec.deployment) if c.deployment.provider is not None]
         if not serving:
             raise UpstreamUnavailable(f"No deployment serves {model.id}.")
         able = [c for c in serving if not c.deployment.refusal_for(spec, model)]

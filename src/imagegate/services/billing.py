@@ -33,9 +33,11 @@ def prices_of(model: ModelSpec, router: Router | None, deployment: str | None) -
     return model.prices
 
 
-def dearest_prices(model: ModelSpec, router: Router | None) -> Prices:
-    """Each price at its highest over the deployments that may serve ``model``: what a hold must cover."""
-    options = [prices_of(model, router, c.deployment.name) for c in router.candidates(model.id)] if router else []
+def dearest_prices(model: ModelSpec, router: Router | None, only: str | None = None) -> Prices:
+    """Each price at its highest over the deployments that may serve ``model`` (just ``only``, for a job that
+    names its deployment): what a hold must cover."""
+    candidates = router.candidates(model.id, only) if router else []
+    options = [prices_of(model, router, c.deployment.name) for c in candidates]
     options = options or [model.prices]
     return Prices(
         max(p.per_image for p in options),
@@ -48,7 +50,7 @@ def dearest_prices(model: ModelSpec, router: Router | None) -> Prices:
 def quote(spec: JobSpec, model: ModelSpec, router: Router | None = None) -> int:
     """The most ``spec`` can cost: every slot delivering one image, with the whole conversation as input,
     on the dearest deployment that may serve it."""
-    prices = dearest_prices(model, router)
+    prices = dearest_prices(model, router, spec.deployment)
     usage = estimate_usage(spec, model)
     # responseModalities ["TEXT"] asks for no image, so none is held for (or, at settlement, charged).
     per_image = (

@@ -121,6 +121,7 @@ FIELDS = {
     "negative_prompt": "negative_prompt",
     "steps": "num_inference_steps",
     "guidance": "guidance_scale",
+    "deployment": "provider",
 }
 
 
@@ -167,6 +168,8 @@ def to_job_spec(
         negative_prompt=request.negative_prompt,
         steps=request.num_inference_steps,
         guidance=request.guidance_scale,
+        # AIML's per-request choice of who serves the model: here a deployment's name; "auto" is the router's
+        deployment=None if request.provider in (None, "auto") else request.provider,
     )
     for violation in check_job(spec, model)[:1]:
         field = fields_for(request).get(violation.field, violation.field)

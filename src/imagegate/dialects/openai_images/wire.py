@@ -268,7 +268,7 @@ class ImagesRequest(BaseModel):
     input_fidelity: InputFidelity = None
     user: Text = None
     safety_identifier: Text = None
-    provider: Text = None  # AIML's routing override; this server routes by its own configuration
+    provider: Text = None  # AIML's routing override: the one deployment that may serve the job
     stream: Stream = False
     partial_images: PartialImages = None
     seed: Seed = None

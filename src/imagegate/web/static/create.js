@@ -25,6 +25,23 @@ export function quote(models, resolution, n, account) {
   return { total, balance, affordable: balance === null || balance >= total - 1e-9 };
 }
 
+/** A compare target: ``model`` or ``model@deployment`` (that deployment only, at its own prices). */
+export function targetOf(models, value) {
+  const [id, via] = value.split("@");
+  const model = models.find((m) => m.id === id);
+  if (!model || !via) return model ?? null;
+  const deployment = (model.deployments ?? []).find((d) => d.name === via);
+  if (!deployment) return null;
+  return {
+    ...model,
+    key: value,
+    via,
+    display_name: `${model.display_name || model.id} · ${via}`,
+    price_per_image: deployment.prices[model.default_resolution] ?? model.price_per_image,
+    resolutions: (model.resolutions ?? []).map((r) => ({ ...r, price_per_image: deployment.prices[r.name] ?? r.price_per_image })),
+  };
+}
+
 function sizesOf(model, resolution) {
   const tier = (model.resolutions ?? []).find((r) => r.name === resolution);
   return tier?.sizes ?? model.aspect_ratios;
@@ -55,11 +72,22 @@ export function initCreate(ctx) {
     modelSelect,
     ctx.models.map((m) => h("option", { value: m.id }, m.display_name && m.display_name !== m.id ? `${m.display_name} · ${m.id}` : m.id)),
   );
+  // A model served by several deployments can also be compared across them: one target per deployment.
   clear(
     compareList,
-    ctx.models.map((m) =>
+    ctx.models.flatMap((m) => [
       h("label", { class: "check" }, h("input", { type: "checkbox", name: "compare-model", value: m.id }), h("span", {}, m.display_name || m.id)),
-    ),
+      ...((m.deployments ?? []).length > 1
+        ? m.deployments.map((d) =>
+            h(
+              "label",
+              { class: "check via" },
+              h("input", { type: "checkbox", name: "compare-model", value: `${m.id}@${d.name}` }),
+              h("span", {}, `via ${d.name}`),
+            ),
+          )
+        : []),
+    ]),
   );
   clear(
     $("#create-count"),
@@ -76,7 +104,7 @@ export function initCreate(ctx) {
   const model = () => ctx.models.find((m) => m.id === modelSelect.value) ?? ctx.models[0];
   const targets = () => {
     if (!compare.checked) return [model()];
-    const chosen = [...compareList.querySelectorAll("input:checked")].map((i) => ctx.models.find((m) => m.id === i.value));
+    const chosen = [...compareList.querySelectorAll("input:checked")].map((i) => targetOf(ctx.models, i.value)).filter(Boolean);
     return chosen.length ? chosen : [model()];
   };
 
@@ -330,8 +358,9 @@ export function initCreate(ctx) {
     $("#snippet").showModal();
   }
 
-  function bodyFor(request, modelId, images) {
-    const body = { model: modelId, prompt: request.prompt, n: request.n, response_format: "url" };
+  function bodyFor(request, target, images) {
+    const body = { model: target.id, prompt: request.prompt, n: request.n, response_format: "url" };
+    if (target.via) body.provider = target.via; // that deployment only (AIML's provider field)
     if (request.aspectRatio) body.aspect_ratio = request.aspectRatio;
     // The resolution by name ("2K") beside the ratio: both unambiguous, for every model of a comparison.
     if (request.resolution && request.resolution !== request.defaultResolution) body.size = request.resolution;
@@ -354,7 +383,7 @@ export function initCreate(ctx) {
     const tasks = await Promise.all(
       groups.map(async (group) => {
         try {
-          return await api(path, { method: "POST", body: bodyFor(request, group.model.id, images) });
+          return await api(path, { method: "POST", body: bodyFor(request, group.model, images) });
         } catch (failure) {
           group.cards.forEach((card) => card.fail(failure.message, failure.code));
           return null;
@@ -382,7 +411,7 @@ export function initCreate(ctx) {
               negative_prompt: request.negativePrompt,
             },
             job_ids: started.map((t) => t.id),
-            targets: chosen.length > 1 ? chosen.map((m) => m.id) : [],
+            targets: chosen.length > 1 ? chosen.map((m) => m.key ?? m.id) : [],
           },
         },
       }).catch((failure) => toast(`This run was not saved in your history: ${failure.message}`));
@@ -556,7 +585,7 @@ export function initCreate(ctx) {
         negativePrompt: saved.params?.negative_prompt ?? null,
       };
       const chosen = (saved.targets?.length ? saved.targets : [saved.model]).map(
-        (id) => ctx.models.find((m) => m.id === id) ?? { id, aspect_ratios: [], max_input_images: 0 },
+        (id) => targetOf(ctx.models, id) ?? { id, aspect_ratios: [], max_input_images: 0 },
       );
       const groups = chosen.map((m) => ({ model: m, cards: Array.from({ length: request.n }, () => resultCard(request, m)) }));
       results.append(runSection(request, groups, chosen.length > 1));
