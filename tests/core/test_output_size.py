@@ -3,15 +3,18 @@ that a listed ratio has a size at the resolution asked."""
 
 from __future__ import annotations
 
+import io
+
 from PIL import Image
 
 from imagegate.core.capabilities import ModelSpec, Resolution
 from imagegate.core.catalog import builtin_model
 from imagegate.core.checks import DeploymentCaps, check_job
+from imagegate.core.image_header import displayed_dimensions
 from imagegate.core.images import ImageInput
 from imagegate.core.jobs import JobSpec, Role, Turn
 from imagegate.core.output_size import output_ratio, output_size
-from imagegate.imaging import encode
+from imagegate.imaging import encode, probe
 
 NB2 = builtin_model("gemini-3.1-flash-image")
 
@@ -64,3 +67,16 @@ def test_a_listed_ratio_the_table_lacks_at_a_resolution_is_refused_unless_the_up
     assert "does not make 21:9 images at 2K" in found[0].message
     assert check_job(wide_2k, model, DeploymentCaps(sizes_any_ratio=True)) == []
     assert check_job(_spec(aspect_ratio="21:9", image_size="1K"), model) == []
+
+
+def test_a_portrait_photo_stored_sideways_is_edited_as_a_portrait() -> None:
+    """A phone's JPEG: 300x200 pixels with EXIF orientation 6 (turn 90 degrees) is shown 200x300."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    Image.new("RGB", (300, 200), "red").save(out, "JPEG", exif=exif.tobytes())
+    photo = ImageInput(out.getvalue(), "image/jpeg")
+    assert displayed_dimensions(photo.data, photo.mime_type) == probe(photo.data) == (200, 300)
+    assert output_ratio(_spec(Turn(Role.USER, ("edit", photo))), NB2) == "2:3"
+    damaged = photo.data.replace(b"Exif\0\0", b"Exif\0\0" + b"\xff" * 2, 1)[:40]
+    assert displayed_dimensions(damaged, "image/jpeg") is None  # cut before the frame header: unreadable

@@ -1,4 +1,5 @@
-"""An image's pixel size read from its header bytes alone (PNG IHDR, JPEG SOF, WEBP VP8/VP8L/VP8X, GIF, HEIF ispe).
+"""An image's pixel size read from its header bytes alone (PNG IHDR, JPEG SOF, WEBP VP8/VP8L/VP8X, GIF, HEIF ispe),
+and a JPEG's EXIF orientation for the size it is shown at.
 
 Nothing is decoded: a 6 KB file that declares 49 megapixels is measured in microseconds and refused before any
 decoder allocates for it. ``None`` means the header is too damaged to say, which callers treat as unreadable.
@@ -14,6 +15,9 @@ from imagegate.core.images import GIF, HEIC, HEIF, JPEG, PNG, WEBP
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD9)})
 _HEIF_SCAN_BYTES = 1 << 20  # the meta box with the ispe properties sits near the start
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSED = frozenset({5, 6, 7, 8})  # orientations that turn the picture by 90 degrees
+_MAX_IFD_ENTRIES = 256  # a hostile count cannot make the scan long
 
 
 def image_dimensions(data: bytes, mime_type: str) -> tuple[int, int] | None:
@@ -28,6 +32,19 @@ def image_dimensions(data: bytes, mime_type: str) -> tuple[int, int] | None:
     if size is None or size[0] <= 0 or size[1] <= 0:
         return None
     return size
+
+
+def displayed_dimensions(data: bytes, mime_type: str) -> tuple[int, int] | None:
+    """(width, height) as the image is shown: a JPEG whose EXIF orientation turns it by 90 degrees (a phone's
+    portrait photo stored sideways) has them swapped. None when the header cannot be read."""
+    size = image_dimensions(data, mime_type)
+    if size is None or mime_type != JPEG:
+        return size
+    try:
+        turned = _jpeg_orientation(data) in _TRANSPOSED
+    except (struct.error, IndexError):
+        turned = False  # a damaged EXIF block: the stored size, as a viewer would show it
+    return (size[1], size[0]) if turned else size
 
 
 def _png(data: bytes) -> tuple[int, int] | None:
@@ -83,6 +100,39 @@ def _jpeg(data: bytes) -> tuple[int, int] | None:
         if length < 2:
             return None
         at += 2 + length
+    return None
+
+
+def _jpeg_orientation(data: bytes) -> int | None:
+    """The EXIF Orientation (tag 0x0112 of IFD0) from the APP1 segment before the frame header, if any."""
+    at = 2
+    while at + 4 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0xFF or marker in _STANDALONE_MARKERS:  # a fill byte, or a marker without a length
+            at += 1 if marker == 0xFF else 2
+            continue
+        if marker in _SOF_MARKERS or marker in (0xD9, 0xDA):
+            return None
+        (length,) = struct.unpack(">H", data[at + 2 : at + 4])
+        if marker == 0xE1 and data[at + 4 : at + 10] == b"Exif\0\0":
+            return _tiff_orientation(data[at + 10 : at + 2 + length])
+        if length < 2:
+            return None
+        at += 2 + length
+    return None
+
+
+def _tiff_orientation(tiff: bytes) -> int | None:
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None:
+        return None
+    (ifd,) = struct.unpack(order + "I", tiff[4:8])
+    (count,) = struct.unpack(order + "H", tiff[ifd : ifd + 2])
+    for index in range(min(count, _MAX_IFD_ENTRIES)):
+        entry = tiff[ifd + 2 + 12 * index : ifd + 14 + 12 * index]
+        tag, kind, _, value = struct.unpack(order + "HHI4s", entry)
+        if tag == _ORIENTATION_TAG and kind == 3:  # a SHORT, stored in the entry itself
+            return int(struct.unpack(order + "H", value[:2])[0])
     return None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from imagegate.core.capabilities import ModelSpec
-from imagegate.core.image_header import image_dimensions
+from imagegate.core.image_header import displayed_dimensions
 from imagegate.core.images import DEFAULT_ASPECT_RATIO, near_ratio
 from imagegate.core.jobs import JobSpec
 
@@ -27,7 +27,7 @@ def output_ratio(spec: JobSpec, model: ModelSpec) -> str:
     edited = spec.input_images[:1] or spec.context_images[-1:]
     if not edited:
         return fallback
-    size = image_dimensions(edited[0].data, edited[0].mime_type)
+    size = displayed_dimensions(edited[0].data, edited[0].mime_type)  # a portrait photo stored sideways too
     if size is None:  # a header that cannot be read: as for no image (the input checks refuse most of these)
         return fallback
     return near_ratio(size[0], size[1], ratios, tolerance=math.inf) or fallback
