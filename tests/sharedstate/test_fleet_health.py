@@ -135,3 +135,36 @@ async def test_metrics_show_the_fleet_figures_at_scrape_time(two: tuple[Process,
     assert 'imagegate_fleet_provider_calls{deployment="up",outcome="success",window="5m"} 3.0' in text
     assert 'imagegate_fleet_provider_in_flight{deployment="up"} 0.0' in text
     assert "imagegate_fleet_processes 2.0" in text
+
+
+async def test_failures_in_a_row_are_counted_across_processes(two: tuple[Process, Process, Switchable]) -> None:
+    """At a threshold of two, one failure in each process opens the breaker, as two in one process would."""
+    a, b, upstream = two
+    upstream.failing = True
+    for process in (a, b):
+        with pytest.raises(UpstreamUnavailable):
+            await process.router.generate(SPEC, NANO_BANANA)
+        assert process.router.health("up").breaker.state is BreakerState.CLOSED  # one is below its threshold
+        await process.fleet.sync()
+    assert b.router.health("up").breaker.state is BreakerState.OPEN  # the fleet's second failure in a row
+    await a.fleet.sync()
+    assert a.router.health("up").breaker.state is BreakerState.OPEN  # told by b
+    assert (await a.fleet._link.client.get("imagegate:streak:up")) == b"2"
+
+
+async def test_a_success_anywhere_restarts_the_fleet_count(two: tuple[Process, Process, Switchable]) -> None:
+    a, b, upstream = two
+    upstream.failing = True
+    with pytest.raises(UpstreamUnavailable):
+        await a.router.generate(SPEC, NANO_BANANA)
+    await a.fleet.sync()
+    upstream.failing = False
+    await b.router.generate(SPEC, NANO_BANANA)
+    await b.fleet.sync()  # b's success: the count starts again
+    upstream.failing = True
+    with pytest.raises(UpstreamUnavailable):
+        await a.router.generate(SPEC, NANO_BANANA)
+    await a.fleet.sync()
+    assert (await a.fleet._link.client.get("imagegate:streak:up")) == b"1"  # b's success came in between
+    # a's own breaker still counts what a saw (two in a row): the fleet count can only open breakers sooner
+    assert a.router.health("up").breaker.state is BreakerState.OPEN

@@ -97,6 +97,14 @@ class CircuitBreaker:
         self._cooldown_s = min(self.max_cooldown_s, max(self.base_cooldown_s, cooldown_s))
         self._opened_at = self._clock() - max(0.0, self._cooldown_s - remaining_s)
 
+    def open_for_fleet(self) -> bool:
+        """The fleet's failures in a row reached the threshold, though this process saw fewer: open now (when
+        closed); True if it opened."""
+        if self._opened_at is not None:
+            return False
+        self._trip()
+        return True
+
     def adopt_closed(self) -> None:
         """Another process's probe succeeded: the upstream answers again, close here too (unless probing)."""
         if self._opened_at is not None and not self._probing:

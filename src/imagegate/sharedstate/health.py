@@ -9,8 +9,11 @@ would have to be re-merged on every read; the histograms add up exactly either w
 
 Breakers stay in each process (routing reads them on every call, without I/O), and their moves are shared:
 a process whose breaker opens publishes until when; every process adopts an open it has not seen, and a
-successful probe anywhere closes the breaker everywhere. While Redis is down each process keeps its own
-breaker and figures (calls are kept and flushed once Redis is back).
+successful probe anywhere closes the breaker everywhere. Failures in a row are counted across the fleet too
+(``imagegate:streak:<deployment>``: each sync adds this process's failures since its last success, or restarts
+the count when it had one), so four processes seeing two failures each open the breaker at a threshold of
+five, as one process would; the count is as fresh as the last sync (``sync_s``). While Redis is down each
+process keeps its own breaker and figures (calls are kept and flushed once Redis is back).
 """
 
 from __future__ import annotations
@@ -45,6 +48,13 @@ def breaker_key(name: str) -> str:
     return f"{PREFIX}breaker:{name}"
 
 
+def streak_key(name: str) -> str:
+    return f"{PREFIX}streak:{name}"
+
+
+_STREAK_TTL_S = 3600  # a streak nobody added to for an hour is stale
+
+
 class FleetHealth:
     """The router's ``HealthObserver``: shares its calls and breaker moves, and reads everyone's back."""
 
@@ -68,6 +78,8 @@ class FleetHealth:
         self._wall = wall_clock
         self._pending: dict[tuple[str, int], Counter[str]] = {}
         self._breaker_news: dict[str, dict[str, Any]] = {}  # what we must tell the others, latest per deployment
+        # failures in a row since the last sync, per deployment: (a success came first, failures after it)
+        self._streaks: dict[str, tuple[bool, int]] = {}
         self._closed_seen: dict[str, float] = {name.name: wall_clock() for name in router.deployments}
         self._cached: tuple[float, dict[str, RollingStats]] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -76,6 +88,11 @@ class FleetHealth:
     def call_recorded(self, name: str, outcome: Outcome, latency_s: float, ttfb_s: float | None) -> None:
         minute = int(self._wall() // BUCKET_S)
         self._pending.setdefault((name, minute), Counter()).update(call_fields(outcome, latency_s, ttfb_s))
+        restarted, failures = self._streaks.get(name, (False, 0))
+        if outcome in (Outcome.SUCCESS, Outcome.REFUSAL):  # as the breaker counts them: the upstream is up
+            self._streaks[name] = (True, 0)
+        elif outcome is not Outcome.REJECTED:
+            self._streaks[name] = (restarted, failures + 1)
 
     def breaker_moved(self, name: str, breaker: CircuitBreaker, was: BreakerState) -> None:
         now = breaker.state
@@ -108,9 +125,16 @@ class FleetHealth:
             return
         pending, self._pending = self._pending, {}
         news, self._breaker_news = self._breaker_news, {}
+        streaks, self._streaks = self._streaks, {}
         names = [d.name for d in self._router.deployments]
         try:
             async with self._link.client.pipeline(transaction=False) as pipe:
+                for name, (restarted, failures) in streaks.items():
+                    if restarted:
+                        pipe.set(streak_key(name), failures, ex=_STREAK_TTL_S)
+                    elif failures:
+                        pipe.incrby(streak_key(name), failures)
+                        pipe.expire(streak_key(name), _STREAK_TTL_S)
                 for (name, minute), fields in pending.items():
                     key = stats_key(name, minute)
                     for field, value in fields.items():
@@ -119,6 +143,7 @@ class FleetHealth:
                 for name, message in news.items():
                     ttl = max(1, int(message.get("cooldown_s", 3600))) if "open_until" in message else 3600
                     pipe.set(breaker_key(name), json.dumps(message), ex=ttl + 60)
+                pipe.mget([streak_key(n) for n in names])
                 pipe.mget([breaker_key(n) for n in names])
                 replies = await pipe.execute()
         except Exception as exc:  # keep what we could not flush for the next try
@@ -127,9 +152,25 @@ class FleetHealth:
                 self._pending.setdefault(slot, Counter()).update(fields)
             for name, message in news.items():
                 self._breaker_news.setdefault(name, message)
+            for name, (restarted, failures) in streaks.items():  # older than anything recorded since
+                later_restart, later = self._streaks.get(name, (False, 0))
+                self._streaks[name] = (later_restart, later) if later_restart else (restarted, failures + later)
             return
         self._link.succeeded()
+        self._open_on_fleet_streaks(names, replies[-2])
         self._adopt(names, replies[-1])
+
+    def _open_on_fleet_streaks(self, names: Sequence[str], values: Sequence[bytes | None]) -> None:
+        for name, raw in zip(names, values, strict=True):
+            breaker = self._router.health(name).breaker
+            if raw is None or int(raw) < breaker.failure_threshold:
+                continue
+            was = breaker.state
+            if breaker.open_for_fleet():
+                log.warning(
+                    "deployment %s: circuit breaker opened on %s failures in a row across processes", name, int(raw)
+                )
+                self.breaker_moved(name, breaker, was)  # told to the others at the next sync
 
     def _adopt(self, names: Sequence[str], values: Sequence[bytes | None]) -> None:
         now = self._wall()
