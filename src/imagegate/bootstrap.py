@@ -166,12 +166,14 @@ async def open_runtime(
     recover: bool = True,
     run_deployments: Collection[str] | None = None,
     run_models: Collection[str] | None = None,
+    accepts_requests: bool = True,
 ) -> AsyncIterator[Runtime]:
     """Migrate the database, wire every adapter, run the workers; close everything on the way out.
 
     ``recover=False`` is for one-off runs beside a server: run only our own jobs, adopt no orphans (with the
     database queue such a run claims nothing; the fleet runs its jobs). ``run_deployments`` / ``run_models``
-    restrict what this process runs and claims (``imagegate worker --deployments/--models``).
+    restrict what this process runs and claims (``imagegate worker --deployments/--models``);
+    ``accepts_requests=False`` for a process that serves no API (a worker), so it takes no share of the quotas.
     """
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.effective_database_url)
@@ -194,8 +196,13 @@ async def open_runtime(
     local_queue: InProcessQueue | None = None
     try:
         await upgrade_database(engine)
+        roles = frozenset({*(["accepts"] if accepts_requests else []), *(["runs"] if runs_jobs else [])})
         shared = await open_shared_state(
-            settings.rate_limit_url, router, per_minute=settings.rate_limit_per_minute, metrics=metrics
+            settings.rate_limit_url,
+            router,
+            per_minute=settings.rate_limit_per_minute,
+            metrics=metrics,
+            roles=roles or frozenset({"accepts"}),  # a one-off run still counts as one process
         )
         queue: JobQueue
         events: JobEvents

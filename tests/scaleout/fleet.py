@@ -80,6 +80,7 @@ class Fleet:
     procs: list[Proc] = field(default_factory=list)
     key: str = ""
     key_id: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)  # for every process (a Redis URL, say)
 
     def env(self, name: str, **extra: str) -> dict[str, str]:
         return {
@@ -88,6 +89,7 @@ class Fleet:
             "IMAGEGATE_CONFIG": str(self.config),
             "GEMINI_API_KEY": "",
             "IMAGEGATE_GEMINI_API_KEY": "",
+            **self.extra_env,
             **extra,
         }
 
@@ -221,11 +223,13 @@ options = {{ latency_ms = {slow_ms} }}
 
 
 @contextmanager
-def open_fleet(root: Path, database_url: str, *, slow_ms: int = 4000, lease_s: float = 6.0) -> Iterator[Fleet]:
+def open_fleet(
+    root: Path, database_url: str, *, slow_ms: int = 4000, lease_s: float = 6.0, env: dict[str, str] | None = None
+) -> Iterator[Fleet]:
     config = write_config(
         root / "imagegate.toml", database_url, root / "shared-files", slow_ms=slow_ms, lease_s=lease_s
     )
-    fleet = Fleet(root, database_url, config)
+    fleet = Fleet(root, database_url, config, extra_env=dict(env or {}))
     try:
         created = json.loads(fleet.cli("keys", "create", "--name", "fleet", "--credits", "1000", "--json"))
         fleet.key, fleet.key_id = created["key"], created["id"]
@@ -235,7 +239,9 @@ def open_fleet(root: Path, database_url: str, *, slow_ms: int = 4000, lease_s: f
 
 
 @contextmanager
-def fleet_on_fresh_database(root: Path, admin_url: str, *, lease_s: float, slots: int = 8) -> Iterator[Fleet]:
+def fleet_on_fresh_database(
+    root: Path, admin_url: str, *, lease_s: float, slots: int = 8, env: dict[str, str] | None = None
+) -> Iterator[Fleet]:
     """Two ``serve`` (accepting only) and two ``worker --slots N`` on a database made for them, dropped after."""
     import uuid
 
@@ -254,7 +260,7 @@ def fleet_on_fresh_database(root: Path, admin_url: str, *, lease_s: float, slots
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     url = make_url(admin_url).set(database=name).render_as_string(False)
     try:
-        with open_fleet(root, url, lease_s=lease_s) as running:
+        with open_fleet(root, url, lease_s=lease_s, env=env) as running:
             running.serve("api-a")
             running.serve("api-b")
             running.worker("worker-1", "--slots", str(slots))

@@ -7,6 +7,7 @@ import pytest
 from backend_servers import RedisServer
 from imagegate.errors import RateLimited
 from imagegate.sharedstate import KeyQuota, RedisLink
+from imagegate.sharedstate.link import ACCEPTS, RUNS
 
 
 async def test_a_burst_up_to_the_quota_then_a_retry_delay() -> None:
@@ -59,3 +60,26 @@ async def test_redis_down_fails_open_to_the_local_share_then_recovers(own_redis:
         await quota.check("k")
     for made in links:
         await made.aclose()
+
+
+async def test_a_limit_is_shared_only_among_the_processes_that_enforce_it(redis_server: RedisServer) -> None:
+    """An API process and a worker: while Redis is down the API process keeps the whole quota (the worker
+    accepts no request), and the worker the whole concurrency (the API process runs no job)."""
+    api = RedisLink(redis_server.url, roles=frozenset({ACCEPTS}))
+    worker = RedisLink(redis_server.url, roles=frozenset({RUNS}))
+    await api.client.flushdb()  # no process left registered by an earlier test
+    for made in (api, worker):
+        await made.start()
+    await api.beat()
+    try:
+        assert api.live_processes == 2 and api.role_processes == {ACCEPTS: 1}
+        assert (api.local_share(6, ACCEPTS), worker.local_share(8, RUNS)) == (6, 8)
+        both = RedisLink(redis_server.url)  # a serve process that also runs jobs
+        await both.start()
+        await api.beat()
+        await worker.beat()
+        assert (api.local_share(6, ACCEPTS), worker.local_share(8, RUNS)) == (3, 4)
+        await both.aclose()
+    finally:
+        for made in (api, worker):
+            await made.aclose()

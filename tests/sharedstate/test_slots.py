@@ -61,7 +61,7 @@ async def _take(slots: RedisSlots) -> None:
 async def test_redis_down_fails_open_to_a_local_share(own_redis: RedisServer) -> None:
     link = RedisLink(own_redis.url, retry_s=0.0)
     await link.start()
-    link.live_processes = 2  # as the heartbeat would have seen with a second process
+    link.role_processes = {"accepts": 2, "runs": 2}  # as the heartbeat would have seen with a second process
     slots = RedisSlots(link)
     own_redis.stop()
     running = 0

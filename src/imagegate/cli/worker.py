@@ -60,7 +60,9 @@ async def _run(settings: Settings, deployments: list[str] | None, models: list[s
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with open_runtime(settings, run_deployments=deployments, run_models=models) as runtime:
+    async with open_runtime(
+        settings, run_deployments=deployments, run_models=models, accepts_requests=False
+    ) as runtime:
         pool = runtime.workers
         claimer = pool.claimer if pool is not None else None
         runs = [d.name for d in runtime.services.router.deployments if d.provider is not None]

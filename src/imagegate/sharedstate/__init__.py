@@ -13,7 +13,7 @@ from imagegate.core.ports import RequestQuota
 from imagegate.metrics import Metrics
 from imagegate.routing.router import Router
 from imagegate.sharedstate.health import FleetHealth
-from imagegate.sharedstate.link import RedisLink
+from imagegate.sharedstate.link import ACCEPTS, RUNS, RedisLink
 from imagegate.sharedstate.quotas import KeyQuota
 from imagegate.sharedstate.slots import RedisSlots
 
@@ -34,15 +34,22 @@ class SharedState:
 
 
 async def open_shared_state(
-    url: str, router: Router, *, per_minute: int, metrics: Metrics | None = None, slot_lease_s: float = 30.0
+    url: str,
+    router: Router,
+    *,
+    per_minute: int,
+    metrics: Metrics | None = None,
+    slot_lease_s: float = 30.0,
+    roles: frozenset[str] = frozenset({ACCEPTS, RUNS}),
 ) -> SharedState:
-    """Wire quotas (``per_minute`` > 0), slots and the health observer into ``router`` for ``url``."""
+    """Wire quotas (``per_minute`` > 0), slots and the health observer into ``router`` for ``url``; ``roles``:
+    what this process does (it shares those limits with the processes that do the same)."""
     scheme = urlsplit(url).scheme
     if scheme == "memory":
         return SharedState(KeyQuota(per_minute) if per_minute else None)
     if scheme not in ("redis", "rediss", "unix"):
         raise ValueError(f"rate_limit_url {url!r}: use memory:// or redis://host:port/db (rediss:// for TLS)")
-    link = RedisLink(url)
+    link = RedisLink(url, roles=roles)
     await link.start()  # an unreachable Redis is not fatal: limits start on their local share
     slots = RedisSlots(link, lease_s=slot_lease_s)
     router.slots = slots

@@ -2,9 +2,10 @@
 
 Every shared limit asks ``link.up`` first: while Redis is known to be down the callers go straight to their
 local share, so an outage costs one failed call per ``retry_s``, not a timeout per request. A heartbeat
-registers this process in a sorted set scored by Redis' own clock (no skew between hosts) and learns how many
-processes are alive; a limit's local share is its fleet-wide value divided by that count, the last one known
-before the outage. The heartbeat is also what notices Redis coming back.
+registers this process in sorted sets scored by Redis' own clock (no skew between hosts), one for all and one
+per role (accepting requests, running jobs), and learns how many are alive in each; a limit's local share is
+its fleet-wide value divided by the count of the processes that enforce it, the last one known before the
+outage. The heartbeat is also what notices Redis coming back.
 """
 
 from __future__ import annotations
@@ -23,15 +24,24 @@ log = logging.getLogger(__name__)
 
 PREFIX = "imagegate:"
 
-# KEYS[1] the process set; ARGV: this process, how long a silent process counts as alive (ms). Returns the count.
+# KEYS: the set of all processes, then one per role this process has; ARGV: this process, how long a silent
+# process counts as alive (ms). Returns each set's count, in KEYS order.
 _HEARTBEAT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
-return redis.call('ZCARD', KEYS[1])
+local counts = {}
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now, ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - tonumber(ARGV[2]))
+  redis.call('PEXPIRE', key, tonumber(ARGV[2]) * 2)
+  counts[i] = redis.call('ZCARD', key)
+end
+return counts
 """
+
+#: What a process does, each with a share of the fleet-wide limits that role enforces while Redis is down:
+#: ``accepts`` (serves the API: per-key quotas) and ``runs`` (runs jobs: each deployment's max_concurrency).
+ACCEPTS, RUNS = "accepts", "runs"
 
 
 def redis_client(url: str, *, timeout_s: float) -> Any:
@@ -60,8 +70,10 @@ class RedisLink:
         retry_s: float = 1.0,
         heartbeat_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        roles: frozenset[str] = frozenset({ACCEPTS, RUNS}),
     ) -> None:
         self.url = url
+        self.roles = tuple(sorted(roles))
         self.client = redis_client(url, timeout_s=timeout_s)
         self.process = process_id()
         self.retry_s = retry_s
@@ -72,6 +84,7 @@ class RedisLink:
         self._heartbeat = self.client.register_script(_HEARTBEAT)
         self._task: asyncio.Task[None] | None = None
         self.live_processes = 1  # until Redis has told us otherwise
+        self.role_processes = dict.fromkeys(self.roles, 1)  # alive with each of our roles, ourselves included
         self.outages = 0
 
     @property
@@ -95,18 +108,22 @@ class RedisLink:
             log.warning("redis at %s is reachable again; limits are shared again", self.url)
         self._down_until = None
 
-    def local_share(self, limit: int) -> int:
-        """This process's part of a fleet-wide ``limit`` while Redis cannot be asked (at least 1)."""
-        return max(1, -(-limit // max(1, self.live_processes)))
+    def local_share(self, limit: int, role: str) -> int:
+        """This process's part of a fleet-wide ``limit`` while Redis cannot be asked (at least 1): the limit
+        divided among the processes that enforce it (``role``), so API processes share a quota and job runners
+        a deployment's concurrency, neither counting the others."""
+        return max(1, -(-limit // max(1, self.role_processes.get(role, self.live_processes))))
 
     async def beat(self) -> None:
         alive_ms = int(self.heartbeat_s * 3 * 1000)
+        keys = [PREFIX + "processes", *(f"{PREFIX}processes:{role}" for role in self.roles)]
         try:
-            count = await self._heartbeat(keys=[PREFIX + "processes"], args=[self.process, alive_ms])
+            counts = await self._heartbeat(keys=keys, args=[self.process, alive_ms])
         except Exception as exc:  # redis-py raises its own errors and OSError subclasses alike
             self.failed(exc)
             return
-        self.live_processes = max(1, int(count))
+        self.live_processes = max(1, int(counts[0]))
+        self.role_processes = {role: max(1, int(n)) for role, n in zip(self.roles, counts[1:], strict=True)}
         self.succeeded()
 
     async def start(self) -> None:
@@ -124,5 +141,6 @@ class RedisLink:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(Exception):  # leaving the set early frees our share for the others
-            await self.client.zrem(PREFIX + "processes", self.process)
+            for key in (PREFIX + "processes", *(f"{PREFIX}processes:{role}" for role in self.roles)):
+                await self.client.zrem(key, self.process)
         await self.client.aclose()

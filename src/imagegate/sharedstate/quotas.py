@@ -15,7 +15,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from imagegate.errors import RateLimited
-from imagegate.sharedstate.link import PREFIX, RedisLink
+from imagegate.sharedstate.link import ACCEPTS, PREFIX, RedisLink
 
 
 class KeyQuota:
@@ -53,7 +53,7 @@ class KeyQuota:
             else:
                 link.succeeded()
                 self._refuse(reset_at)
-        limit = link.local_share(self.per_minute) if link is not None else self.per_minute
+        limit = link.local_share(self.per_minute, ACCEPTS) if link is not None else self.per_minute
         item = RateLimitItemPerMinute(limit)
         if await self._local.hit(item, key_id):
             return

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from imagegate.routing.shared import LocalSlots
-from imagegate.sharedstate.link import PREFIX, RedisLink
+from imagegate.sharedstate.link import PREFIX, RUNS, RedisLink
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class RedisSlots:
     async def hold(self, name: str, limit: int) -> AsyncIterator[None]:
         token = await self._take(name, limit)
         if token is None:  # Redis is down: this process's share, locally
-            share = self._link.local_share(limit)
+            share = self._link.local_share(limit, RUNS)
             async with self._fallback.setdefault(share, LocalSlots()).hold(name, share):
                 yield
             return
