@@ -113,7 +113,17 @@ def main() -> None:
     parser.add_argument("--fail-rate", type=float, default=0.0, help="share of calls answered 503 UNAVAILABLE")
     args = parser.parse_args()
     app = make_app(answer(args.image), delay_source(args.delay_ms, args.p50_ms, args.p95_ms), args.fail_rate)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, backlog=4096)
+    # Idle connections stay open a minute, as Google's front ends keep them: uvicorn's 5 s default closed
+    # pooled connections under the gateway's feet ("Server disconnected") once thousands waited at once.
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        backlog=4096,
+        timeout_keep_alive=60,
+    )
 
 
 if __name__ == "__main__":

@@ -68,3 +68,10 @@ async def test_in_memory_sqlite_works() -> None:
             assert (await connection.execute(text("SELECT 1"))).scalar_one() == 1
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("url", ["postgresql://user@localhost/none", "sqlite:///{home}/imagegate.db"])
+def test_a_burst_waits_for_a_pooled_connection_instead_of_failing_after_30_s(url: str, tmp_path: Path) -> None:
+    """Thousands of jobs finishing together queue for the pool; SQLAlchemy's 30 s default failed their finish."""
+    engine = create_engine(url.format(home=tmp_path))
+    assert engine.pool.timeout() == 300  # type: ignore[attr-defined]
