@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from e2e.server import start_server
 
-from .conftest import DESKTOP, Tab, Web, _open
+from .conftest import DESKTOP, PHONE, Tab, Web, _open
 from .test_playground import sign_in, snap
 
 pytestmark = pytest.mark.e2e
@@ -179,3 +179,21 @@ def test_a_job_pinned_to_a_deployment_that_does_not_serve_the_model_is_a_400_nam
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["param"] == "provider" and "served by emulator, emulator-b" in error["message"]
+
+
+def test_on_a_phone_the_new_fields_and_the_compare_list_fit(browser: Any, local: Web, artifacts: Path) -> None:
+    tab = _open(browser, PHONE, local.key)
+    try:
+        page = tab.page
+        page.goto(local.url + "/#create")
+        page.locator("#create-model").select_option("local-qwen")
+        page.locator("details.more summary").click()
+        expect(page.get_by_label("Negative")).to_be_visible()
+        page.get_by_label("Compare several models side by side").check()
+        expect(page.get_by_label("via emulator-b")).to_be_visible()
+        overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        assert page.evaluate(overflow) <= 0  # nothing wider than the screen
+        snap(page, artifacts / "phone-create-params.png", full_page=True)
+        tab.assert_clean()
+    finally:
+        tab.page.context.close()

@@ -188,8 +188,9 @@ class Router:
         return self._health[name]
 
     def violations(self, spec: JobSpec, model: ModelSpec) -> list[Violation]:
-        """Why no deployment here can serve ``spec`` (the first one's reasons), or empty when one can (or when
-        none serves the model at all: that is an outage, not the caller's fault)."""
+        """Why no deployment here can serve ``spec`` (the first one's reasons; for a job that names its
+        deployment, that one's, or that no such deployment serves the model), or empty when one can (or when none
+        serves the model at all: that is an outage, not the caller's fault)."""
         if spec.deployment is not None and not self.candidates(model.id, spec.deployment):
             serving = [c.deployment.name for c in self.candidates(model.id)]
             return [
