@@ -244,3 +244,16 @@ def test_an_oversized_input_is_refused_before_it_is_read(desktop: Tab, web: Web)
     )
     assert "input images may be at most 20 MB" in said
     assert page.locator("#create-inputs .tray-item").count() == 0
+
+
+def test_the_tabs_appear_only_once_the_views_work(desktop: Tab, web: Web) -> None:
+    """A slow model list (a loaded server) must not leave a visible Create tab whose form does nothing yet."""
+    page = desktop.page
+
+    def slow(route: Any) -> None:
+        page.wait_for_timeout(1500)  # the server answering late, not the test waiting for time
+        route.continue_()
+
+    page.route("**/v1/playground/models", slow)
+    sign_in(page, web)  # returns when the Create link is visible
+    assert page.locator("#create-model option").count() > 0

@@ -64,7 +64,6 @@ async function showEmulatorBanner() {
 
 async function start(found) {
   showAccount(found);
-  $(".tabs").hidden = false;
   $(".who").hidden = false;
   $('.tabs a[data-view="admin"]').hidden = !found.admin;
   const models = (await api("/v1/playground/models")).data;
@@ -100,6 +99,8 @@ async function start(found) {
   views.dashboard = initDashboard();
   views.admin = found.admin ? initAdmin() : null;
   route();
+  // Only now: a tab shown before its view is built would take a click (or a dropped file) and do nothing.
+  $(".tabs").hidden = false;
 }
 
 function signInError(error) {
