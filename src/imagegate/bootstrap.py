@@ -177,6 +177,7 @@ async def open_runtime(
     """
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.effective_database_url)
+    uow_factory = unit_of_work_factory(engine)
     metrics = Metrics()
     runs_jobs = start_workers and recover and settings.workers > 0
     router = build_router(
@@ -221,7 +222,7 @@ async def open_runtime(
             queue = local_queue
             metrics.watch_queue_depth(local_queue.qsize)
         services = Services(
-            uow=unit_of_work_factory(engine),
+            uow=uow_factory,
             store=open_object_store(settings.effective_storage_url, s3=s3_options(settings)),
             queue=queue,
             events=events,
@@ -278,6 +279,7 @@ async def open_runtime(
         await webhook_sender.aclose()
         await queue_close(local_queue, distributed)
         await router.aclose()
+        uow_factory.dispose()
         await engine.dispose()
 
 

@@ -328,7 +328,13 @@ class UnitOfWork(Protocol):
     async def rollback(self) -> None: ...
 
 
-UnitOfWorkFactory = Callable[[], UnitOfWork]
+class UnitOfWorkFactory(Protocol):
+    """Opens a fresh unit of work. ``scan=True`` marks a transaction that may read (or delete) many rows, so
+    that a database run on the event loop's thread (SQLite, see ``persistence.inline_sqlite``) runs it on a
+    worker thread instead; elsewhere it changes nothing."""
+
+    def __call__(self, *, scan: bool = False) -> UnitOfWork: ...
+
 
 #: Re-encodes image bytes as a MIME type at a quality (None: the encoder's default); CPU work, run off-loop.
 Transcoder = Callable[[bytes, str, int | None], bytes]

@@ -10,11 +10,11 @@ from sqlalchemy import Row, and_, delete, insert, or_, select, update
 
 from imagegate.core.ports import BatchRecord
 from imagegate.persistence.tables import batches
-from imagegate.persistence.transaction import SqlTransaction
+from imagegate.persistence.transaction import Transaction
 
 
 class SqlBatchRepository:
-    def __init__(self, tx: SqlTransaction) -> None:
+    def __init__(self, tx: Transaction) -> None:
         self._tx = tx
 
     async def add(self, record: BatchRecord) -> None:

@@ -11,14 +11,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from imagegate.core.history import EntryKind, HistoryEntry, JobFilter
 from imagegate.persistence.tables import jobs, playground_hidden_jobs, playground_history
-from imagegate.persistence.transaction import SqlTransaction
+from imagegate.persistence.transaction import Transaction
 
 #: The most job rows one gallery page reads while it looks for prompts that match.
 SCAN_LIMIT = 2000
 
 
 class SqlHistoryRepository:
-    def __init__(self, tx: SqlTransaction) -> None:
+    def __init__(self, tx: Transaction) -> None:
         self._tx = tx
 
     async def add(self, entry: HistoryEntry) -> None:

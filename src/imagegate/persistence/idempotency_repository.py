@@ -15,13 +15,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from imagegate.core.ports import IdempotencyRecord
 from imagegate.persistence.tables import idempotency_keys
-from imagegate.persistence.transaction import SqlTransaction
+from imagegate.persistence.transaction import Transaction
 
 _t = idempotency_keys.c
 
 
 class SqlIdempotencyRepository:
-    def __init__(self, tx: SqlTransaction) -> None:
+    def __init__(self, tx: Transaction) -> None:
         self._tx = tx
 
     async def get(self, scope: str, key: str) -> IdempotencyRecord | None:

@@ -10,11 +10,11 @@ from sqlalchemy import Row, func, insert, select
 
 from imagegate.core.ports import LedgerEntry
 from imagegate.persistence.tables import jobs, ledger
-from imagegate.persistence.transaction import SqlTransaction
+from imagegate.persistence.transaction import Transaction
 
 
 class SqlLedgerRepository:
-    def __init__(self, tx: SqlTransaction) -> None:
+    def __init__(self, tx: Transaction) -> None:
         self._tx = tx
 
     async def add(self, entry: LedgerEntry) -> None:

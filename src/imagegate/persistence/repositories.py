@@ -1,4 +1,4 @@
-"""SQL implementations of the core's repository ports (keys, jobs, files) in one ``SqlTransaction``.
+"""SQL implementations of the core's repository ports (keys, jobs, files) in one ``Transaction``.
 
 Each repository maps rows to the core's frozen records and back, and nothing more: it never commits (the
 unit of work does), and every state change that races with other workers is a single conditional statement
@@ -18,7 +18,7 @@ from imagegate.core.jobs import Job, JobPriority, JobStatus, Progress
 from imagegate.core.ports import ApiKey, FileRecord
 from imagegate.persistence.codec import decode_error, decode_results, encode_error, encode_results
 from imagegate.persistence.tables import api_keys, files, jobs
-from imagegate.persistence.transaction import SqlTransaction
+from imagegate.persistence.transaction import Transaction
 
 # Everything but the spec: the spec can be large (input images) and only the worker that runs the job reads it.
 _JOB_COLUMNS = [column for column in jobs.c if column.key != "spec"]
@@ -44,7 +44,7 @@ _MUTABLE_COLUMNS = (
 class SqlKeyRepository:
     """API keys as stored: hashes, never the keys themselves."""
 
-    def __init__(self, tx: SqlTransaction) -> None:
+    def __init__(self, tx: Transaction) -> None:
         self._tx = tx
 
     async def add(self, key: ApiKey) -> None:
@@ -146,7 +146,7 @@ _FENCED_UPDATE = (
 class SqlJobRepository:
     """Jobs and their specs; ``claim`` and ``update`` are the fenced moves that make execution at-least-once safe."""
 
-    def __init__(self, tx: SqlTransaction) -> None:
+    def __init__(self, tx: Transaction) -> None:
         self._tx = tx
 
     async def add(self, job: Job, spec_doc: Mapping[str, Any]) -> None:
@@ -253,7 +253,7 @@ class SqlJobRepository:
 class SqlFileRepository:
     """Records of stored output images; the bytes live in the object store."""
 
-    def __init__(self, tx: SqlTransaction) -> None:
+    def __init__(self, tx: Transaction) -> None:
         self._tx = tx
 
     async def add(self, record: FileRecord) -> None:

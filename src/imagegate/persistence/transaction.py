@@ -15,10 +15,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Executable, Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+
+class Transaction(Protocol):
+    """What the repositories need of a transaction: statements, and its end (``SqlTransaction`` or the
+    inline SQLite one in ``inline_sqlite``)."""
+
+    @property
+    def dialect_name(self) -> str: ...
+
+    async def execute(
+        self, statement: Executable, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
+    ) -> Result[Any]: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class WriteGate:

@@ -2,6 +2,8 @@
 
 Used as ``async with uow_factory() as uow: ...; await uow.commit()``. Leaving the block without ``commit()``
 (normally or by an exception) rolls back, so a use case either changes everything it meant to or nothing.
+On a SQLite file the transaction runs on the loop's thread (``inline_sqlite``) unless it asks for
+``scan=True``: a read over many rows, which goes to aiosqlite's thread instead.
 """
 
 from __future__ import annotations
@@ -19,16 +21,16 @@ from imagegate.core.ports import (
     JobRepository,
     KeyRepository,
     LedgerRepository,
-    UnitOfWorkFactory,
     UploadedFileRepository,
     WebhookRepository,
 )
 from imagegate.persistence.batch_repository import SqlBatchRepository
 from imagegate.persistence.history_repository import SqlHistoryRepository
 from imagegate.persistence.idempotency_repository import SqlIdempotencyRepository
+from imagegate.persistence.inline_sqlite import InlineSqlite, InlineSqlTransaction, inline_capable
 from imagegate.persistence.ledger_repository import SqlLedgerRepository
 from imagegate.persistence.repositories import SqlFileRepository, SqlJobRepository, SqlKeyRepository
-from imagegate.persistence.transaction import SqlTransaction, WriteGate
+from imagegate.persistence.transaction import SqlTransaction, Transaction, WriteGate
 from imagegate.persistence.upload_repository import SqlUploadedFileRepository
 from imagegate.persistence.webhook_repository import SqlWebhookRepository
 
@@ -46,15 +48,20 @@ class SqlUnitOfWork:
     uploads: UploadedFileRepository
     batches: BatchRepository
 
-    def __init__(self, engine: AsyncEngine, gate: WriteGate | None) -> None:
+    def __init__(self, engine: AsyncEngine, gate: WriteGate | None, inline: InlineSqlite | None) -> None:
         self._engine = engine
         self._gate = gate
-        self._tx: SqlTransaction | None = None
+        self._inline = inline
+        self._tx: Transaction | None = None
 
     async def __aenter__(self) -> Self:
         if self._tx is not None:
             raise RuntimeError("this unit of work is already open; make a new one per transaction")
-        tx = SqlTransaction(self._engine, self._gate)
+        tx: Transaction
+        if self._inline is not None:
+            tx = InlineSqlTransaction(self._inline, self._gate)
+        else:
+            tx = SqlTransaction(self._engine, self._gate)
         self._tx = tx
         self.keys = SqlKeyRepository(tx)
         self.jobs = SqlJobRepository(tx)
@@ -79,7 +86,7 @@ class SqlUnitOfWork:
     async def rollback(self) -> None:
         await self._require_tx().rollback()
 
-    def _require_tx(self) -> SqlTransaction:
+    def _require_tx(self) -> Transaction:
         if self._tx is None:
             raise RuntimeError("use the unit of work inside 'async with'")
         return self._tx
@@ -91,11 +98,18 @@ class SqlUnitOfWorkFactory:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._gate = WriteGate() if engine.dialect.name == "sqlite" else None
+        self._inline = InlineSqlite(engine.url) if inline_capable(engine.url) else None
 
-    def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._engine, self._gate)
+    def __call__(self, *, scan: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._engine, self._gate, None if scan else self._inline)
+
+    def dispose(self) -> None:
+        """Close the inline engine's connections (the async engine is its owner's to dispose)."""
+        if self._inline is not None:
+            self._inline.dispose()
 
 
-def unit_of_work_factory(engine: AsyncEngine) -> UnitOfWorkFactory:
-    """The composition root's one-liner: a unit-of-work factory over ``engine``."""
+def unit_of_work_factory(engine: AsyncEngine) -> SqlUnitOfWorkFactory:
+    """The composition root's one-liner: a unit-of-work factory over ``engine`` (``dispose`` it before the
+    engine)."""
     return SqlUnitOfWorkFactory(engine)

@@ -11,11 +11,11 @@ from sqlalchemy import Row, and_, delete, insert, or_, select, update
 
 from imagegate.core.ports import UploadedFile
 from imagegate.persistence.tables import uploaded_files
-from imagegate.persistence.transaction import SqlTransaction
+from imagegate.persistence.transaction import Transaction
 
 
 class SqlUploadedFileRepository:
-    def __init__(self, tx: SqlTransaction) -> None:
+    def __init__(self, tx: Transaction) -> None:
         self._tx = tx
 
     async def add(self, record: UploadedFile) -> None:

@@ -11,11 +11,11 @@ from sqlalchemy import Row, insert, or_, select, update
 from imagegate.core.jobs import TERMINAL_STATUSES
 from imagegate.core.ports import WebhookRecord
 from imagegate.persistence.tables import jobs, webhooks
-from imagegate.persistence.transaction import SqlTransaction
+from imagegate.persistence.transaction import Transaction
 
 
 class SqlWebhookRepository:
-    def __init__(self, tx: SqlTransaction) -> None:
+    def __init__(self, tx: Transaction) -> None:
         self._tx = tx
 
     async def add(self, record: WebhookRecord) -> None:

@@ -69,7 +69,7 @@ async def add_credits(svc: Services, key_id: str, amount: int) -> int:
 
 
 async def list_keys(svc: Services) -> list[ApiKey]:
-    async with svc.uow() as uow:
+    async with svc.uow(scan=True) as uow:
         return await uow.keys.list()
 
 

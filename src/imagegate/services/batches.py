@@ -132,7 +132,7 @@ def _state(record: BatchRecord, jobs: dict[str, Job]) -> str:
 async def expire_batches(svc: Services, *, limit: int = 500) -> int:
     """Cancel the unfinished requests of batches older than ``batch_ttl_s``; returns how many were cancelled."""
     cutoff = svc.clock() - timedelta(seconds=svc.config.batch_ttl_s)
-    async with svc.uow() as uow:
+    async with svc.uow(scan=True) as uow:
         stale = await uow.jobs.unfinished_before(JobPriority.BATCH, cutoff, limit=limit)
     cancelled = 0
     for job in stale:
@@ -153,7 +153,7 @@ async def list_batches(
     svc: Services, principal: ApiKey, *, page_size: int | None, page_token: str | None
 ) -> tuple[list[BatchView], str | None]:
     size = min(page_size or 10, MAX_PAGE_SIZE)
-    async with svc.uow() as uow:
+    async with svc.uow(scan=True) as uow:
         rows = await uow.batches.page(principal.id, after=page_token or None, limit=size + 1)
     views = [await get_batch(svc, principal, row.id) for row in rows[:size]]
     return views, (rows[size - 1].id if len(rows) > size else None)

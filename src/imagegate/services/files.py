@@ -21,7 +21,7 @@ async def read_file(svc: Services, file_id: str) -> tuple[FileRecord, bytes]:
 
 async def delete_expired_files(svc: Services, *, batch: int = 500) -> int:
     """Delete the bytes and records of files past their retention; returns how many went."""
-    async with svc.uow() as uow:
+    async with svc.uow(scan=True) as uow:
         expired = await uow.files.expired(svc.clock(), limit=batch)
     for record in expired:
         await svc.store.delete(record.storage_key)  # bytes first: a record never outlives its bytes' deletion

@@ -43,7 +43,7 @@ async def get(svc: Services, principal: ApiKey, kind: EntryKind, entry_id: str) 
 
 
 async def list_entries(svc: Services, principal: ApiKey, kind: EntryKind, *, limit: int) -> list[HistoryEntry]:
-    async with svc.uow() as uow:
+    async with svc.uow(scan=True) as uow:
         return await uow.history.list(principal.id, kind, limit=limit)
 
 
@@ -67,7 +67,7 @@ async def hide_job(svc: Services, principal: ApiKey, job_id: str) -> None:
 
 
 async def find_jobs(svc: Services, principal: ApiKey, where: JobFilter) -> list[tuple[str, dict[str, Any]]]:
-    async with svc.uow() as uow:
+    async with svc.uow(scan=True) as uow:
         return await uow.history.find_jobs(principal.id, where)
 
 

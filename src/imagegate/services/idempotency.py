@@ -197,7 +197,7 @@ async def abandon(svc: Services, claim: IdempotencyRecord) -> bool:
 
 async def purge_expired(svc: Services) -> int:
     """Forget entries past their time (``begin`` already ignores them; this only frees the space)."""
-    async with svc.uow() as uow:
+    async with svc.uow(scan=True) as uow:
         removed = await uow.idempotency.delete_expired(svc.clock())
         await uow.commit()
     return removed

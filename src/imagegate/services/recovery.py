@@ -26,7 +26,7 @@ async def recover_jobs(
     cutoff = stale_before or svc.clock()
     requeued = failed = 0
     back: list[tuple[str, int]] = []  # (job id, priority): a recovered batch job stays behind interactive ones
-    async with svc.uow() as uow:
+    async with svc.uow(scan=True) as uow:
         stale = await uow.jobs.expired_leases(cutoff)
         for job in stale:
             # Images a killed attempt stored before dying have no rows (rows are written with the job's end):

@@ -20,7 +20,7 @@ async def list_jobs(svc: Services, principal: ApiKey, *, limit: int = 20, before
     """A page of the key's jobs, newest first; ask for ``limit + 1`` to learn whether more remain."""
     if not 1 <= limit <= MAX_PAGE + 1:
         raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}", field="limit")
-    async with svc.uow() as uow:
+    async with svc.uow(scan=True) as uow:
         return await uow.jobs.list_for_key(principal.id, limit=limit, before=before)
 
 

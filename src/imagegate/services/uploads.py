@@ -192,7 +192,7 @@ async def list_uploads(
 ) -> tuple[list[UploadedFile], str | None]:
     """One page of the key's files, newest first, and the token of the next page (None on the last)."""
     size = min(page_size or 10, MAX_PAGE_SIZE)
-    async with svc.uow() as uow:
+    async with svc.uow(scan=True) as uow:
         rows = await uow.uploads.page(principal.id, svc.clock(), after=page_token or None, limit=size + 1)
     return rows[:size], (rows[size - 1].id if len(rows) > size else None)
 
@@ -226,7 +226,7 @@ async def read_upload_image(svc: Services, principal: ApiKey, file_id: str, *, f
 
 async def delete_expired_uploads(svc: Services, *, batch: int = 500) -> int:
     """Delete the bytes and rows of expired uploads (and abandoned upload sessions); returns how many went."""
-    async with svc.uow() as uow:
+    async with svc.uow(scan=True) as uow:
         expired = await uow.uploads.expired(svc.clock(), limit=batch)
     for record in expired:
         if record.state == ACTIVE:

@@ -31,7 +31,7 @@ class UsageRow:
 
 
 async def account(svc: Services, principal: ApiKey) -> Account:
-    async with svc.uow() as uow:
+    async with svc.uow(scan=True) as uow:
         key = await uow.keys.get(principal.id)
         held = await uow.ledger.held(principal.id)
         captures = await uow.ledger.captures(principal.id)
@@ -45,7 +45,7 @@ async def usage(
 ) -> list[UsageRow]:
     """Settled requests by (day, model, key), oldest first. A non-admin key sees only itself."""
     scope = key_id if principal.is_admin else principal.id
-    async with svc.uow() as uow:
+    async with svc.uow(scan=True) as uow:
         captures = await uow.ledger.captures(scope, since)
     totals: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     for entry in captures:
@@ -57,5 +57,5 @@ async def usage(
 
 async def ledger_entries(svc: Services, principal: ApiKey, *, since: datetime | None = None) -> list[LedgerEntry]:
     """Every movement of money since ``since``: all keys' for an admin, the key's own otherwise."""
-    async with svc.uow() as uow:
+    async with svc.uow(scan=True) as uow:
         return await uow.ledger.entries(None if principal.is_admin else principal.id, since)

@@ -1,0 +1,193 @@
+"""SQLite transactions run on the event loop's own thread: no thread hop per statement.
+
+A hot-path statement on SQLite (insert a job, claim it, fence its end) costs tens of microseconds; carrying
+it to aiosqlite's thread and back costs more than that, twice per statement, plus SQLAlchemy's greenlet
+bridge (docs/benchmarks.md, issue #18). So short transactions use plain ``sqlite3`` through a synchronous
+SQLAlchemy engine, called directly from the loop. What could block the loop is kept off it:
+
+- **Waiting for another process's write lock.** These connections have ``busy_timeout=0``: SQLite answers
+  "busy" at once and the transaction awaits ``asyncio.sleep`` before trying again (writers inside one
+  process already take turns through the ``WriteGate``). ``sqlite3`` begins a transaction only at its first
+  write, and under WAL a transaction that holds the write lock is never busy, so "busy" can only come
+  before or at that first write, when nothing was changed yet: retrying the statement is safe.
+- **fsync.** Under WAL with ``synchronous=NORMAL`` a commit only appends to the log; the syncs happen at
+  checkpoints. These connections never checkpoint themselves (``wal_autocheckpoint=0``); a checkpoint runs
+  on a worker thread every ``CHECKPOINT_EVERY`` commits.
+- **Waiting for a pooled connection.** Checkout goes through an ``asyncio.Semaphore`` sized to the pool, so
+  the synchronous pool always has a connection ready and never blocks.
+
+Long reads (usage sums, listings, sweeps) ask for ``scan=True`` and keep the threaded ``aiosqlite`` path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Executable, Result, create_engine, event
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
+
+from imagegate.persistence.transaction import WriteGate
+
+log = logging.getLogger(__name__)
+
+POOL_SIZE = 64
+CHECKPOINT_EVERY = 200
+#: How long a write waits for another process's lock before failing, as ``busy_timeout`` does elsewhere.
+LOCK_WAIT_S = 30.0
+_FIRST_RETRY_S = 0.001
+_MAX_RETRY_S = 0.05
+
+
+def inline_capable(url: URL) -> bool:
+    """True for a SQLite database in a file, which a second engine can open (an in-memory one it cannot)."""
+    database = url.database or ""
+    return url.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:")
+
+
+class InlineSqlite:
+    """A synchronous engine over the same SQLite file, its connection limit and its checkpoints."""
+
+    def __init__(self, url: URL) -> None:
+        self.engine: Engine = create_engine(
+            url.set(drivername="sqlite+pysqlite"), pool_size=POOL_SIZE, max_overflow=0, pool_timeout=1
+        )
+        event.listen(self.engine, "connect", _tune)
+        self._slots = asyncio.Semaphore(POOL_SIZE)
+        self._commits = 0
+        self._checkpoint: asyncio.Task[None] | None = None
+
+    async def connect(self) -> Connection:
+        await self._slots.acquire()
+        try:
+            return self.engine.connect()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, connection: Connection) -> None:
+        try:
+            connection.close()  # rolls back what was not committed
+        finally:
+            self._slots.release()
+
+    def committed(self) -> None:
+        self._commits += 1
+        if self._commits >= CHECKPOINT_EVERY and (self._checkpoint is None or self._checkpoint.done()):
+            self._commits = 0
+            self._checkpoint = asyncio.get_running_loop().create_task(asyncio.to_thread(self._run_checkpoint))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def _run_checkpoint(self) -> None:
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:  # a checkpoint is housekeeping: the next one catches up
+            log.warning("SQLite checkpoint failed", exc_info=True)
+
+
+def _tune(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # The file is already in WAL mode: the async engine's first connection (migrations) switched it.
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
+        cursor.execute("PRAGMA busy_timeout=0")
+    finally:
+        cursor.close()
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    orig = exc.orig
+    return isinstance(orig, sqlite3.OperationalError) and getattr(orig, "sqlite_errorcode", None) in (
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+    )
+
+
+class InlineSqlTransaction:
+    """``SqlTransaction``'s interface over a synchronous connection called on the loop's thread."""
+
+    def __init__(self, inline: InlineSqlite, gate: WriteGate | None) -> None:
+        self._inline = inline
+        self._gate = gate
+        self._connection: Connection | None = None
+        self._write_lock: asyncio.Lock | None = None
+        self._wrote = False
+
+    @property
+    def dialect_name(self) -> str:
+        return "sqlite"
+
+    async def execute(
+        self, statement: Executable, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
+    ) -> Result[Any]:
+        if self._connection is None:
+            self._connection = await self._inline.connect()
+        if statement.is_dml and self._gate is not None and self._write_lock is None:
+            lock = self._gate.lock()
+            await lock.acquire()
+            self._write_lock = lock
+        if self._wrote:  # this transaction holds SQLite's write lock: nothing can be busy any more
+            return self._connection.execute(statement, parameters)
+        result = await self._until_not_busy(self._connection, statement, parameters)
+        self._wrote = statement.is_dml
+        return result
+
+    async def _until_not_busy(
+        self,
+        connection: Connection,
+        statement: Executable,
+        parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+    ) -> Result[Any]:
+        """A statement before the transaction's first write: retried while SQLite says "busy" (another process
+        holds the write lock, or is recovering the log), awaiting between tries instead of blocking the loop."""
+        deadline = time.monotonic() + LOCK_WAIT_S
+        delay = _FIRST_RETRY_S
+        while True:
+            try:
+                return connection.execute(statement, parameters)
+            except OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_RETRY_S)
+
+    async def commit(self) -> None:
+        try:
+            if self._connection is not None:
+                self._connection.commit()
+                if self._wrote:
+                    self._inline.committed()
+        finally:
+            self._wrote = False
+            self._let_writers_in()
+
+    async def rollback(self) -> None:
+        try:
+            if self._connection is not None:
+                self._connection.rollback()
+        finally:
+            self._wrote = False
+            self._let_writers_in()
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        try:
+            if connection is not None:
+                self._inline.release(connection)
+        finally:
+            self._let_writers_in()
+
+    def _let_writers_in(self) -> None:
+        lock, self._write_lock = self._write_lock, None
+        if lock is not None:
+            lock.release()

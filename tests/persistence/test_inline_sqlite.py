@@ -1,0 +1,185 @@
+"""SQLite transactions on the loop's thread never block it: another process's lock, a full pool, checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from imagegate.persistence import inline_sqlite
+from imagegate.persistence.db import create_engine, upgrade_database
+from imagegate.persistence.inline_sqlite import InlineSqlTransaction
+from imagegate.persistence.uow import SqlUnitOfWorkFactory, unit_of_work_factory
+
+from .records import make_key
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Path]:
+    path = tmp_path / "inline.db"
+    engine = create_engine(f"sqlite:///{path}")
+    await upgrade_database(engine)
+    await engine.dispose()
+    yield path
+
+
+@pytest.fixture
+async def factory(database: Path) -> AsyncIterator[SqlUnitOfWorkFactory]:
+    engine = create_engine(f"sqlite:///{database}")
+    uow_factory = unit_of_work_factory(engine)
+    yield uow_factory
+    uow_factory.dispose()
+    await engine.dispose()
+
+
+class Ticker:
+    """Counts how often the loop got to run a task while something else was waiting."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(0.01)
+            self.ticks += 1
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+def hold_write_lock(path: Path, seconds: float) -> threading.Thread:
+    """Another process's writer, as SQLite sees it: a connection of its own holding the lock for a while."""
+    locked = threading.Event()
+
+    def hold() -> None:
+        connection = sqlite3.connect(path, isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+        locked.set()
+        time.sleep(seconds)
+        connection.execute("ROLLBACK")
+        connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    locked.wait(5)
+    return thread
+
+
+async def test_the_hot_path_runs_inline_and_a_scan_on_the_thread(factory: SqlUnitOfWorkFactory) -> None:
+    async with factory() as uow:
+        assert isinstance(uow._require_tx(), InlineSqlTransaction)
+    async with factory(scan=True) as uow:
+        assert not isinstance(uow._require_tx(), InlineSqlTransaction)
+
+
+async def test_a_write_waits_for_another_process_without_blocking_the_loop(
+    factory: SqlUnitOfWorkFactory, database: Path
+) -> None:
+    holder = hold_write_lock(database, 0.4)
+    ticker = Ticker()
+    started = time.monotonic()
+    try:
+        async with factory() as uow:
+            await uow.keys.add(make_key("key_1"))
+            await uow.commit()
+        waited = time.monotonic() - started
+    finally:
+        ticker.stop()
+        holder.join()
+    assert waited >= 0.3  # it really waited for the lock
+    assert ticker.ticks >= 15  # and the loop went on meanwhile (a blocking wait would allow none)
+    async with factory() as uow:
+        assert await uow.keys.get("key_1") is not None
+
+
+async def test_a_lock_held_too_long_fails_the_write_and_keeps_nothing(
+    factory: SqlUnitOfWorkFactory, database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inline_sqlite, "LOCK_WAIT_S", 0.1)
+    holder = hold_write_lock(database, 0.5)
+    try:
+        with pytest.raises(OperationalError, match="locked"):
+            async with factory() as uow:
+                await uow.keys.add(make_key("key_1"))
+                await uow.commit()
+    finally:
+        holder.join()
+    async with factory() as uow:
+        assert await uow.keys.count() == 0
+        await uow.keys.add(make_key("key_2"))  # and the connection it used is healthy again
+        await uow.commit()
+
+
+async def test_transactions_past_the_pool_wait_their_turn_without_blocking_the_loop(
+    database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inline_sqlite, "POOL_SIZE", 2)
+    engine = create_engine(f"sqlite:///{database}")
+    factory = unit_of_work_factory(engine)
+    ticker = Ticker()
+    try:
+        first, second = factory(), factory()
+        async with first, second:
+            await first.keys.count()
+            await second.keys.count()  # both connections of the pool are taken
+            third = asyncio.create_task(_count(factory))
+            await asyncio.sleep(0.1)
+            assert not third.done() and ticker.ticks >= 5
+        assert await asyncio.wait_for(third, 5) == 0
+    finally:
+        ticker.stop()
+        factory.dispose()
+        await engine.dispose()
+
+
+async def _count(factory: SqlUnitOfWorkFactory) -> int:
+    async with factory() as uow:
+        return await uow.keys.count()
+
+
+async def test_checkpoints_run_off_the_loop_and_keep_the_log_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def log_size_after_commits(name: str) -> int:
+        path = tmp_path / f"{name}.db"
+        engine = create_engine(f"sqlite:///{path}")
+        await upgrade_database(engine)
+        factory = unit_of_work_factory(engine)
+        try:
+            for index in range(300):
+                async with factory() as uow:
+                    await uow.keys.add(make_key(f"key_{index}"))
+                    await uow.commit()
+                if index % 10 == 9:
+                    await asyncio.sleep(0.02)  # the checkpoint thread's turn
+            return (tmp_path / f"{name}.db-wal").stat().st_size
+        finally:
+            factory.dispose()
+            await engine.dispose()
+
+    monkeypatch.setattr(inline_sqlite, "CHECKPOINT_EVERY", 10**9)
+    never = await log_size_after_commits("never")
+    monkeypatch.setattr(inline_sqlite, "CHECKPOINT_EVERY", 10)
+    often = await log_size_after_commits("often")
+    # The inline connections never checkpoint themselves: without ours the log grows with every commit;
+    # with ours it is rewound once a checkpoint has copied it into the database.
+    assert often * 4 < never
+
+
+async def test_an_in_memory_database_keeps_the_threaded_path() -> None:
+    engine = create_engine("sqlite://")
+    await upgrade_database(engine)
+    factory = unit_of_work_factory(engine)
+    try:
+        async with factory() as uow:
+            assert not isinstance(uow._require_tx(), InlineSqlTransaction)
+    finally:
+        factory.dispose()
+        await engine.dispose()
