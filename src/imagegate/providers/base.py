@@ -27,6 +27,7 @@ from imagegate import __version__
 from imagegate.core.retry import RetryPolicy as RetryPolicy  # its home is core (the router uses it too)
 from imagegate.core.timing import mark_first_byte
 from imagegate.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from imagegate.providers.blobs import Blobs, loads_lifting
 from imagegate.providers.transport import upstream_transport
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,17 @@ def json_object(response: httpx.Response, upstream: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise unreadable(upstream, "it is not a JSON object")
     return body
+
+
+def json_object_lifting(response: httpx.Response, upstream: str, key: bytes) -> tuple[dict[str, Any], Blobs]:
+    """``json_object``, with the long base64 values of ``key`` left unparsed in ``Blobs`` (``providers.blobs``)."""
+    try:
+        body, blobs = loads_lifting(response.content, key)
+    except ValueError as exc:
+        raise unreadable(upstream, "it is not JSON") from exc
+    if not isinstance(body, dict):
+        raise unreadable(upstream, "it is not a JSON object")
+    return body, blobs
 
 
 def transport_error(exc: httpx.HTTPError, upstream: str) -> UpstreamError:

@@ -45,10 +45,11 @@ from imagegate.providers.base import (
     HTTPUpstream,
     RetryPolicy,
     Sleep,
-    json_object,
+    json_object_lifting,
     parse_options,
     unreadable,
 )
+from imagegate.providers.blobs import Blobs
 from imagegate.providers.inline import GOOGLE_INLINE_IMAGE_BYTES, fit_inline_images
 
 UPSTREAM = "Google AI Studio"
@@ -108,7 +109,7 @@ class GeminiProvider:
         spec = await fit_inline_images(spec, self._options.max_inline_image_bytes)
         body = build_request_body(spec)
         response = await self._post(upstream_model, "generateContent", body)
-        return parse_generation(json_object(response, UPSTREAM))
+        return parse_generation(*json_object_lifting(response, UPSTREAM, INLINE_DATA_KEY))
 
     async def _post(self, upstream_model: str, method: str, body: dict[str, Any]) -> httpx.Response:
         name = upstream_model.removeprefix("models/")
@@ -213,11 +214,17 @@ def _part(part: str | ImageInput, info: PartInfo) -> dict[str, Any]:
 # -- response --------------------------------------------------------------------------------------------
 
 
-def parse_generation(body: Mapping[str, Any], *, upstream: str = UPSTREAM) -> Generation:
+#: The key of an image's base64 in a Google answer, lifted out before parsing (``providers.blobs``).
+INLINE_DATA_KEY = b'"data"'
+
+
+def parse_generation(body: Mapping[str, Any], blobs: Blobs | None = None, *, upstream: str = UPSTREAM) -> Generation:
     """A ``Generation`` from a 200 ``GenerateContentResponse``; a body that is none raises UpstreamUnavailable.
 
-    ``upstream`` names the service in error messages (Vertex AI answers in the same format).
+    ``blobs`` holds the image data lifted out of the answer when it was parsed; ``upstream`` names the service
+    in error messages (Vertex AI answers in the same format).
     """
+    blobs = blobs or Blobs(b"")
     candidates = body.get("candidates") or []
     feedback = body.get("promptFeedback") or {}
     if not isinstance(candidates, list) or not isinstance(feedback, dict):
@@ -243,7 +250,7 @@ def parse_generation(body: Mapping[str, Any], *, upstream: str = UPSTREAM) -> Ge
     parts = (content.get("parts") or []) if isinstance(content, dict) else None
     if not isinstance(parts, list):
         raise unreadable(upstream, "'content.parts' is not a list")
-    answer = _Answer(upstream)
+    answer = _Answer(upstream, blobs)
     for part in parts:
         if not isinstance(part, dict):
             raise unreadable(upstream, "a part is not an object")
@@ -267,8 +274,9 @@ def parse_generation(body: Mapping[str, Any], *, upstream: str = UPSTREAM) -> Ge
 class _Answer:
     """The parts of a candidate, sorted into thoughts, text and images with their thought signatures."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, blobs: Blobs) -> None:
         self.upstream = upstream
+        self.blobs = blobs
         self.thoughts: list[Thought] = []
         self.texts: list[str] = []
         self.text_signature: bytes | None = None
@@ -279,7 +287,7 @@ class _Answer:
         signature = self._signature(part)
         text = part.get("text")
         blob = part.get("inlineData", part.get("inline_data"))
-        image = _image(blob, self.upstream) if isinstance(blob, dict) else None
+        image = _image(blob, self.upstream, self.blobs) if isinstance(blob, dict) else None
         if part.get("thought") is True:  # the model's reasoning and interim images: never its answer
             if isinstance(text, str) or image is not None:
                 self.thoughts.append(Thought(text if isinstance(text, str) else "", image, signature))
@@ -302,10 +310,10 @@ class _Answer:
             raise unreadable(self.upstream, "a thoughtSignature is not base64") from exc
 
 
-def _image(blob: Mapping[str, Any], upstream: str) -> ImageOutput | None:
+def _image(blob: Mapping[str, Any], upstream: str, blobs: Blobs) -> ImageOutput | None:
     declared = blob.get("mimeType", blob.get("mime_type"))
     try:
-        data = decode_base64(blob.get("data") or "")
+        data = blobs.decode(blob.get("data") or "")
     except (TypeError, ValueError) as exc:
         raise unreadable(upstream, "an image's data is not base64") from exc
     mime = sniff_mime_type(data)

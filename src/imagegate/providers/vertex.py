@@ -47,10 +47,11 @@ from imagegate.providers.base import (
     ProviderOptionsError,
     RetryPolicy,
     Sleep,
-    json_object,
+    json_object_lifting,
     parse_options,
 )
 from imagegate.providers.gemini import (
+    INLINE_DATA_KEY,
     build_request_body,
     parse_generation,
     rpc_error,
@@ -160,7 +161,7 @@ class VertexProvider:
         spec = await fit_inline_images(spec, self._options.max_inline_image_bytes)
         body = build_request_body(spec)
         response = await self._post(upstream_model, "generateContent", body)
-        return parse_generation(json_object(response, UPSTREAM), upstream=UPSTREAM)
+        return parse_generation(*json_object_lifting(response, UPSTREAM, INLINE_DATA_KEY), upstream=UPSTREAM)
 
     # -- the call --------------------------------------------------------------------------------------
 
