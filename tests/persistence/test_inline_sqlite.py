@@ -79,6 +79,18 @@ async def test_the_hot_path_runs_inline_and_a_scan_on_the_thread(factory: SqlUni
         assert not isinstance(uow._require_tx(), InlineSqlTransaction)
 
 
+async def test_every_transaction_lets_other_tasks_run(factory: SqlUnitOfWorkFactory) -> None:
+    ran = asyncio.Event()
+    other = asyncio.create_task(asyncio.sleep(0, result=None))
+    other.add_done_callback(lambda _: ran.set())
+    for _ in range(3):  # a caller polling in a tight loop, with nothing else to await
+        async with factory() as uow:
+            await uow.keys.count()
+        if ran.is_set():
+            break
+    assert ran.is_set()
+
+
 async def test_a_write_waits_for_another_process_without_blocking_the_loop(
     factory: SqlUnitOfWorkFactory, database: Path
 ) -> None:

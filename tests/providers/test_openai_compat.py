@@ -746,6 +746,17 @@ async def test_a_download_over_the_limit_is_refused(openai: Factory) -> None:
         await generate(provider)
 
 
+async def test_a_big_b64_json_is_read_from_the_answer_and_limited_by_its_own_length(openai: Factory) -> None:
+    big = png(160, 160, seed=3)  # noise: ~77 KB, long enough to be lifted out before the JSON is parsed
+    answer = {**GPT_IMAGE, "data": [{"b64_json": b64(big)}]}
+    provider, _, _ = openai(reply(200, answer), max_download_bytes=len(big) - 10)
+    with pytest.raises(UpstreamUnavailable, match=f"over {len(big) - 10} bytes"):
+        await generate(provider)
+    provider, _, _ = openai(reply(200, answer), max_download_bytes=len(big))
+    (image,) = (await generate(provider)).images
+    assert image.data == big and (image.width, image.height) == (160, 160)
+
+
 async def test_an_image_url_that_is_not_https_is_not_fetched(openai: Factory) -> None:
     provider, upstream, _ = openai(reply(200, {"data": [{"url": "file:///etc/passwd"}]}))
     with pytest.raises(UpstreamUnavailable, match="will not fetch"):

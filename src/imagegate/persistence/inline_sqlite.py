@@ -63,6 +63,9 @@ class InlineSqlite:
         self._checkpoint: asyncio.Task[None] | None = None
 
     async def connect(self) -> Connection:
+        # A transaction stays a point where other tasks get their turn, as it was with a thread hop: a caller
+        # that loops over short transactions (polling a job in-process) must not starve the job it waits for.
+        await asyncio.sleep(0)
         await self._slots.acquire()
         try:
             return self.engine.connect()

@@ -40,6 +40,11 @@ class Blobs:
         self._spans[marker] = (start, end)
         return orjson.dumps(marker)[1:-1]
 
+    def encoded_length(self, value: str) -> int:
+        """How long the base64 text of ``value`` is (a lifted one's, not its marker's)."""
+        span = self._spans.get(value)
+        return len(value) if span is None else span[1] - span[0]
+
     def decode(self, value: object) -> bytes:
         """The bytes of a base64 value: a lifted one from the answer's bytes, any other as ``decode_base64``.
 

@@ -50,7 +50,6 @@ from imagegate.core.images import (
     WEBP,
     ImageInput,
     ImageOutput,
-    decode_base64,
 )
 from imagegate.core.jobs import FinishReason, Generation, JobSpec, Usage
 from imagegate.errors import (
@@ -69,11 +68,12 @@ from imagegate.providers.base import (
     HTTPUpstream,
     RetryPolicy,
     Sleep,
-    json_object,
+    json_object_lifting,
     parse_options,
     retry_after_header,
     unreadable,
 )
+from imagegate.providers.blobs import Blobs
 from imagegate.providers.downloads import download_image, image_output
 from imagegate.providers.flatten import flatten
 
@@ -87,6 +87,9 @@ _EXTENSIONS = {PNG: "png", JPEG: "jpg", WEBP: "webp"}
 _OWN_FIELDS = frozenset({"model", "prompt", "n", "size", "aspect_ratio", "response_format", "image", "image[]", "mask"})
 #: Request fields whose value comes from the deployment's configuration rather than from the caller.
 _CONFIG_PARAMS = frozenset({"model", "n", "size", "aspect_ratio", "response_format"})
+
+#: The key of an image's base64 in an Images API answer, lifted out before parsing (``providers.blobs``).
+B64_JSON_KEY = b'"b64_json"'
 
 
 class OpenAIOptions(BaseModel):
@@ -226,7 +229,7 @@ class OpenAICompatProvider:
                     block_reason=MODERATION_BLOCK_REASON,
                 )
             raise self._error_for(response, error, upstream_model)
-        return await self._generation(json_object(response, self.upstream))
+        return await self._generation(*json_object_lifting(response, self.upstream, B64_JSON_KEY))
 
     # -- request ---------------------------------------------------------------------------------------
 
@@ -257,7 +260,7 @@ class OpenAICompatProvider:
 
     # -- response --------------------------------------------------------------------------------------
 
-    async def _generation(self, body: Mapping[str, Any]) -> Generation:
+    async def _generation(self, body: Mapping[str, Any], blobs: Blobs) -> Generation:
         data = body.get("data")
         aiml_images = body.get("images")  # AIML's other answer shape: images[] of {url, content_type} + description
         if data is None and aiml_images is None:
@@ -265,7 +268,7 @@ class OpenAICompatProvider:
         items = data if data is not None else aiml_images
         if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
             raise unreadable(self.upstream, "its image list is not a list of objects")
-        images = [await self._image(item) for item in items]
+        images = [await self._image(item, blobs) for item in items]
         description = body.get("description")
         model = body.get("model")
         return Generation(
@@ -277,10 +280,10 @@ class OpenAICompatProvider:
             model_version=model if isinstance(model, str) else None,
         )
 
-    async def _image(self, item: Mapping[str, Any]) -> ImageOutput:
+    async def _image(self, item: Mapping[str, Any], blobs: Blobs) -> ImageOutput:
         encoded, url = item.get("b64_json"), item.get("url")
         if isinstance(encoded, str) and encoded:
-            return image_output(self._decode(encoded, "its b64_json"), self.upstream)
+            return image_output(self._decode(encoded, "its b64_json", blobs), self.upstream)
         if isinstance(url, str) and url:  # a data: URL too, as some proxies answer
             return await download_image(
                 self._client,
@@ -294,13 +297,13 @@ class OpenAICompatProvider:
             )
         raise unreadable(self.upstream, "an image has neither 'b64_json' nor 'url'")
 
-    def _decode(self, text: str, what: str) -> bytes:
-        if 3 * (len(text) // 4) > self._options.max_download_bytes + 3:
+    def _decode(self, text: str, what: str, blobs: Blobs) -> bytes:
+        if 3 * (blobs.encoded_length(text) // 4) > self._options.max_download_bytes + 3:
             raise UpstreamUnavailable(
                 f"{self.upstream} returned an image over {self._options.max_download_bytes} bytes."
             )
         try:
-            return decode_base64(text)
+            return blobs.decode(text)
         except (TypeError, ValueError) as exc:
             raise unreadable(self.upstream, f"{what} is not base64") from exc
 

@@ -57,7 +57,8 @@ class Subscription:
 
     async def wait(self, within_s: float) -> bool:
         try:
-            await asyncio.wait_for(self.changed.wait(), within_s)
+            async with asyncio.timeout(within_s):  # not wait_for: on 3.11 it wraps the wait in a task of its own
+                await self.changed.wait()
         except TimeoutError:
             return False
         self.changed.clear()

@@ -127,7 +127,8 @@ class RedisSlots:
                 return token
             self._freed.clear()
             with contextlib.suppress(TimeoutError):  # a local give-back, or time to ask again
-                await asyncio.wait_for(self._freed.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._freed.wait()
             wait = min(self._max_poll_s, wait * 2)
         return None
 
