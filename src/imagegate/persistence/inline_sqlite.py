@@ -13,10 +13,12 @@ SQLAlchemy engine, called directly from the loop. What could block the loop is k
 - **fsync.** Under WAL with ``synchronous=NORMAL`` a commit only appends to the log; the syncs happen at
   checkpoints. These connections never checkpoint themselves (``wal_autocheckpoint=0``); a checkpoint runs
   on a worker thread every ``CHECKPOINT_EVERY`` commits.
-- **Waiting for a pooled connection.** Checkout goes through an ``asyncio.Semaphore`` sized to the pool, so
-  the synchronous pool always has a connection ready and never blocks.
+- **Waiting for a pooled connection.** Checkout waits on an ``asyncio.Semaphore`` sized to the pool, so the
+  synchronous pool always has a connection ready and never blocks.
 
-Long reads (usage sums, listings, sweeps) ask for ``scan=True`` and keep the threaded ``aiosqlite`` path.
+Each transaction still yields to the loop once, as a thread hop did, so a caller looping over short
+transactions cannot starve other tasks. Long reads (usage sums, listings, sweeps) ask for ``scan=True`` and
+keep the threaded ``aiosqlite`` path.
 """
 
 from __future__ import annotations
@@ -54,10 +56,10 @@ class InlineSqlite:
     """A synchronous engine over the same SQLite file, its connection limit and its checkpoints."""
 
     def __init__(self, url: URL) -> None:
-        self.engine: Engine = create_engine(
-            url.set(drivername="sqlite+pysqlite"), pool_size=POOL_SIZE, max_overflow=0, pool_timeout=1
-        )
+        # The semaphore below is the limit; the pool itself never makes a checkout wait (that would block the loop).
+        self.engine: Engine = create_engine(url.set(drivername="sqlite+pysqlite"), pool_size=POOL_SIZE, max_overflow=-1)
         event.listen(self.engine, "connect", _tune)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._slots = asyncio.Semaphore(POOL_SIZE)
         self._commits = 0
         self._checkpoint: asyncio.Task[None] | None = None
@@ -66,18 +68,25 @@ class InlineSqlite:
         # A transaction stays a point where other tasks get their turn, as it was with a thread hop: a caller
         # that loops over short transactions (polling a job in-process) must not starve the job it waits for.
         await asyncio.sleep(0)
-        await self._slots.acquire()
+        slots = self._slots_of_this_loop()
+        await slots.acquire()
         try:
             return self.engine.connect()
         except BaseException:
-            self._slots.release()
+            slots.release()
             raise
 
     def release(self, connection: Connection) -> None:
         try:
             connection.close()  # rolls back what was not committed
         finally:
-            self._slots.release()
+            self._slots_of_this_loop().release()
+
+    def _slots_of_this_loop(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # an asyncio primitive belongs to the loop it first waited on (as WriteGate)
+            self._loop, self._slots = loop, asyncio.Semaphore(POOL_SIZE)
+        return self._slots
 
     def committed(self) -> None:
         self._commits += 1
