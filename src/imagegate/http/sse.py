@@ -19,7 +19,8 @@ DONE = b"data: [DONE]\n\n"
 def event(body: dict[str, Any], *, name: str | None = None) -> bytes:
     """One ``data:`` event (with an ``event:`` line when ``name`` is given)."""
     head = b"event: " + name.encode() + b"\n" if name else b""
-    return head + b"data: " + orjson.dumps(body) + b"\n\n"
+    # one join, not a chain of +: an event carrying an image is megabytes, and each + copies all of it
+    return b"".join((head, b"data: ", orjson.dumps(body), b"\n\n"))
 
 
 async def keepalive_until(task: asyncio.Task[Any], interval_s: float = KEEPALIVE_S) -> AsyncIterator[bytes]:

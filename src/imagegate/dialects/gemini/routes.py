@@ -161,13 +161,14 @@ def _stream(svc: Services, job: Job, model: ModelSpec, *, sse: bool) -> Streamin
 
     async def sse_events() -> AsyncIterator[bytes]:
         async for chunk in chunks():
-            # orjson, as for generateContent: a chunk carries the whole image (~5 ms with json.dumps)
-            yield b"data: " + orjson.dumps(chunk) + b"\r\n\r\n"
+            # orjson, as for generateContent: a chunk carries the whole image (~5 ms with json.dumps); one join,
+            # not a chain of +, each of which would copy the megabytes again
+            yield b"".join((b"data: ", orjson.dumps(chunk), b"\r\n\r\n"))
 
     async def json_array() -> AsyncIterator[bytes]:
         first = True
         async for chunk in chunks():
-            yield (b"[" if first else b",\r\n") + orjson.dumps(chunk)
+            yield b"".join((b"[" if first else b",\r\n", orjson.dumps(chunk)))
             first = False
         yield b"]" if not first else b"[]"
 
