@@ -29,6 +29,7 @@ from harness import (
     BENCH,
     CHAT_BODY,
     MODEL,
+    Run,
     Service,
     cpu_seconds,
     load,
@@ -44,20 +45,51 @@ from harness import (
 Target = tuple[str, str, dict[str, str], int | None, dict[str, Any] | None, bytes]
 
 
-async def measure(targets: list[Target], levels: list[int], per_level: dict[int, int]) -> list[dict[str, Any]]:
+async def measure(
+    targets: list[Target], levels: list[int], per_level: dict[int, int], rounds: int = 1
+) -> list[dict[str, Any]]:
+    """Each target at each level; with ``rounds`` > 1 the requests are split into rounds that take the targets in
+    turn, so that a drift of the machine over the run (load, caches, a growing database) is shared by all targets
+    instead of favouring whichever comes first."""
     rows = []
     for level in levels:
-        for name, url, headers, pid, body, marker in targets:
-            cpu_before = cpu_seconds(pid) if pid else None
-            run = await load(name, url, headers, concurrency=level, requests=per_level[level], body=body, marker=marker)
-            cpu_after = cpu_seconds(pid) if pid else None
-            row = run.summary()
+        runs: dict[str, list[Run]] = {name: [] for name, *_ in targets}
+        cpu: dict[str, float] = dict.fromkeys(runs, 0.0)
+        for round_ in range(rounds):
+            share = per_level[level] // rounds + (1 if round_ < per_level[level] % rounds else 0)
+            for name, url, headers, pid, body, marker in targets:
+                cpu_before = cpu_seconds(pid) if pid else None
+                run = await load(name, url, headers, concurrency=level, requests=share, body=body, marker=marker)
+                cpu_after = cpu_seconds(pid) if pid else None
+                runs[name].append(run)
+                if cpu_before is not None and cpu_after is not None:
+                    cpu[name] += cpu_after - cpu_before
+        for name, _, _, pid, _, _ in targets:
+            row = merged(runs[name]).summary()
             # The gateway's own work per request, whatever the machine's contention: its CPU time over the run.
-            if cpu_before is not None and cpu_after is not None:
-                row["gateway_cpu_ms_per_request"] = round((cpu_after - cpu_before) / per_level[level] * 1000, 2)
+            if pid:
+                row["gateway_cpu_ms_per_request"] = round(cpu[name] / per_level[level] * 1000, 2)
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows
+
+
+def merged(runs: list[Run]) -> Run:
+    """One ``Run`` of the rounds of a target."""
+    first = runs[0]
+    requests = sum(r.requests for r in runs)
+    client = [r.client_cpu_ms * r.requests for r in runs if r.client_cpu_ms is not None]
+    return Run(
+        first.target,
+        first.concurrency,
+        requests,
+        [ms for r in runs for ms in r.latencies_ms],
+        sum(r.errors for r in runs),
+        sum(r.wall_s for r in runs),
+        next((r.first_error for r in runs if r.first_error), None),
+        [ms for r in runs for ms in r.ttfb_ms],
+        sum(client) / requests if client else None,
+    )
 
 
 def added(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -90,6 +122,9 @@ def main() -> None:
     parser.add_argument("--image", type=int, default=1024, help="side of the answered PNG")
     parser.add_argument("--levels", default="1,64,512")
     parser.add_argument("--requests", type=int, default=None, help="requests per target and level")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="split each target's requests into rounds taken in turn (cancels drift)"
+    )
     parser.add_argument("--postgres", action="store_true", help="also imagegate on PostgreSQL (see --postgres-url)")
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--no-stream", action="store_true", help="skip streamGenerateContent")
@@ -157,13 +192,14 @@ def main() -> None:
                 targets.append(
                     ("litellm", litellm.url + path, litellm.headers, litellm.process.pid, None, b"inlineData")
                 )
-            rows = asyncio.run(measure(targets, levels, per_level))
+            rows = asyncio.run(measure(targets, levels, per_level, args.rounds))
             memory = {s.name: peak_rss_mib(s.process.pid) for s in services}
         finally:
             for service in services:
                 service.stop()
     report = {
         "method": "same requests back to back; added = gateway percentile - direct percentile",
+        "rounds": args.rounds,
         "image_side": args.image,
         "upstream_delay_ms": args.delay_ms,
         "runs": rows,

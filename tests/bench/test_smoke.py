@@ -17,7 +17,18 @@ pytestmark = pytest.mark.e2e
 def test_run_measures_direct_and_through_imagegate(tmp_path: Path) -> None:
     out = tmp_path / "run.json"
     subprocess.run(
-        [sys.executable, str(BENCH / "run.py"), "--quick", "--no-litellm", "--delay-ms", "5", "--out", str(out)],
+        [
+            sys.executable,
+            str(BENCH / "run.py"),
+            "--quick",
+            "--no-litellm",
+            "--rounds",
+            "2",
+            "--delay-ms",
+            "5",
+            "--out",
+            str(out),
+        ],
         check=True,
         timeout=300,
         capture_output=True,
@@ -25,7 +36,9 @@ def test_run_measures_direct_and_through_imagegate(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     targets = ("direct", "imagegate", "imagegate-stream")
     assert {(r["target"], r["concurrency"]) for r in report["runs"]} == {(t, c) for t in targets for c in (1, 4)}
-    assert all(r["errors"] == 0 and r["p50_ms"] > 0 and r["throughput_rps"] > 0 for r in report["runs"])
+    assert report["rounds"] == 2  # each target's requests in two interleaved rounds, merged into one row
+    assert all(r["requests"] == 8 and r["errors"] == 0 for r in report["runs"])
+    assert all(r["p50_ms"] > 0 and r["throughput_rps"] > 0 for r in report["runs"])
     assert all(0 < r["ttfb_p50_ms"] <= r["p50_ms"] for r in report["runs"])
     assert all(r["client_cpu_ms_per_request"] > 0 for r in report["runs"])
     assert [(a["target"], a["concurrency"]) for a in report["added"]] == [
