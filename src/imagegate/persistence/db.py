@@ -155,11 +155,12 @@ def _create_sqlite_engine(url: URL, engine_options: dict[str, Any]) -> AsyncEngi
     # write, so a competing writer waits (busy_timeout) there, instead of failing with SQLITE_BUSY as it would
     # when upgrading a read transaction begun earlier. Races are settled by conditional UPDATEs, not by reads.
     engine = _create_async_engine(url, **engine_options)
-    event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+    event.listen(engine.sync_engine, "connect", set_sqlite_pragmas)
     return engine
 
 
-def _set_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
+def set_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
+    """Tune a new SQLite connection (a ``connect`` event listener), and make the file WAL if it is not yet."""
     cursor = dbapi_connection.cursor()
     try:
         for pragma in _SQLITE_PRAGMAS:

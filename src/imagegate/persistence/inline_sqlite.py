@@ -34,6 +34,7 @@ from sqlalchemy import Connection, Engine, Executable, Result, create_engine, ev
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
+from imagegate.persistence.db import set_sqlite_pragmas
 from imagegate.persistence.transaction import WriteGate
 
 log = logging.getLogger(__name__)
@@ -105,14 +106,12 @@ class InlineSqlite:
             log.warning("SQLite checkpoint failed", exc_info=True)
 
 
-def _tune(dbapi_connection: Any, _record: Any) -> None:
+def _tune(dbapi_connection: Any, record: Any) -> None:
+    set_sqlite_pragmas(dbapi_connection, record)  # as every imagegate connection (WAL, foreign keys, sync level)
     cursor = dbapi_connection.cursor()
     try:
-        # The file is already in WAL mode: the async engine's first connection (migrations) switched it.
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA wal_autocheckpoint=0")
-        cursor.execute("PRAGMA busy_timeout=0")
+        cursor.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run on a worker thread (``committed``)
+        cursor.execute("PRAGMA busy_timeout=0")  # "busy" at once; the transaction awaits and tries again
     finally:
         cursor.close()
 
