@@ -21,12 +21,12 @@ from .records import make_key
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Path]:
+async def database(tmp_path: Path) -> Path:
     path = tmp_path / "inline.db"
     engine = create_engine(f"sqlite:///{path}")
     await upgrade_database(engine)
     await engine.dispose()
-    yield path
+    return path
 
 
 @pytest.fixture
@@ -117,10 +117,9 @@ async def test_a_lock_held_too_long_fails_the_write_and_keeps_nothing(
     monkeypatch.setattr(inline_sqlite, "LOCK_WAIT_S", 0.1)
     holder = hold_write_lock(database, 0.5)
     try:
-        with pytest.raises(OperationalError, match="locked"):
-            async with factory() as uow:
+        async with factory() as uow:
+            with pytest.raises(OperationalError, match="locked"):
                 await uow.keys.add(make_key("key_1"))
-                await uow.commit()
     finally:
         holder.join()
     async with factory() as uow:

@@ -35,7 +35,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
 from imagegate.persistence.db import set_sqlite_pragmas
-from imagegate.persistence.transaction import WriteGate
+from imagegate.persistence.transaction import WriteGate, WriterTurn
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +129,8 @@ class InlineSqlTransaction:
 
     def __init__(self, inline: InlineSqlite, gate: WriteGate | None) -> None:
         self._inline = inline
-        self._gate = gate
+        self._turn = WriterTurn(gate)
         self._connection: Connection | None = None
-        self._write_lock: asyncio.Lock | None = None
         self._wrote = False
 
     @property
@@ -143,10 +142,8 @@ class InlineSqlTransaction:
     ) -> Result[Any]:
         if self._connection is None:
             self._connection = await self._inline.connect()
-        if statement.is_dml and self._gate is not None and self._write_lock is None:
-            lock = self._gate.lock()
-            await lock.acquire()
-            self._write_lock = lock
+        if statement.is_dml:
+            await self._turn.take()
         if self._wrote:  # this transaction holds SQLite's write lock: nothing can be busy any more
             return self._connection.execute(statement, parameters)
         result = await self._until_not_busy(self._connection, statement, parameters)
@@ -180,7 +177,7 @@ class InlineSqlTransaction:
                     self._inline.committed()
         finally:
             self._wrote = False
-            self._let_writers_in()
+            self._turn.give_back()
 
     async def rollback(self) -> None:
         try:
@@ -188,7 +185,7 @@ class InlineSqlTransaction:
                 self._connection.rollback()
         finally:
             self._wrote = False
-            self._let_writers_in()
+            self._turn.give_back()
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None
@@ -196,9 +193,4 @@ class InlineSqlTransaction:
             if connection is not None:
                 self._inline.release(connection)
         finally:
-            self._let_writers_in()
-
-    def _let_writers_in(self) -> None:
-        lock, self._write_lock = self._write_lock, None
-        if lock is not None:
-            lock.release()
+            self._turn.give_back()

@@ -53,14 +53,32 @@ class WriteGate:
         return self._lock
 
 
+class WriterTurn:
+    """A transaction's turn at the ``WriteGate``: taken before its first write, given back when it ends."""
+
+    def __init__(self, gate: WriteGate | None) -> None:
+        self._gate = gate
+        self._lock: asyncio.Lock | None = None
+
+    async def take(self) -> None:
+        if self._gate is not None and self._lock is None:
+            lock = self._gate.lock()
+            await lock.acquire()
+            self._lock = lock
+
+    def give_back(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+
 class SqlTransaction:
     """Statements on one pooled connection, in one transaction, until ``commit``, ``rollback`` or ``close``."""
 
     def __init__(self, engine: AsyncEngine, gate: WriteGate | None) -> None:
         self._engine = engine
-        self._gate = gate
+        self._turn = WriterTurn(gate)
         self._connection: AsyncConnection | None = None
-        self._write_lock: asyncio.Lock | None = None
 
     @property
     def dialect_name(self) -> str:
@@ -71,11 +89,8 @@ class SqlTransaction:
     ) -> Result[Any]:
         if self._connection is None:
             self._connection = await self._engine.connect()
-        if self._gate is not None and self._write_lock is None and statement.is_dml:
-            # Connection first, then the lock: the writer holding the lock never waits for the pool.
-            lock = self._gate.lock()
-            await lock.acquire()
-            self._write_lock = lock
+        if statement.is_dml:  # connection first, then the turn: the writer holding it never waits for the pool
+            await self._turn.take()
         return await self._connection.execute(statement, parameters)
 
     async def commit(self) -> None:
@@ -83,14 +98,14 @@ class SqlTransaction:
             if self._connection is not None:
                 await self._connection.commit()
         finally:
-            self._let_writers_in()
+            self._turn.give_back()
 
     async def rollback(self) -> None:
         try:
             if self._connection is not None:
                 await self._connection.rollback()
         finally:
-            self._let_writers_in()
+            self._turn.give_back()
 
     async def close(self) -> None:
         """Give the connection back to the pool (rolling back whatever was not committed)."""
@@ -99,9 +114,4 @@ class SqlTransaction:
             if connection is not None:
                 await connection.close()
         finally:
-            self._let_writers_in()
-
-    def _let_writers_in(self) -> None:
-        lock, self._write_lock = self._write_lock, None
-        if lock is not None:
-            lock.release()
+            self._turn.give_back()
