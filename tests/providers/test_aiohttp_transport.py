@@ -1,7 +1,8 @@
 """httpx on aiohttp, over real loopback HTTP: what providers send arrives intact, answers come back as httpx's.
 
 Failures must surface as the httpx exceptions the retry rules know (a refused connection may be retried, a read
-timeout may not), and ``stream=True`` callers must still get a body piece by piece.
+timeout may not), and ``stream=True`` callers must still get a body piece by piece. ``HTTPUpstream`` sends on
+the transport directly (``send_buffered``): the same answers and failures, except where a proxy is configured.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import pytest
 from fakes.loopback import serve
 
 from imagegate.core.timing import first_byte_marker
-from imagegate.providers.base import USER_AGENT, build_client
+from imagegate.errors import UpstreamTimeout, UpstreamUnavailable
+from imagegate.providers.base import USER_AGENT, HTTPUpstream, RetryPolicy, build_client
 from imagegate.providers.transport import AiohttpTransport, upstream_transport
 
 BIG = b"x" * (3 << 20)
@@ -123,3 +125,91 @@ async def test_an_answer_slower_than_the_read_timeout_is_a_read_timeout(app: tup
     async with client(timeout_s=0.2) as http:
         with pytest.raises(httpx.ReadTimeout):
             await http.get(f"{url}/slow")
+
+
+# -- HTTPUpstream's own client: the transport's buffered send -------------------------------------------------
+
+
+def upstream(**kwargs: Any) -> HTTPUpstream:
+    return HTTPUpstream("Test API", timeout_s=kwargs.pop("timeout_s", 10), connect_timeout_s=2, **kwargs)
+
+
+@pytest.fixture
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.usefixtures("no_proxy")
+async def test_the_upstream_sends_requests_and_reads_answers_whole(app: tuple[_App, str]) -> None:
+    fake, url = app
+    http = upstream()
+    marks: list[int] = []
+    try:
+        with first_byte_marker(lambda: marks.append(1)):
+            response = await http.send("POST", f"{url}/v1/make", json={"prompt": "a banana"}, headers={"x-key": "k"})
+        busy = await http.send("POST", f"{url}/busy")
+        big = await http.send("GET", f"{url}/big")
+        packed = await http.send("GET", f"{url}/gzip")
+        chunked = await http.send("GET", f"{url}/chunked")
+    finally:
+        await http.aclose()
+    assert response.status_code == 200 and response.headers["x-upstream"] == "yes"
+    assert response.json() == {"echo": '{"prompt":"a banana"}', "n": 21}
+    sent = fake.seen[0]
+    assert sent["method"] == "POST" and sent["path"] == "/v1/make"
+    assert sent["headers"]["user-agent"] == USER_AGENT and sent["headers"]["x-key"] == "k"
+    assert busy.status_code == 503  # the default retry rules retry a 503: max_retries=2, so three calls
+    assert [seen["path"] for seen in fake.seen[1:4]] == ["/busy"] * 3
+    assert big.content == BIG
+    assert packed.json() == {"ok": True}  # Content-Encoding decoded, as on httpx's own path
+    assert chunked.content == b"one two three"  # no content-length: read to the end
+    assert marks
+
+
+@pytest.mark.usefixtures("no_proxy")
+async def test_the_upstream_words_transport_failures_as_domain_errors(app: tuple[_App, str]) -> None:
+    _, url = app
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    refused = upstream(policy=RetryPolicy(max_retries=1, jitter=0), sleep=sleep)
+    slow = upstream(timeout_s=0.2)
+    try:
+        with pytest.raises(UpstreamUnavailable, match="could not be reached"):
+            await refused.send("GET", f"http://127.0.0.1:{port}/")
+        with pytest.raises(UpstreamTimeout, match="did not answer in time"):
+            await slow.send("GET", f"{url}/slow")
+    finally:
+        await refused.aclose()
+        await slow.aclose()
+    assert slept == [1.0]  # a refused connection never reached the upstream: retried once; a timeout is not
+
+
+async def test_calls_go_through_the_environments_proxy_unless_no_proxy_says_otherwise(
+    app: tuple[_App, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, url = app
+    monkeypatch.setenv("HTTP_PROXY", url)  # the loopback app stands in for the proxy
+    monkeypatch.delenv("http_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    http, streaming = upstream(), client()
+    try:
+        response = await http.send("POST", "http://upstream.invalid/v1/make", json={"prompt": "p"})
+        async with streaming.stream("GET", "http://upstream.invalid/chunked") as streamed:
+            await streamed.aread()
+        monkeypatch.setenv("NO_PROXY", "upstream.invalid")
+        with pytest.raises(httpx.ConnectError):  # now straight to upstream.invalid, which does not resolve
+            await streaming.get("http://upstream.invalid/v1/make")
+    finally:
+        await http.aclose()
+        await streaming.aclose()
+    assert response.status_code == 200  # upstream.invalid does not resolve: only the proxy could have answered
+    assert [seen["headers"]["host"] for seen in fake.seen] == ["upstream.invalid"] * 2
+    assert streamed.content == b"one two three"

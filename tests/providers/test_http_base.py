@@ -91,7 +91,7 @@ async def send(
 ) -> httpx.Response:
     client = client_for(upstream)
     request = client.build_request("POST", "https://upstream.test/v1/make", json={"prompt": "a banana"})
-    return await send_with_retries(client, request, policy=policy, upstream="Test API", sleep=sleep, **hooks)
+    return await send_with_retries(client.send, request, policy=policy, upstream="Test API", sleep=sleep, **hooks)
 
 
 # -- RetryPolicy -----------------------------------------------------------------------------------------

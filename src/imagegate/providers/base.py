@@ -28,7 +28,7 @@ from imagegate.core.retry import RetryPolicy as RetryPolicy  # its home is core 
 from imagegate.core.timing import mark_first_byte
 from imagegate.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from imagegate.providers.blobs import Blobs, loads_lifting
-from imagegate.providers.transport import upstream_transport
+from imagegate.providers.transport import AiohttpTransport, upstream_transport
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +158,11 @@ def transport_error(exc: httpx.HTTPError, upstream: str) -> UpstreamError:
     return UpstreamUnavailable(f"{upstream} could not be reached ({type(exc).__name__}: {detail}).")
 
 
+Send = Callable[[httpx.Request], Awaitable[httpx.Response]]
+
+
 async def send_with_retries(
-    client: httpx.AsyncClient,
+    send: Send,
     request: httpx.Request,
     *,
     policy: RetryPolicy,
@@ -169,15 +172,16 @@ async def send_with_retries(
     retry_after: RetryAfter = retry_after_header,
     rand: Callable[[], float] = random.random,
 ) -> httpx.Response:
-    """Send ``request`` and return the last response, whatever its status; transport failures become errors.
+    """``send`` ``request`` and return the last response, whatever its status; transport failures become errors.
 
-    Retries a response only when ``retryable`` says so (and after ``retry_after``'s delay when it gives one),
-    and a transport failure only when the request never left this machine. The response body is read.
+    ``send`` reads the whole body (as ``httpx.AsyncClient.send`` does). Retries a response only when
+    ``retryable`` says so (and after ``retry_after``'s delay when it gives one), and a transport failure only
+    when the request never left this machine.
     """
     retry = 0
     while True:
         try:
-            response = await client.send(request)
+            response = await send(request)
         except _NOT_SENT_ERRORS as exc:
             delay = policy.delay_s(retry + 1, rand=rand)
             if delay is None:
@@ -221,9 +225,15 @@ class HTTPUpstream:
     ) -> None:
         self.name = name
         self._owns_client = client is None
-        self.client = client or build_client(
-            timeout_s=timeout_s, connect_timeout_s=connect_timeout_s, max_connections=max_connections
-        )
+        self._send: Send
+        if client is None:
+            transport = upstream_transport(max_connections)
+            client = build_client(timeout_s=timeout_s, connect_timeout_s=connect_timeout_s, transport=transport)
+            # the transport's own buffered send: the client around it would add only cost (send_buffered)
+            self._send = transport.send_buffered if isinstance(transport, AiohttpTransport) else client.send
+        else:
+            self._send = client.send
+        self.client = client
         self.policy = policy or RetryPolicy(max_retries=max_retries)
         self.sleep = sleep
         self.rand = rand
@@ -244,7 +254,7 @@ class HTTPUpstream:
         """One call with the upstream's retry rules; the last response whatever its status (body read)."""
         request = self.client.build_request(method, url, json=json, data=data, files=files, headers=headers)
         return await send_with_retries(
-            self.client,
+            self._send,
             request,
             policy=self.policy,
             upstream=self.name,
