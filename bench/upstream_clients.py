@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import BODY, MODEL, start_upstream, workdir
 
-from imagegate.providers.base import build_client
+from imagegate.providers.base import HTTPUpstream, build_client
 from imagegate.providers.transport import AiohttpTransport, pooled_transport
 
 Fetch = Callable[[], Awaitable[int]]
@@ -40,6 +40,7 @@ async def stacks(url: str) -> tuple[dict[str, Fetch], list[Callable[[], Awaitabl
     today = build_client(timeout_s=60, connect_timeout_s=10, transport=pooled_transport(100))
     on_aiohttp = build_client(timeout_s=60, connect_timeout_s=10, transport=AiohttpTransport(100))
     session = aiohttp.ClientSession()
+    upstream = HTTPUpstream("bench", timeout_s=60, connect_timeout_s=10, max_retries=0)
 
     async def via_httpx(client: httpx.AsyncClient) -> int:
         return len((await client.post(url, content=body, headers=headers)).content)
@@ -58,13 +59,17 @@ async def stacks(url: str) -> tuple[dict[str, Fetch], list[Callable[[], Awaitabl
         async with session.post(url, data=body, headers=headers) as response:
             return len(await response.read())
 
+    async def via_upstream() -> int:
+        return len((await upstream.send("POST", url, json=BODY, headers=headers)).content)
+
     fetches: dict[str, Fetch] = {
-        "httpx (today: httpcore, 64 KiB reads)": lambda: via_httpx(today),
+        "httpx on httpcore (64 KiB reads)": lambda: via_httpx(today),
         "httpx, 1 MiB reads": bigger_reads,
         "httpx on AiohttpTransport": lambda: via_httpx(on_aiohttp),
+        "HTTPUpstream.send (transport's own)": via_upstream,
         "aiohttp alone": aiohttp_alone,
     }
-    return fetches, [today.aclose, on_aiohttp.aclose, session.close]
+    return fetches, [today.aclose, on_aiohttp.aclose, upstream.aclose, session.close]
 
 
 async def measure(url: str, requests: int, rounds: int) -> dict[str, dict[str, float]]:
