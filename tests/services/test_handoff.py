@@ -11,11 +11,12 @@ import pytest
 
 from imagegate.core.jobs import Job, JobStatus
 from imagegate.errors import JobCancelled, UpstreamUnavailable
+from imagegate.persistence.repositories import SqlJobRepository
 from imagegate.services import accounts
 from imagegate.services.context import ServiceConfig, Services
 from imagegate.services.execute import execute_job
 from imagegate.services.handoff import ResultHandoff
-from imagegate.services.queries import wait_for_result
+from imagegate.services.queries import wait_for_result, watch_new_job
 from imagegate.services.submit import submit_job
 
 from .conftest import FakeProvider, PNG_1x1, ServicesFactory, text_spec
@@ -99,6 +100,81 @@ async def test_a_job_cancelled_elsewhere_is_still_seen(make_services: ServicesFa
     svc.events.publish(job.id)
     with pytest.raises(JobCancelled):
         await asyncio.wait_for(waiting, 5)
+
+
+@pytest.fixture
+def job_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of every job row read by id from now on."""
+    reads: list[str] = []
+    read = SqlJobRepository.get
+
+    async def counted(self: SqlJobRepository, job_id: str) -> Job | None:
+        reads.append(job_id)
+        return await read(self, job_id)
+
+    monkeypatch.setattr(SqlJobRepository, "get", counted)
+    return reads
+
+
+async def test_a_job_watched_from_its_submission_is_not_read_back(
+    make_services: ServicesFactory, job_reads: list[str]
+) -> None:
+    svc, store = _counting(make_services(config=ServiceConfig(poll_interval_s=60)))
+    principal = (await accounts.create_key(svc, name="t")).record
+    with watch_new_job(svc) as watch:
+        job = await submit_job(svc, principal, text_spec(), job_id=watch.job_id)
+        worker = asyncio.create_task(_run_worker(svc))
+        finished, images = await asyncio.wait_for(watch.result(job), 5)
+    await worker
+    assert finished.id == job.id and finished.status is JobStatus.SUCCEEDED
+    assert images == {finished.images[0].file_id: PNG_1x1}
+    assert job_reads == [] and store.reads == 0
+    # the same job awaited the usual way reads its row first (the finish may have come before the wait)
+    await wait_for_result(svc, job.id)
+    assert job_reads == [job.id]
+    assert len(svc.handoff) == 0
+
+
+async def test_a_watched_job_finished_before_its_wait_began_is_still_handed_over(
+    make_services: ServicesFactory, job_reads: list[str]
+) -> None:
+    svc = make_services(config=ServiceConfig(poll_interval_s=60))
+    principal = (await accounts.create_key(svc, name="t")).record
+    with watch_new_job(svc) as watch:
+        job = await submit_job(svc, principal, text_spec(), job_id=watch.job_id)
+        await _run_worker(svc)  # done before anyone waits: the watch kept it, and its event
+        finished, _ = await asyncio.wait_for(watch.result(job), 5)  # at once, not at the next poll
+    assert finished.status is JobStatus.SUCCEEDED and job_reads == []
+
+
+async def test_a_job_not_submitted_under_the_watch_is_read_back(
+    make_services: ServicesFactory, job_reads: list[str]
+) -> None:
+    """An Idempotency-Key retry is answered with the job its first attempt made, which nobody watched."""
+    svc = make_services(config=ServiceConfig(poll_interval_s=60))
+    principal = (await accounts.create_key(svc, name="t")).record
+    earlier = await submit_job(svc, principal, text_spec())
+    await _run_worker(svc)
+    with watch_new_job(svc) as watch:
+        finished, images = await asyncio.wait_for(watch.result(earlier), 5)
+    assert finished.id == earlier.id and finished.status is JobStatus.SUCCEEDED and len(images) == 1
+    assert job_reads == [earlier.id]
+
+
+async def test_a_watched_job_cancelled_elsewhere_is_seen_when_its_event_comes(make_services: ServicesFactory) -> None:
+    svc = make_services(config=ServiceConfig(poll_interval_s=60))
+    principal = (await accounts.create_key(svc, name="t")).record
+    with watch_new_job(svc) as watch:
+        job = await submit_job(svc, principal, text_spec(), job_id=watch.job_id)
+        waiting = asyncio.create_task(watch.result(job))
+        await asyncio.sleep(0.02)
+        async with svc.uow() as uow:
+            cancelled = job.moved_to(JobStatus.CANCELLED, finished_at=svc.clock())
+            assert await uow.jobs.update(cancelled, expected_status=JobStatus.QUEUED, expected_attempts=0)
+            await uow.commit()
+        svc.events.publish(job.id)
+        with pytest.raises(JobCancelled):
+            await asyncio.wait_for(waiting, 5)
 
 
 def test_only_awaited_jobs_are_kept_and_only_while_awaited() -> None:

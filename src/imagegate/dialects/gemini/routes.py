@@ -38,7 +38,7 @@ from imagegate.http.deps import mark_dialect, services_of
 from imagegate.http.jsonbody import load_json
 from imagegate.http.openapi_bodies import inline_schema, json_body
 from imagegate.services.context import Services
-from imagegate.services.queries import wait_for_result
+from imagegate.services.queries import wait_for_result, watch_new_job
 from imagegate.services.submit import submit_job
 from imagegate.services.uploads import read_upload_image
 
@@ -117,19 +117,21 @@ async def model_action(
     parsed = parse_generate_request(await _json_body(request))
     spec = to_job_spec(parsed, model, await load_files(request, principal, parsed), image_size=implied)
     # Both actions hold the connection open until the images come: an interactive job.
-    job = await submit_job(
-        svc,
-        principal,
-        spec,
-        request_id=request.state.request_id,
-        priority=JobPriority.INTERACTIVE,
-        fields=FIELDS,
-    )
-    if action == "generateContent":
-        finished, images = await wait_for_result(svc, job.id)
-        # orjson: a megabyte-sized base64 string serialises about five times faster than with json.dumps
-        body = orjson.dumps(render_response(finished, images, model, response_id=finished.id))
-        return Response(body, media_type="application/json")
+    with watch_new_job(svc) as watch:
+        job = await submit_job(
+            svc,
+            principal,
+            spec,
+            request_id=request.state.request_id,
+            priority=JobPriority.INTERACTIVE,
+            fields=FIELDS,
+            job_id=watch.job_id,
+        )
+        if action == "generateContent":
+            finished, images = await watch.result(job)
+            # orjson: a megabyte-sized base64 string serialises about five times faster than with json.dumps
+            body = orjson.dumps(render_response(finished, images, model, response_id=finished.id))
+            return Response(body, media_type="application/json")
     return _stream(svc, job, model, sse=request.query_params.get("alt") == "sse")
 
 

@@ -37,7 +37,7 @@ from imagegate.http.inputs import load_image_urls
 from imagegate.http.jsonbody import load_json
 from imagegate.http.openapi_bodies import CHAT_BODY
 from imagegate.services.context import Services
-from imagegate.services.queries import wait_for_result
+from imagegate.services.queries import wait_for_result, watch_new_job
 from imagegate.services.submit import submit_job
 
 router = APIRouter(dependencies=[Depends(mark_dialect("openai"))], tags=["openai-chat"])
@@ -54,13 +54,20 @@ async def chat_completions(request: Request, principal: ApiKey = Depends(require
     urls = parsed.image_urls
     loaded = await load_image_urls(request, principal, [u.url for u in urls], [u.field for u in urls])
     spec = to_job_spec(parsed, model, {u.field: image for u, image in zip(urls, loaded, strict=True)})
-    job = await submit_job(
-        svc, principal, spec, request_id=request.state.request_id, priority=JobPriority.INTERACTIVE, fields=FIELDS
-    )
-    if parsed.stream:
-        return _stream(svc, job, model, include_usage=parsed.include_usage)
-    finished, stored = await wait_for_result(svc, job.id)
-    return Response(orjson.dumps(render_completion(finished, model, stored)), media_type="application/json")
+    with watch_new_job(svc) as watch:
+        job = await submit_job(
+            svc,
+            principal,
+            spec,
+            request_id=request.state.request_id,
+            priority=JobPriority.INTERACTIVE,
+            fields=FIELDS,
+            job_id=watch.job_id,
+        )
+        if not parsed.stream:
+            finished, stored = await watch.result(job)
+            return Response(orjson.dumps(render_completion(finished, model, stored)), media_type="application/json")
+    return _stream(svc, job, model, include_usage=parsed.include_usage)
 
 
 @router.get("/api/v1/models")

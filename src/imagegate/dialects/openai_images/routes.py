@@ -40,7 +40,7 @@ from imagegate.http.deps import mark_dialect, public_url, runtime_of, services_o
 from imagegate.http.inputs import load_image_urls
 from imagegate.http.jsonbody import load_json
 from imagegate.http.openapi_bodies import openai_images_body
-from imagegate.services.queries import load_job_images, wait_for_result
+from imagegate.services.queries import NewJobWatch, load_job_images, wait_for_result, watch_new_job
 from imagegate.services.submit import submit_job
 
 router = APIRouter(prefix="/v1/images", dependencies=[Depends(mark_dialect("openai"))], tags=["openai"])
@@ -49,21 +49,13 @@ router = APIRouter(prefix="/v1/images", dependencies=[Depends(mark_dialect("open
 @router.post("/generations", openapi_extra=openai_images_body(edit=False))
 async def generations(request: Request, principal: ApiKey = Depends(require_principal)) -> Response:
     parsed = await parse_generation(request)
-    _check_stream(parsed)
-    job, model = await submit_images_request(request, principal, parsed)
-    if parsed.stream:
-        return _stream(request, job, model, _output(request, parsed), edit=False)
-    return await _answer(request, job, model, _output(request, parsed))
+    return await _submit_and_answer(request, principal, parsed, edit=False)
 
 
 @router.post("/edits", openapi_extra=openai_images_body(edit=True))
 async def edits(request: Request, principal: ApiKey = Depends(require_principal)) -> Response:
     parsed = await parse_edit(request)
-    _check_stream(parsed)
-    job, model = await submit_images_request(request, principal, parsed)
-    if parsed.stream:
-        return _stream(request, job, model, _output(request, parsed), edit=True)
-    return await _answer(request, job, model, _output(request, parsed))
+    return await _submit_and_answer(request, principal, parsed, edit=True)
 
 
 async def parse_generation(request: Request) -> ImagesRequest:
@@ -86,6 +78,7 @@ async def submit_images_request(
     *,
     webhook_url: str | None = None,
     priority: JobPriority = JobPriority.INTERACTIVE,
+    job_id: str | None = None,
 ) -> tuple[Job, ModelSpec]:
     """Check, fetch the image URLs, and submit: the part the sync and async endpoints share."""
     svc = services_of(request)
@@ -101,6 +94,7 @@ async def submit_images_request(
         webhook_url=webhook_url,
         priority=priority,
         fields=fields_for(parsed),
+        job_id=job_id,
     )
     return job, model
 
@@ -116,8 +110,17 @@ async def rendered_images(
     return inline_images(job, stored if stored is not None else await load_job_images(svc, job))
 
 
-async def _answer(request: Request, job: Job, model: ModelSpec, output: OutputOptions) -> Response:
-    finished, stored = await wait_for_result(services_of(request), job.id)
+async def _submit_and_answer(request: Request, principal: ApiKey, parsed: ImagesRequest, *, edit: bool) -> Response:
+    _check_stream(parsed)
+    with watch_new_job(services_of(request)) as watch:
+        job, model = await submit_images_request(request, principal, parsed, job_id=watch.job_id)
+        if not parsed.stream:
+            return await _answer(request, watch, job, model, _output(request, parsed))
+    return _stream(request, job, model, _output(request, parsed), edit=edit)
+
+
+async def _answer(request: Request, watch: NewJobWatch, job: Job, model: ModelSpec, output: OutputOptions) -> Response:
+    finished, stored = await watch.result(job)
     images = await rendered_images(request, finished, output.response_format, stored)
     # orjson: megabytes of b64_json serialise several times faster than with json.dumps
     return Response(
