@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from imagegate.persistence.db import create_engine, database_url
+from imagegate.persistence.db import create_engine, database_url, json_text
 
 
 @pytest.mark.parametrize(
@@ -75,3 +75,22 @@ def test_a_burst_waits_for_a_pooled_connection_instead_of_failing_after_30_s(url
     """Thousands of jobs finishing together queue for the pool; SQLAlchemy's 30 s default failed their finish."""
     engine = create_engine(url.format(home=tmp_path))
     assert engine.pool.timeout() == 300  # type: ignore[attr-defined]
+
+
+async def test_json_columns_round_trip_what_json_can_hold(tmp_path: Path) -> None:
+    """orjson writes them; an integer past 64 bits (which orjson refuses) still goes in, through json."""
+    from sqlalchemy import JSON, Column, MetaData, Table, insert, select
+
+    docs = Table("docs", MetaData(), Column("doc", JSON))
+    engine = create_engine(f"sqlite:///{tmp_path / 'json.db'}")
+    document = {"seed": 2**70, "text": "naïve ☃", "nested": [1, 2.5, None, True], "7": "a key that was an int"}
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(docs.metadata.create_all)
+            await connection.execute(insert(docs), [{"doc": document}, {"doc": {7: "int key"}}])
+        async with engine.connect() as connection:
+            stored = (await connection.execute(select(docs.c.doc))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert stored == [document, {"7": "int key"}]
+    assert json_text({"a": [1, "b"]}) == '{"a":[1,"b"]}'

@@ -8,10 +8,12 @@ processes starting at once are safe.
 from __future__ import annotations
 
 import importlib
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -65,9 +67,22 @@ def database_url(url: str) -> URL:
 _POOL_WAIT_S = 300.0
 
 
+def json_text(value: Any) -> str:
+    """A JSON column's text: orjson's, several times faster than ``json.dumps`` (a spec is written per job)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # what orjson cannot write (an integer past 64 bits) the standard library can
+        return json.dumps(value)
+
+
+#: How every engine (async and inline) writes and reads JSON columns.
+JSON_CODEC: dict[str, Any] = {"json_serializer": json_text, "json_deserializer": orjson.loads}
+
+
 def create_engine(url: str, **engine_options: Any) -> AsyncEngine:
     """An ``AsyncEngine`` for ``url``; for SQLite the file's folder is created and every connection tuned."""
     parsed = database_url(url)
+    engine_options = {**JSON_CODEC, **engine_options}
     if parsed.get_backend_name() == "sqlite":
         return _create_sqlite_engine(parsed, engine_options)
     if parsed.drivername == "postgresql+asyncpg":

@@ -34,7 +34,7 @@ from sqlalchemy import Connection, Engine, Executable, Result, create_engine, ev
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
-from imagegate.persistence.db import set_sqlite_pragmas
+from imagegate.persistence.db import JSON_CODEC, set_sqlite_pragmas
 from imagegate.persistence.transaction import WriteGate, WriterTurn
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,9 @@ class InlineSqlite:
 
     def __init__(self, url: URL) -> None:
         # The semaphore below is the limit; the pool itself never makes a checkout wait (that would block the loop).
-        self.engine: Engine = create_engine(url.set(drivername="sqlite+pysqlite"), pool_size=POOL_SIZE, max_overflow=-1)
+        self.engine: Engine = create_engine(
+            url.set(drivername="sqlite+pysqlite"), pool_size=POOL_SIZE, max_overflow=-1, **JSON_CODEC
+        )
         event.listen(self.engine, "connect", _tune)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots = asyncio.Semaphore(POOL_SIZE)

@@ -8,6 +8,7 @@ store the same picture again, and the job row stays small.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from typing import Any
 
@@ -96,15 +97,21 @@ async def load_spec(doc: dict[str, Any], store: ObjectStore) -> JobSpec:
     )
 
 
+@functools.cache
+def _scalar_names(cls: type, shaped: frozenset[str]) -> tuple[str, ...]:
+    # dataclasses.fields() builds its tuple anew per call: a visible share of accepting a task, once per class here
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name not in shaped)
+
+
 def _scalars(value: Any, shaped: frozenset[str]) -> dict[str, Any]:
     """The fields of dataclass ``value`` not in ``shaped``: JSON scalars, stored as they are."""
-    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.name not in shaped}
+    return {name: getattr(value, name) for name in _scalar_names(value.__class__, shaped)}
 
 
 def _scalar_fields(cls: Any, doc: dict[str, Any], shaped: frozenset[str]) -> dict[str, Any]:
     """Those fields of ``cls`` back from ``doc``; one a row written before the field existed lacks keeps its
     default."""
-    return {f.name: doc[f.name] for f in dataclasses.fields(cls) if f.name not in shaped and f.name in doc}
+    return {name: doc[name] for name in _scalar_names(cls, shaped) if name in doc}
 
 
 def _grounding_doc(grounding: SearchGrounding | None) -> dict[str, Any] | None:
