@@ -1,7 +1,8 @@
 """httpx transports for the providers' upstream calls: aiohttp underneath (the default), or httpcore's pools.
 
 ``AiohttpTransport`` (below) is what providers use: the same ``httpx`` interface, a receive path that costs a
-fraction of httpcore's for megabyte answers. Without aiohttp, httpcore's pools are used, sharded:
+fraction of httpcore's for megabyte answers, and ``send_buffered`` for ``HTTPUpstream``, which skips the client's
+send path as well. Without aiohttp, httpcore's pools are used, sharded:
 
 httpcore's pool looks at every connection and every waiting request whenever a request starts or a response
 ends, so one pool holding n slow image calls spends O(n) per call and O(n²) in all: with 10,000 calls in flight
