@@ -1,6 +1,6 @@
 """The in-process queue hands out the most urgent job first (sync, async, batch), in arrival order within one
 priority, and an id already waiting is not queued twice (the sweeper re-delivers); batch work never takes
-every runner of a process."""
+every runner of a process; a new id wakes one idle worker that may run it, never all of them."""
 
 from __future__ import annotations
 
@@ -44,6 +44,60 @@ async def test_a_runner_that_takes_no_batch_work_waits_past_it_for_urgent_work()
     await queue.enqueue("sync-1", JobPriority.INTERACTIVE)
     assert await asyncio.wait_for(waiting, 5) == "sync-1"
     assert await queue.dequeue() == "batch-1"  # a batch runner takes what the other passed over
+
+
+async def test_urgent_work_goes_to_a_runner_kept_from_batch_work_leaving_the_other_free_for_batch() -> None:
+    queue = InProcessQueue()
+    any_work = asyncio.create_task(queue.dequeue(batch=True))  # idle first
+    await asyncio.sleep(0)
+    urgent_only = asyncio.create_task(queue.dequeue(batch=False))
+    await asyncio.sleep(0)
+    await queue.enqueue("sync-1", JobPriority.INTERACTIVE)
+    await queue.enqueue("batch-1", JobPriority.BATCH)
+    assert await asyncio.wait_for(urgent_only, 5) == "sync-1"
+    assert await asyncio.wait_for(any_work, 5) == "batch-1"
+
+
+async def test_every_id_reaches_exactly_one_of_many_idle_workers() -> None:
+    queue = InProcessQueue()
+    workers = [asyncio.create_task(queue.dequeue(batch=i % 2 == 0)) for i in range(200)]
+    await asyncio.sleep(0)
+    ids = [f"task-{i}" for i in range(120)]
+    for job_id in ids:
+        await queue.enqueue(job_id, JobPriority.ASYNC)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    done = [w for w in workers if w.done()]
+    assert sorted(w.result() for w in done) == sorted(ids)  # each once; the other 80 still wait
+    assert queue.qsize() == 0
+    for w in workers:
+        w.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+
+
+async def test_a_worker_stopped_after_being_woken_passes_the_id_on() -> None:
+    queue = InProcessQueue()
+    first = asyncio.create_task(queue.dequeue())
+    await asyncio.sleep(0)
+    second = asyncio.create_task(queue.dequeue())
+    await asyncio.sleep(0)
+    await queue.enqueue("task-1", JobPriority.ASYNC)  # wakes the first only
+    first.cancel()  # before it runs: the id must not wait for the sweeper
+    assert await asyncio.wait_for(second, 5) == "task-1"
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+async def test_a_stopped_idle_worker_is_skipped_when_work_arrives() -> None:
+    queue = InProcessQueue()
+    gone = asyncio.create_task(queue.dequeue())
+    await asyncio.sleep(0)
+    gone.cancel()
+    await asyncio.gather(gone, return_exceptions=True)
+    waiting = asyncio.create_task(queue.dequeue())
+    await asyncio.sleep(0)
+    await queue.enqueue("task-1", JobPriority.ASYNC)
+    assert await asyncio.wait_for(waiting, 5) == "task-1"
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections import deque
 from urllib.parse import urlsplit
 
 from imagegate.core.jobs import JobPriority
@@ -21,26 +22,54 @@ class InProcessQueue:
     def __init__(self) -> None:
         self._urgent: list[tuple[int, int, str]] = []  # heaps of (priority, arrival, id)
         self._batch: list[tuple[int, int, str]] = []
-        self._ready = asyncio.Condition()
         self._pending: set[str] = set()
         self._arrivals = itertools.count()
+        # Idle workers, longest idle first: those that take any work, and those kept for interactive and async
+        # work. A new id wakes one worker that may run it, not all of them: a process holding thousands of slow
+        # jobs has thousands of workers, and waking each per submission made accepting a task O(workers).
+        self._idle_any: deque[asyncio.Future[None]] = deque()
+        self._idle_urgent_only: deque[asyncio.Future[None]] = deque()
 
     async def enqueue(self, job_id: str, priority: int = 1) -> None:
         if job_id in self._pending:  # the sweeper may re-deliver what is already waiting
             return
         self._pending.add(job_id)
-        heap = self._batch if priority >= JobPriority.BATCH else self._urgent
-        heapq.heappush(heap, (priority, next(self._arrivals), job_id))
-        async with self._ready:
-            self._ready.notify_all()  # workers wait for different kinds: each checks whether this one is its
+        is_batch = priority >= JobPriority.BATCH
+        heapq.heappush(self._batch if is_batch else self._urgent, (priority, next(self._arrivals), job_id))
+        self._wake_one(is_batch)
 
     async def dequeue(self, *, batch: bool = True) -> str:
         """The most urgent id; with ``batch=False`` only interactive and async ones."""
-        async with self._ready:
-            await self._ready.wait_for(lambda: bool(self._urgent or (batch and self._batch)))
-            _, _, job_id = heapq.heappop(self._urgent if self._urgent else self._batch)
+        while not (self._urgent or (batch and self._batch)):
+            woken = asyncio.get_running_loop().create_future()
+            (self._idle_any if batch else self._idle_urgent_only).append(woken)
+            try:
+                await woken
+            except asyncio.CancelledError:
+                if woken.done() and not woken.cancelled():  # woken for an id, then stopped: pass the id on
+                    self._wake_for_queued()
+                raise
+            # Woken: the id may already be gone to a worker that came back from a job meanwhile; look again.
+        _, _, job_id = heapq.heappop(self._urgent if self._urgent else self._batch)
         self._pending.discard(job_id)
         return job_id
+
+    def _wake_one(self, for_batch: bool) -> None:
+        """Wake the longest-idle worker that may run such a job; a worker kept from batch work goes first for
+        urgent work, so those that take batch work stay free for it."""
+        lines = (self._idle_any,) if for_batch else (self._idle_urgent_only, self._idle_any)
+        for line in lines:
+            while line:
+                woken = line.popleft()
+                if not woken.done():  # a cancelled wait is left in line and skipped here
+                    woken.set_result(None)
+                    return
+
+    def _wake_for_queued(self) -> None:
+        if self._urgent:
+            self._wake_one(for_batch=False)
+        elif self._batch:
+            self._wake_one(for_batch=True)
 
     def qsize(self) -> int:
         return len(self._urgent) + len(self._batch)
