@@ -49,7 +49,7 @@ def serve(
     created = run_with_runtime(settings, lambda rt: accounts.ensure_admin_key(rt.services))
     banner(settings, created.key if created else None)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, serving=True),
         host=settings.host,
         port=settings.port,
         log_level="info",

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from imagegate.bootstrap import open_runtime
 from imagegate.cli.common import ConfigOption, settings_from
+from imagegate.heap import settle_for_serving
 from imagegate.settings import Settings
 
 console = Console(stderr=True)
@@ -75,5 +76,6 @@ async def _run(settings: Settings, deployments: list[str] | None, models: list[s
         )
         if not claims:
             raise ValueError("this worker would claim nothing: no deployment it runs serves the models asked for")
+        settle_for_serving()
         await stop.wait()
     console.print("imagegate worker stopped", markup=False)

@@ -21,6 +21,7 @@ from imagegate.dialects.openai_common import errors as openai_errors
 from imagegate.dialects.openai_images.routes import router as openai_router
 from imagegate.dialects.openai_images.task_routes import router as tasks_router
 from imagegate.dialects.openai_images.task_routes import webhook_renderer
+from imagegate.heap import settle_for_serving
 from imagegate.http.account import router as account_router
 from imagegate.http.errors import install_error_handlers
 from imagegate.http.files import router as files_router
@@ -33,8 +34,9 @@ from imagegate.http.web import router as web_router
 from imagegate.settings import Settings, load_settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The app; settings are read when it starts (not at import), unless given."""
+def create_app(settings: Settings | None = None, *, serving: bool = False) -> FastAPI:
+    """The app; settings are read when it starts (not at import), unless given. With ``serving`` (a
+    serving process, not a test) the garbage collector is set for serving once it is up (``heap``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             base_url = effective.public_base_url or f"http://{effective.host}:{effective.port}"
             runtime.services.webhook_payload = webhook_renderer(runtime.services, base_url)
             app.state.runtime = runtime
+            if serving:
+                settle_for_serving()
             yield
 
     app = FastAPI(title="imagegate", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
