@@ -57,10 +57,13 @@ def rss_mib(pid: int) -> float | None:
     return None
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU time the process has used so far (from /proc; None elsewhere)."""
+def cpu_seconds(pid: int, *, main_thread: bool = False) -> float | None:
+    """User plus system CPU time the process has used so far (from /proc; None elsewhere); with
+    ``main_thread`` only its first thread's, which in imagegate runs the event loop (the rest is threads:
+    storage writes, SQLite checkpoints, ``to_thread`` work)."""
+    stat = f"/proc/{pid}/task/{pid}/stat" if main_thread else f"/proc/{pid}/stat"
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
