@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from imagegate.persistence import inline_sqlite
@@ -89,6 +90,40 @@ async def test_every_transaction_lets_other_tasks_run(factory: SqlUnitOfWorkFact
         if ran.is_set():
             break
     assert ran.is_set()
+
+
+async def test_a_finished_transaction_keeps_its_connection_open_for_the_next(factory: SqlUnitOfWorkFactory) -> None:
+    inline = factory._inline
+    assert inline is not None
+    checkouts = 0
+
+    def counted(*_: object) -> None:
+        nonlocal checkouts
+        checkouts += 1
+
+    event.listen(inline.engine, "checkout", counted)
+    for number in range(5):
+        async with factory() as uow:
+            await uow.keys.add(make_key(f"key_{number}"))
+            await uow.commit()
+    assert checkouts == 1  # one connection, kept between transactions
+    async with factory() as uow:
+        assert await uow.keys.count() == 5
+
+
+async def test_what_a_transaction_left_uncommitted_is_gone_before_its_connection_serves_the_next(
+    factory: SqlUnitOfWorkFactory, database: Path
+) -> None:
+    async with factory() as uow:
+        await uow.keys.add(make_key("key_1"))  # never committed
+    async with factory() as uow:
+        assert await uow.keys.count() == 0
+        await uow.keys.add(make_key("key_2"))
+        await uow.commit()
+    with sqlite3.connect(database) as other:  # and the kept connection holds no lock: another writer gets in
+        other.execute("UPDATE api_keys SET name = 'renamed'")
+    async with factory() as uow:
+        assert (await uow.keys.get("key_2")).name == "renamed"  # type: ignore[union-attr]
 
 
 async def test_a_write_waits_for_another_process_without_blocking_the_loop(

@@ -16,6 +16,9 @@ SQLAlchemy engine, called directly from the loop. What could block the loop is k
 - **Waiting for a pooled connection.** Checkout waits on an ``asyncio.Semaphore`` sized to the pool, so the
   synchronous pool always has a connection ready and never blocks.
 
+A finished transaction's SQLAlchemy ``Connection`` is kept open for the next one instead of being returned to
+the pool: a checkout and its reset on return cost ~0.1 ms per transaction, three per image request.
+
 Each transaction still yields to the loop once, as a thread hop did, so a caller looping over short
 transactions cannot starve other tasks. Long reads (usage sums, listings, sweeps) ask for ``scan=True`` and
 keep the threaded ``aiosqlite`` path.
@@ -64,6 +67,7 @@ class InlineSqlite:
         event.listen(self.engine, "connect", _tune)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots = asyncio.Semaphore(POOL_SIZE)
+        self._idle: list[Connection] = []  # open, outside any transaction, ready for the next one
         self._commits = 0
         self._checkpoint: asyncio.Task[None] | None = None
 
@@ -74,14 +78,22 @@ class InlineSqlite:
         slots = self._slots_of_this_loop()
         await slots.acquire()
         try:
-            return self.engine.connect()
+            return self._idle.pop() if self._idle else self.engine.connect()
         except BaseException:
             slots.release()
             raise
 
     def release(self, connection: Connection) -> None:
         try:
-            connection.close()  # rolls back what was not committed
+            if connection.in_transaction():
+                connection.rollback()  # what was not committed is dropped, as closing would
+            if connection.invalidated or connection.closed:
+                connection.close()
+            else:
+                self._idle.append(connection)
+        except BaseException:
+            connection.close()  # a connection that failed to roll back is not reused
+            raise
         finally:
             self._slots_of_this_loop().release()
 
@@ -98,6 +110,9 @@ class InlineSqlite:
             self._checkpoint = asyncio.get_running_loop().create_task(asyncio.to_thread(self._run_checkpoint))
 
     def dispose(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
         self.engine.dispose()
 
     def _run_checkpoint(self) -> None:
