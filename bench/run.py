@@ -62,8 +62,8 @@ async def measure(
                 cpu_before = cpu_seconds(pid) if pid else None
                 loop_before = cpu_seconds(pid, main_thread=True) if pid else None
                 run = await load(name, url, headers, concurrency=level, requests=share, body=body, marker=marker)
-                cpu_after = cpu_seconds(pid) if pid else None
                 loop_after = cpu_seconds(pid, main_thread=True) if pid else None
+                cpu_after = cpu_seconds(pid) if pid else None
                 runs[name].append(run)
                 if cpu_before is not None and cpu_after is not None:
                     cpu[name] += cpu_after - cpu_before
