@@ -11,14 +11,16 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from imagegate.core.jobs import JobStatus
+from imagegate.core.ports import LedgerEntry
 from imagegate.persistence import inline_sqlite
 from imagegate.persistence.db import create_engine, upgrade_database
 from imagegate.persistence.inline_sqlite import InlineSqlTransaction
 from imagegate.persistence.uow import SqlUnitOfWorkFactory, unit_of_work_factory
 
-from .records import make_key
+from .records import T0, finished_job, make_file, make_job, make_key
 
 
 @pytest.fixture
@@ -124,6 +126,69 @@ async def test_what_a_transaction_left_uncommitted_is_gone_before_its_connection
         other.execute("UPDATE api_keys SET name = 'renamed'")
     async with factory() as uow:
         assert (await uow.keys.get("key_2")).name == "renamed"  # type: ignore[union-attr]
+
+
+async def test_an_inline_insert_stores_exactly_what_sqlalchemys_insert_stores(
+    factory: SqlUnitOfWorkFactory, database: Path
+) -> None:
+    spec = {"prompt": "a lighthouse", "nested": {"unicode": "phare é 灯台", "big": 2**70, "none": None}}
+    for scan, suffix in ((False, "inline"), (True, "threaded")):  # scan=True: SQLAlchemy's own INSERT
+        async with factory(scan=scan) as uow:
+            if suffix == "inline":
+                await uow.keys.add(make_key())
+            await uow.jobs.add(finished_job(make_job(f"job_{suffix}", status=JobStatus.RUNNING)), spec)
+            await uow.files.add(make_file(f"file_{suffix}", job_id=f"job_{suffix}"))
+            entry = LedgerEntry(f"led_{suffix}", "key_1", "hold", 1_250_000, None, T0, job_id=f"job_{suffix}")
+            await uow.ledger.add(entry)
+            await uow.commit()
+    with sqlite3.connect(database) as raw:
+        for table, key in (("jobs", "job"), ("files", "file"), ("ledger", "led")):
+            stored = {}
+            for suffix in ("inline", "threaded"):
+                row = raw.execute(f"SELECT * FROM {table} WHERE id = ?", (f"{key}_{suffix}",)).fetchone()
+                stored[suffix] = tuple(v.replace(suffix, "*") if isinstance(v, str) else v for v in row)
+            assert stored["inline"] == stored["threaded"], table  # the same text, numbers and NULLs
+    async with factory() as uow:
+        job = await uow.jobs.get("job_inline")
+        expected = finished_job(make_job("job_inline", status=JobStatus.RUNNING))
+        assert job is not None and job.results == expected.results
+        assert await uow.jobs.get_spec_doc("job_inline") == spec
+
+
+async def test_an_inline_insert_breaking_a_constraint_is_sqlalchemys_integrity_error(
+    factory: SqlUnitOfWorkFactory,
+) -> None:
+    async with factory() as uow:
+        await uow.keys.add(make_key())
+        await uow.jobs.add(make_job(), {})
+        await uow.commit()
+    async with factory() as uow:
+        with pytest.raises(IntegrityError, match="UNIQUE"):
+            await uow.jobs.add(make_job(), {})
+    async with factory() as uow:  # nothing of it stayed, and the connection serves the next transaction
+        await uow.jobs.add(make_job("job_2"), {})
+        await uow.commit()
+        assert len(await uow.jobs.list_for_key("key_1", limit=10)) == 2
+
+
+async def test_an_inline_insert_waits_for_another_process_without_blocking_the_loop(
+    factory: SqlUnitOfWorkFactory, database: Path
+) -> None:
+    async with factory() as uow:
+        await uow.keys.add(make_key())
+        await uow.commit()
+    ticker = Ticker()
+    holder = hold_write_lock(database, 0.3)
+    try:
+        async with factory() as uow:
+            await uow.jobs.add(make_job(), {})  # busy at first: retried after awaiting
+            await uow.commit()
+        assert ticker.ticks >= 10
+    finally:
+        holder.join()
+        ticker.stop()
+    with sqlite3.connect(database) as other:  # committed: another connection sees it
+        assert other.execute("SELECT count(*) FROM jobs WHERE id = 'job_1'").fetchone() == (1,)
 
 
 async def test_a_write_waits_for_another_process_without_blocking_the_loop(

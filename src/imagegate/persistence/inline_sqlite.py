@@ -17,7 +17,11 @@ SQLAlchemy engine, called directly from the loop. What could block the loop is k
   synchronous pool always has a connection ready and never blocks.
 
 A finished transaction's SQLAlchemy ``Connection`` is kept open for the next one instead of being returned to
-the pool: a checkout and its reset on return cost ~0.1 ms per transaction, three per image request.
+the pool: a checkout and its reset on return cost ~0.1 ms per transaction, three per image request. The hot
+path's single-row inserts (``insert``) go to the ``sqlite3`` connection directly, with the SQL and the column
+types' bind processing SQLAlchemy would use, prepared once per table and column set: through SQLAlchemy's
+execution machinery an insert costs 20 µs warm and 165-345 µs with cold caches, directly 8 and ~90 µs
+(micro-timing of the ledger insert).
 
 Each transaction still yields to the loop once, as a thread hop did, so a caller looping over short
 transactions cannot starve other tasks. Long reads (usage sums, listings, sweeps) ask for ``scan=True`` and
@@ -30,17 +34,19 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Executable, Result, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, Executable, Result, Table, create_engine, event, insert
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from imagegate.persistence.db import JSON_CODEC, set_sqlite_pragmas
 from imagegate.persistence.transaction import WriteGate, WriterTurn
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 POOL_SIZE = 64
 CHECKPOINT_EVERY = 200
@@ -68,6 +74,7 @@ class InlineSqlite:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots = asyncio.Semaphore(POOL_SIZE)
         self._idle: list[Connection] = []  # open, outside any transaction, ready for the next one
+        self._insert_plans: dict[tuple[str, tuple[str, ...]], _InsertPlan | None] = {}
         self._commits = 0
         self._checkpoint: asyncio.Task[None] | None = None
 
@@ -97,6 +104,14 @@ class InlineSqlite:
         finally:
             self._slots_of_this_loop().release()
 
+    def insert_plan(self, table: Table, columns: tuple[str, ...]) -> _InsertPlan | None:
+        """How to insert a row of these columns into ``table`` directly; None when SQLAlchemy must (a column left
+        out has a Python-side default that only its INSERT fills in)."""
+        key = (table.name, columns)
+        if key not in self._insert_plans:
+            self._insert_plans[key] = _InsertPlan.of(table, columns, self.engine.dialect)
+        return self._insert_plans[key]
+
     def _slots_of_this_loop(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # an asyncio primitive belongs to the loop it first waited on (as WriteGate)
@@ -121,6 +136,39 @@ class InlineSqlite:
                 connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
         except Exception:  # a checkpoint is housekeeping: the next one catches up
             log.warning("SQLite checkpoint failed", exc_info=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _InsertPlan:
+    """A single-row INSERT as SQLAlchemy would send it to ``sqlite3``: its SQL and each column's bind processor."""
+
+    sql: str
+    columns: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    @classmethod
+    def of(cls, table: Table, columns: tuple[str, ...], dialect: Dialect) -> _InsertPlan | None:
+        given = set(columns)
+        if any(column.default is not None for column in table.columns if column.name not in given):
+            return None
+        quote = dialect.identifier_preparer
+        names = ", ".join(quote.quote(name) for name in columns)
+        sql = f"INSERT INTO {quote.format_table(table)} ({names}) VALUES ({', '.join('?' * len(columns))})"
+        # the type as this dialect has it (SQLite's DATETIME renders a string), decorators' own conversion included
+        processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns)
+        return cls(sql, columns, processors)
+
+    def run(self, connection: Connection, row: Mapping[str, Any]) -> None:
+        values = tuple(
+            row[name] if process is None else process(row[name])
+            for name, process in zip(self.columns, self.processors, strict=True)
+        )
+        if not connection.in_transaction():
+            connection.begin()  # so that SQLAlchemy's commit commits it: sqlite3 itself begins at the write
+        try:
+            connection.connection.driver_connection.execute(self.sql, values)  # type: ignore[union-attr]
+        except sqlite3.Error as exc:  # the same errors SQLAlchemy raises (IntegrityError, OperationalError, ...)
+            raise DBAPIError.instance(self.sql, values, exc, sqlite3.Error) from exc
 
 
 def _tune(dbapi_connection: Any, record: Any) -> None:
@@ -163,23 +211,34 @@ class InlineSqlTransaction:
             await self._turn.take()
         if self._wrote:  # this transaction holds SQLite's write lock: nothing can be busy any more
             return self._connection.execute(statement, parameters)
-        result = await self._until_not_busy(self._connection, statement, parameters)
+        connection = self._connection
+        result = await self._until_not_busy(lambda: connection.execute(statement, parameters))
         self._wrote = statement.is_dml
         return result
 
-    async def _until_not_busy(
-        self,
-        connection: Connection,
-        statement: Executable,
-        parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
-    ) -> Result[Any]:
+    async def insert(self, table: Table, row: Mapping[str, Any]) -> None:
+        plan = self._inline.insert_plan(table, tuple(row))
+        if plan is None:
+            await self.execute(insert(table), [row])
+            return
+        if self._connection is None:
+            self._connection = await self._inline.connect()
+        await self._turn.take()
+        connection = self._connection
+        if self._wrote:
+            plan.run(connection, row)
+        else:
+            await self._until_not_busy(lambda: plan.run(connection, row))
+            self._wrote = True
+
+    async def _until_not_busy(self, run: Callable[[], T]) -> T:
         """A statement before the transaction's first write: retried while SQLite says "busy" (another process
         holds the write lock, or is recovering the log), awaiting between tries instead of blocking the loop."""
         deadline = time.monotonic() + LOCK_WAIT_S
         delay = _FIRST_RETRY_S
         while True:
             try:
-                return connection.execute(statement, parameters)
+                return run()
             except OperationalError as exc:
                 if not _is_busy(exc) or time.monotonic() + delay > deadline:
                     raise

@@ -6,7 +6,7 @@ import builtins
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select
+from sqlalchemy import Row, func, select
 
 from imagegate.core.ports import LedgerEntry
 from imagegate.persistence.tables import jobs, ledger
@@ -31,7 +31,7 @@ class SqlLedgerRepository:
             "model": entry.model,
             "created_at": entry.created_at,
         }
-        await self._tx.execute(insert(ledger), [row])  # parameters apart: the compiled INSERT is reused
+        await self._tx.insert(ledger, row)
 
     async def for_job(self, job_id: str) -> builtins.list[LedgerEntry]:
         query = select(ledger).where(ledger.c.job_id == job_id).order_by(ledger.c.created_at, ledger.c.id)

@@ -153,8 +153,6 @@ class SqlJobRepository:
         self._tx = tx
 
     async def add(self, job: Job, spec_doc: Mapping[str, Any]) -> None:
-        # Parameters apart from the statement: the compiled INSERT is cached, instead of rebuilding a statement
-        # with a bound literal per column (the spec document included) for every job.
         row = {
             "id": job.id,
             "key_id": job.key_id,
@@ -167,7 +165,7 @@ class SqlJobRepository:
             "spec": dict(spec_doc),
             **_mutable_values(job),
         }
-        await self._tx.execute(insert(jobs), [row])
+        await self._tx.insert(jobs, row)
 
     async def get(self, job_id: str) -> Job | None:
         row = (await self._tx.execute(_JOB_BY_ID, {"job_id": job_id})).first()
@@ -272,7 +270,7 @@ class SqlFileRepository:
             "created_at": record.created_at,
             "expires_at": record.expires_at,
         }
-        await self._tx.execute(insert(files), [row])
+        await self._tx.insert(files, row)
 
     async def get(self, file_id: str) -> FileRecord | None:
         row = (await self._tx.execute(select(files).where(files.c.id == file_id))).first()

@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import Executable, Result
+from sqlalchemy import Executable, Result, Table, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
@@ -31,6 +31,10 @@ class Transaction(Protocol):
     async def execute(
         self, statement: Executable, parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
     ) -> Result[Any]: ...
+
+    async def insert(self, table: Table, row: Mapping[str, Any]) -> None:
+        """One row into ``table``: the hot path's inserts (a job, its files, its ledger entries)."""
+        ...
 
     async def commit(self) -> None: ...
 
@@ -92,6 +96,9 @@ class SqlTransaction:
         if statement.is_dml:  # connection first, then the turn: the writer holding it never waits for the pool
             await self._turn.take()
         return await self._connection.execute(statement, parameters)
+
+    async def insert(self, table: Table, row: Mapping[str, Any]) -> None:
+        await self.execute(insert(table), [row])  # parameters apart: the compiled INSERT is reused
 
     async def commit(self) -> None:
         try:
