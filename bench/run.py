@@ -146,8 +146,15 @@ def main() -> None:
     )
     parser.add_argument("--litellm", type=Path, default=BENCH / ".venv-litellm" / "bin" / "litellm")
     parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument(
+        "--memory-limit-mib",
+        type=int,
+        default=None,
+        help="run each gateway in a memory cgroup with this limit, as in a container (see harness.MemoryCgroup)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
+    limit = args.memory_limit_mib
     levels = [1, 4] if args.quick else [int(x) for x in args.levels.split(",")]
     per_level = {level: args.requests or (8 if args.quick else max(100, 2 * level)) for level in levels}
     if args.quick:
@@ -158,7 +165,7 @@ def main() -> None:
         try:
             upstream = start_upstream(work, image=args.image, delay_ms=args.delay_ms)
             services.append(upstream)
-            gateway = start_imagegate(work / "sqlite", upstream, workers=max(levels) * 2)
+            gateway = start_imagegate(work / "sqlite", upstream, workers=max(levels) * 2, memory_limit_mib=limit)
             services.append(gateway)
             path = f"/v1beta/models/{MODEL}:generateContent"
             stream = f"/v1beta/models/{MODEL}:streamGenerateContent?alt=sse"
@@ -177,7 +184,12 @@ def main() -> None:
             for spec in args.compare:
                 name, _, src = spec.partition("=")
                 other = start_imagegate(
-                    work / name, upstream, workers=max(levels) * 2, extra_env={"PYTHONPATH": src}, name=name
+                    work / name,
+                    upstream,
+                    workers=max(levels) * 2,
+                    extra_env={"PYTHONPATH": src},
+                    name=name,
+                    memory_limit_mib=limit,
                 )
                 services.append(other)
                 targets.append((name, other.url + path, other.headers, other.process.pid, None, b"inlineData"))
@@ -189,13 +201,14 @@ def main() -> None:
                     workers=max(levels) * 2,
                     extra_env={"IMAGEGATE_DATABASE_URL": url},
                     name="imagegate-pg",
+                    memory_limit_mib=limit,
                 )
                 services.append(on_pg)
                 targets.append(
                     ("imagegate-pg", on_pg.url + path, on_pg.headers, on_pg.process.pid, None, b"inlineData")
                 )
             if not args.no_litellm and args.litellm.exists():
-                litellm = start_litellm(work, upstream, args.litellm)
+                litellm = start_litellm(work, upstream, args.litellm, limit)
                 services.append(litellm)
                 targets.append(
                     ("litellm", litellm.url + path, litellm.headers, litellm.process.pid, None, b"inlineData")
@@ -210,6 +223,7 @@ def main() -> None:
         "rounds": args.rounds,
         "image_side": args.image,
         "upstream_delay_ms": args.delay_ms,
+        "gateway_memory_limit_mib": limit,
         "runs": rows,
         "added": added(rows),
         "peak_rss_mib": memory,
