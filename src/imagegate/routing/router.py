@@ -75,6 +75,8 @@ class Deployment:
     # by our model id, where what it can serve differs per upstream model (a local checkpoint's family limits:
     # ``model_capabilities``); these replace ``declared`` for that model
     model_caps: Mapping[str, DeploymentCaps] = field(default_factory=dict)
+    # caps_for's answers: the fields above never change, and each job asks several times (~20 us each)
+    _caps: dict[str | None, DeploymentCaps] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def caps(self) -> DeploymentCaps:
@@ -83,10 +85,13 @@ class Deployment:
 
     def caps_for(self, model_id: str | None) -> DeploymentCaps:
         """What it can serve of ``model_id``: its upstream model's (or the provider's) caps, narrowed."""
-        declared = self.model_caps.get(model_id, self.declared) if model_id is not None else self.declared
-        return declared.narrowed(
-            resolutions=self.resolutions, max_input_images=self.max_input_images, features=self.features
-        )
+        caps = self._caps.get(model_id)
+        if caps is None:
+            declared = self.model_caps.get(model_id, self.declared) if model_id is not None else self.declared
+            caps = self._caps[model_id] = declared.narrowed(
+                resolutions=self.resolutions, max_input_images=self.max_input_images, features=self.features
+            )
+        return caps
 
     @property
     def batch_slots(self) -> int | None:
@@ -245,6 +250,8 @@ class Router:
             return float(self._rand() ** (1.0 / weight))
 
         usable = [c for c in candidates if self._health[c.deployment.name].breaker.available()]
+        if len(usable) < 2:  # nothing to order (most jobs: one deployment serves the model)
+            return usable
         keyed = [(c, self.saturated(c.deployment), draw(c)) for c in usable]
         keyed.sort(key=lambda item: (item[1], item[0].deployment.priority, -item[2]))
         return [c for c, _, _ in keyed]
