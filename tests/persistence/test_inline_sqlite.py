@@ -155,6 +155,62 @@ async def test_an_inline_insert_stores_exactly_what_sqlalchemys_insert_stores(
         assert await uow.jobs.get_spec_doc("job_inline") == spec
 
 
+async def test_an_inline_fenced_update_stores_exactly_what_sqlalchemys_update_stores(
+    factory: SqlUnitOfWorkFactory, database: Path
+) -> None:
+    async with factory() as uow:
+        await uow.keys.add(make_key())
+        for suffix in ("inline", "threaded"):
+            await uow.jobs.add(make_job(f"job_{suffix}", status=JobStatus.RUNNING), {})
+        await uow.commit()
+    for scan, suffix in ((False, "inline"), (True, "threaded")):  # scan=True: SQLAlchemy's own UPDATE
+        async with factory(scan=scan) as uow:
+            done = finished_job(make_job(f"job_{suffix}", status=JobStatus.RUNNING))
+            assert await uow.jobs.update(done, expected_status=JobStatus.RUNNING, expected_attempts=0)
+            await uow.commit()
+    with sqlite3.connect(database) as raw:
+        stored = {}
+        for suffix in ("inline", "threaded"):
+            row = raw.execute("SELECT * FROM jobs WHERE id = ?", (f"job_{suffix}",)).fetchone()
+            stored[suffix] = tuple(v.replace(suffix, "*") if isinstance(v, str) else v for v in row)
+        assert stored["inline"] == stored["threaded"]
+    async with factory() as uow:
+        job = await uow.jobs.get("job_inline")
+        assert job is not None and job.status is JobStatus.SUCCEEDED
+        assert job.results == finished_job(make_job("job_inline", status=JobStatus.RUNNING)).results
+
+
+async def test_an_inline_fenced_update_that_misses_the_row_writes_nothing(factory: SqlUnitOfWorkFactory) -> None:
+    async with factory() as uow:
+        await uow.keys.add(make_key())
+        await uow.jobs.add(make_job(status=JobStatus.RUNNING), {})
+        await uow.commit()
+    done = finished_job(make_job(status=JobStatus.RUNNING))
+    async with factory() as uow:  # another worker took the job since: its attempt count moved on
+        assert not await uow.jobs.update(done, expected_status=JobStatus.RUNNING, expected_attempts=1)
+        assert not await uow.jobs.update(done, expected_status=JobStatus.QUEUED, expected_attempts=0)
+        await uow.commit()
+    async with factory() as uow:
+        job = await uow.jobs.get("job_1")
+        assert job is not None and job.status is JobStatus.RUNNING and job.results == ()
+
+
+def test_a_statement_sqlalchemy_adds_to_at_execution_keeps_sqlalchemys_path() -> None:
+    from sqlalchemy import bindparam, column, select, table, update
+    from sqlalchemy.dialects import sqlite
+
+    plan = inline_sqlite._DirectPlan.compiled
+    things = table("things", column("id"), column("name"))
+    dialect = sqlite.dialect()
+    fixed = update(things).where(things.c.id == "a").values(name=bindparam("name")).returning(things.c.id)
+    assert plan(fixed, dialect) is None  # a value inside the statement: only SQLAlchemy binds it
+    expanding = select(things.c.id).where(things.c.id.in_(bindparam("ids", expanding=True)))
+    assert plan(expanding, dialect) is None
+    reused = update(things).where(things.c.id == bindparam("key")).values(name=bindparam("name"))
+    direct = plan(reused, dialect)
+    assert direct is not None and direct.names == ("name", "key") and direct.sql.count("?") == 2
+
+
 async def test_an_inline_insert_breaking_a_constraint_is_sqlalchemys_integrity_error(
     factory: SqlUnitOfWorkFactory,
 ) -> None:

@@ -74,7 +74,8 @@ class InlineSqlite:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots = asyncio.Semaphore(POOL_SIZE)
         self._idle: list[Connection] = []  # open, outside any transaction, ready for the next one
-        self._insert_plans: dict[tuple[str, tuple[str, ...]], _InsertPlan | None] = {}
+        self._insert_plans: dict[tuple[str, tuple[str, ...]], _DirectPlan | None] = {}
+        self._statement_plans: dict[Executable, _DirectPlan | None] = {}
         self._commits = 0
         self._checkpoint: asyncio.Task[None] | None = None
 
@@ -104,13 +105,19 @@ class InlineSqlite:
         finally:
             self._slots_of_this_loop().release()
 
-    def insert_plan(self, table: Table, columns: tuple[str, ...]) -> _InsertPlan | None:
-        """How to insert a row of these columns into ``table`` directly; None when SQLAlchemy must (a column left
-        out has a Python-side default that only its INSERT fills in)."""
+    def insert_plan(self, table: Table, columns: tuple[str, ...]) -> _DirectPlan | None:
+        """How to insert a row of these columns into ``table`` directly; None when SQLAlchemy must."""
         key = (table.name, columns)
         if key not in self._insert_plans:
-            self._insert_plans[key] = _InsertPlan.of(table, columns, self.engine.dialect)
+            self._insert_plans[key] = _DirectPlan.insert(table, columns, self.engine.dialect)
         return self._insert_plans[key]
+
+    def statement_plan(self, statement: Executable) -> _DirectPlan | None:
+        """How to run ``statement`` (one built once and reused, so the cache stays small) directly; None when
+        SQLAlchemy must."""
+        if statement not in self._statement_plans:
+            self._statement_plans[statement] = _DirectPlan.compiled(statement, self.engine.dialect)
+        return self._statement_plans[statement]
 
     def _slots_of_this_loop(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -139,15 +146,18 @@ class InlineSqlite:
 
 
 @dataclass(frozen=True, slots=True)
-class _InsertPlan:
-    """A single-row INSERT as SQLAlchemy would send it to ``sqlite3``: its SQL and each column's bind processor."""
+class _DirectPlan:
+    """A statement as SQLAlchemy would send it to ``sqlite3``: its SQL, the parameter each ``?`` takes, and each
+    one's bind processing."""
 
     sql: str
-    columns: tuple[str, ...]
+    names: tuple[str, ...]
     processors: tuple[Callable[[Any], Any] | None, ...]
 
     @classmethod
-    def of(cls, table: Table, columns: tuple[str, ...], dialect: Dialect) -> _InsertPlan | None:
+    def insert(cls, table: Table, columns: tuple[str, ...], dialect: Dialect) -> _DirectPlan | None:
+        """A single-row INSERT of ``columns``; None when a column left out has a Python-side default that only
+        SQLAlchemy's INSERT fills in."""
         given = set(columns)
         if any(column.default is not None for column in table.columns if column.name not in given):
             return None
@@ -158,15 +168,27 @@ class _InsertPlan:
         processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns)
         return cls(sql, columns, processors)
 
-    def run(self, connection: Connection, row: Mapping[str, Any]) -> None:
+    @classmethod
+    def compiled(cls, statement: Executable, dialect: Dialect) -> _DirectPlan | None:
+        """``statement`` compiled once; None when SQLAlchemy adds to it at execution (a Python-side ``onupdate``,
+        an expanding IN, a literal rendered per call) or a parameter has a fixed value, which only it fills in."""
+        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        names = tuple(compiled.positiontup or ())
+        binds = [compiled.binds.get(name) for name in names]
+        if any(b is None or b.expanding or b.literal_execute or b.value is not None or b.callable for b in binds):
+            return None
+        processors = tuple(b.type.dialect_impl(dialect).bind_processor(dialect) for b in binds)
+        return cls(compiled.string, names, processors)
+
+    def run(self, connection: Connection, parameters: Mapping[str, Any]) -> sqlite3.Cursor:
         values = tuple(
-            row[name] if process is None else process(row[name])
-            for name, process in zip(self.columns, self.processors, strict=True)
+            parameters[name] if process is None else process(parameters[name])
+            for name, process in zip(self.names, self.processors, strict=True)
         )
         if not connection.in_transaction():
             connection.begin()  # so that SQLAlchemy's commit commits it: sqlite3 itself begins at the write
         try:
-            connection.connection.driver_connection.execute(self.sql, values)  # type: ignore[union-attr]
+            return connection.connection.driver_connection.execute(self.sql, values)  # type: ignore[union-attr,no-any-return]
         except sqlite3.Error as exc:  # the same errors SQLAlchemy raises (IntegrityError, OperationalError, ...)
             raise DBAPIError.instance(self.sql, values, exc, sqlite3.Error) from exc
 
@@ -220,16 +242,25 @@ class InlineSqlTransaction:
         plan = self._inline.insert_plan(table, tuple(row))
         if plan is None:
             await self.execute(insert(table), [row])
-            return
+        else:
+            await self._write(plan, row)
+
+    async def matched(self, statement: Executable, parameters: Mapping[str, Any]) -> bool:
+        plan = self._inline.statement_plan(statement)
+        if plan is None:
+            return (await self.execute(statement, parameters)).first() is not None
+        return bool((await self._write(plan, parameters)).fetchall())
+
+    async def _write(self, plan: _DirectPlan, parameters: Mapping[str, Any]) -> sqlite3.Cursor:
         if self._connection is None:
             self._connection = await self._inline.connect()
         await self._turn.take()
         connection = self._connection
         if self._wrote:
-            plan.run(connection, row)
-        else:
-            await self._until_not_busy(lambda: plan.run(connection, row))
-            self._wrote = True
+            return plan.run(connection, parameters)
+        cursor = await self._until_not_busy(lambda: plan.run(connection, parameters))
+        self._wrote = True
+        return cursor
 
     async def _until_not_busy(self, run: Callable[[], T]) -> T:
         """A statement before the transaction's first write: retried while SQLite says "busy" (another process

@@ -190,7 +190,7 @@ class SqlJobRepository:
             "expected_status": expected_status.value,
             "expected_attempts": expected_attempts,
         }
-        return (await self._tx.execute(_FENCED_UPDATE, values)).first() is not None
+        return await self._tx.matched(_FENCED_UPDATE, values)
 
     async def set_progress(self, job_id: str, progress: Progress, *, expected_attempts: int) -> bool:
         """Record how far a RUNNING job is; fenced like ``update`` so a replaced worker cannot write."""

@@ -36,6 +36,11 @@ class Transaction(Protocol):
         """One row into ``table``: the hot path's inserts (a job, its files, its ledger entries)."""
         ...
 
+    async def matched(self, statement: Executable, parameters: Mapping[str, Any]) -> bool:
+        """Run a fenced write (an UPDATE or DELETE with RETURNING, built once and reused): whether it matched a
+        row. The hot path's fence at a job's end."""
+        ...
+
     async def commit(self) -> None: ...
 
     async def rollback(self) -> None: ...
@@ -99,6 +104,9 @@ class SqlTransaction:
 
     async def insert(self, table: Table, row: Mapping[str, Any]) -> None:
         await self.execute(insert(table), [row])  # parameters apart: the compiled INSERT is reused
+
+    async def matched(self, statement: Executable, parameters: Mapping[str, Any]) -> bool:
+        return (await self.execute(statement, parameters)).first() is not None
 
     async def commit(self) -> None:
         try:
