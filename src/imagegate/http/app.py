@@ -60,6 +60,11 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_bytes)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app, renderers)
+    # Routes are matched in order, one pattern after another (~3 us each): the Gemini dialect's first, the
+    # family's own API. No other router has a path of theirs (/{version}/models, files, batches, upload).
+    app.include_router(gemini_files_router)  # before files_router: GET /v1/files/{name} is both
+    app.include_router(gemini_batches_router)
+    app.include_router(gemini_router)
     app.include_router(openai_router)
     app.include_router(chat_router)
     app.include_router(linkmodel_router)
@@ -67,9 +72,6 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
     # Lumenfall's base URL is https://api.lumenfall.ai/openai/v1: the same OpenAI routes under that prefix.
     app.include_router(openai_router, prefix="/openai", include_in_schema=False)
     app.include_router(tasks_router, prefix="/openai", include_in_schema=False)
-    app.include_router(gemini_files_router)  # before files_router: GET /v1/files/{name} is both
-    app.include_router(gemini_batches_router)
-    app.include_router(gemini_router)
     app.include_router(files_router)
     app.include_router(account_router)
     app.include_router(observability_router)
