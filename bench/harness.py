@@ -95,6 +95,35 @@ class MemoryCgroup:
     def add(self, pid: int) -> None:
         (self.path / "cgroup.procs").write_text(str(pid))
 
+    def usage_mib(self) -> float:
+        usage = self.path / "memory.current"  # v2
+        if not usage.exists():
+            usage = self.path / "memory.usage_in_bytes"  # v1
+        return int(usage.read_text()) / (1024 * 1024)
+
+    def fill(self, directory: Path, limit_mib: int, headroom_mib: int = 64) -> None:
+        """Bring the cgroup to its limit now, as a long-running gateway's would be: a helper process inside it
+        writes a ballast file of clean page cache (synced, so reclaiming it needs no writeback), which stays
+        charged here after the helper exits. The gateway's first writes then reuse those pages, as they would in
+        steady state, instead of first filling the limit with new ones."""
+        mib = int(limit_mib - self.usage_mib() - headroom_mib)
+        if mib <= 0:
+            return
+        helper = (
+            "import os, sys\n"
+            "open(sys.argv[1], 'w').write(str(os.getpid()))\n"
+            "block = bytes(1 << 20)\n"
+            "with open(sys.argv[2], 'wb') as f:\n"
+            "    for _ in range(int(sys.argv[3])):\n"
+            "        f.write(block)\n"
+            "    f.flush()\n"
+            "    os.fsync(f.fileno())\n"
+        )
+        ballast = directory / "page-cache-ballast"
+        subprocess.run(
+            [sys.executable, "-c", helper, str(self.path / "cgroup.procs"), str(ballast), str(mib)], check=True
+        )
+
     def remove(self) -> None:
         with contextlib.suppress(OSError):  # still busy (a process left): the parent's cleanup takes it
             self.path.rmdir()
@@ -221,19 +250,22 @@ options = {{ max_connections = {max(workers, 100)}, max_retries = {provider_retr
         [*cli, "serve", "--port", str(port)], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
     service = Service(name, f"http://127.0.0.1:{port}", process, {"x-goog-api-key": key}, log)
-    _limit(service, memory_limit_mib)
+    _limit(service, memory_limit_mib, home, "/healthz")
     service.wait_until_up("/healthz")
     return service
 
 
-def _limit(service: Service, memory_limit_mib: int | None) -> None:
-    """Move a just-started service into a cgroup of its own (its start-up memory stays charged where it began)."""
+def _limit(service: Service, memory_limit_mib: int | None, work: Path, up_path: str) -> None:
+    """Move a just-started service into a cgroup of its own (its start-up memory stays charged where it began)
+    and, once it is up, bring the cgroup to its limit (``MemoryCgroup.fill``)."""
     if memory_limit_mib is None:
         return
     try:
         service.cgroup = MemoryCgroup(f"bench-{service.name}-{service.process.pid}", memory_limit_mib)
         service.cgroup.add(service.process.pid)
-    except (OSError, RuntimeError):
+        service.wait_until_up(up_path, timeout_s=180)
+        service.cgroup.fill(work, memory_limit_mib)
+    except (OSError, RuntimeError, subprocess.CalledProcessError):
         service.stop()
         raise
 
@@ -264,7 +296,7 @@ general_settings:
         stderr=subprocess.STDOUT,
     )
     service = Service("litellm", f"http://127.0.0.1:{port}", process, {"x-goog-api-key": "sk-bench-1234"}, log)
-    _limit(service, memory_limit_mib)
+    _limit(service, memory_limit_mib, work, "/health/liveliness")
     service.wait_until_up("/health/liveliness", timeout_s=180)
     return service
 
