@@ -72,6 +72,7 @@ class FakeGemini:
     def __init__(self, name: str) -> None:
         self.name = name
         self.mode = "ok"
+        self.image_b64 = PNG_B64  # the image an ordinary (not thinking) answer carries
         self.delay_s = 0.0
         self.next_delays: list[float] = []  # per call, first come first served; then ``delay_s``
         self.calls = 0
@@ -109,7 +110,7 @@ class FakeGemini:
             return JSONResponse(self._thinking_answer(body))
         parts: list[dict[str, Any]] = [
             {"text": f"from {self.name}"},
-            {"inlineData": {"mimeType": "image/png", "data": PNG_B64}},
+            {"inlineData": {"mimeType": "image/png", "data": self.image_b64}},
         ]
         body = {
             "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],

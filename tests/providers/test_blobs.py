@@ -76,6 +76,31 @@ def test_a_big_image_is_lifted_not_parsed() -> None:
     assert blobs.decode(marker) == BIG
 
 
+def test_a_canonical_lifted_value_keeps_its_text_for_passing_on() -> None:
+    doc, blobs = loads_lifting(CASES["one image"].encode())
+    data, text = blobs.decode_keeping(doc["candidates"][0]["content"]["parts"][0]["inlineData"]["data"])
+    assert data == BIG and text is not None and bytes(text) == BIG_B64.encode()
+
+
+def test_a_text_whose_spare_bits_are_set_keeps_no_text() -> None:
+    image = BIG  # 40,000 bytes: "==" padding, the last character's four low bits spare
+    canonical = base64.b64encode(image).decode()
+    odd = canonical[:-3] + chr(ord(canonical[-3]) + 1) + "=="
+    for text, kept in ((canonical, True), (odd, False)):
+        doc, blobs = loads_lifting(json.dumps({"data": text}).encode())
+        data, view = blobs.decode_keeping(doc["data"])
+        assert data == image and (view is not None) is kept
+
+
+@pytest.mark.parametrize(
+    ("name", "image"), [("URL-safe base64", BIG), ("a short value", b"tiny"), ("escaped slashes in the base64", BIG)]
+)
+def test_any_other_value_keeps_no_text(name: str, image: bytes) -> None:
+    doc, blobs = loads_lifting(CASES[name].encode())
+    [part] = [p for p in doc["candidates"][0]["content"]["parts"] if "inlineData" in p]
+    assert blobs.decode_keeping(part["inlineData"]["data"]) == (image, None)
+
+
 def test_a_value_with_escapes_stays_in_the_text() -> None:
     doc, _ = loads_lifting(CASES["escaped slashes in the base64"].encode())
     assert doc["candidates"][0]["content"]["parts"][0]["inlineData"]["data"] == BIG_B64

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from imagegate import imaging
-from imagegate.core.images import sniff_mime_type
+from imagegate.core.images import ImageOutput, StoredImageBytes, base64_text, sniff_mime_type
+from imagegate.core.jobs import Generation
 from imagegate.errors import NotFound, PermissionDenied
 from imagegate.services import accounts
 from imagegate.services.context import ServiceConfig
@@ -17,7 +19,7 @@ from imagegate.services.files import delete_expired_files, read_file
 from imagegate.services.signing import FileUrlSigner
 from imagegate.services.submit import submit_job
 
-from .conftest import text_spec
+from .conftest import FakeProvider, image_generation, text_spec
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -67,6 +69,31 @@ async def test_outputs_are_stored_in_the_requested_format(make_services) -> None
     [image] = finished.images
     record, data = await read_file(svc, image.file_id)
     assert image.mime_type == record.mime_type == "image/jpeg" == sniff_mime_type(data)
+
+
+@pytest.mark.parametrize("output", ["image/png", "image/jpeg"])
+async def test_an_upstreams_base64_is_kept_for_the_answer_only_while_the_bytes_are_its(  # type: ignore[no-untyped-def]
+    make_services, output: str
+) -> None:
+    spec = text_spec(output_mime_type=output)
+    made = image_generation(spec)
+    sent = b"an upstream's own base64 text"
+    image = ImageOutput(made.images[0].data, "image/png", 1, 1, base64=memoryview(sent))
+    svc = make_services(FakeProvider(Generation(images=(image,), text=made.text, usage=made.usage)))
+    svc.transcode = imaging.transcode
+    principal = (await accounts.create_key(svc, name="f")).record
+    job = await submit_job(svc, principal, spec)
+    with svc.handoff.watch(job.id) as handed:
+        finished = await execute_job(svc, job.id)
+        delivered = handed()
+    assert finished is not None and delivered is not None
+    [stored] = finished.images
+    images = delivered.images
+    assert isinstance(images, StoredImageBytes)
+    if output == "image/png":  # stored as it came: its text is sent on
+        assert base64_text(images, stored.file_id) == sent
+    else:  # converted: the upstream's text is not this image's; it is encoded afresh
+        assert images.base64 == {} and base64_text(images, stored.file_id) == base64.b64encode(images[stored.file_id])
 
 
 async def test_retention_deletes_bytes_and_records(make_services) -> None:  # type: ignore[no-untyped-def]

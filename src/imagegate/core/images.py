@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import binascii
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pybase64
 
@@ -72,6 +73,25 @@ def encode_base64(data: bytes) -> str:
     return pybase64.b64encode_as_string(data)
 
 
+class StoredImageBytes(dict[str, bytes]):
+    """The bytes of a job's stored images by file id and, for those an upstream sent as canonical base64 that
+    were stored as they came, that text (``base64``): an answer in base64 sends it on instead of encoding the
+    same bytes again (``base64_text``)."""
+
+    __slots__ = ("base64",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.base64: dict[str, memoryview] = {}
+
+
+def base64_text(images: Mapping[str, bytes], file_id: str) -> bytes:
+    """The standard padded base64 of an image, as ASCII bytes: the upstream's own text where it was kept, else
+    encoded now. Raises ``KeyError`` for a file id ``images`` does not have."""
+    kept = images.base64.get(file_id) if isinstance(images, StoredImageBytes) else None
+    return bytes(kept) if kept is not None else pybase64.b64encode(images[file_id])
+
+
 @dataclass(frozen=True, slots=True)
 class ImageInput:
     """An image a caller sent, with its sniffed type."""
@@ -102,6 +122,8 @@ class ImageOutput:
     mime_type: str
     width: int
     height: int
+    # the canonical standard base64 an upstream sent ``data`` as (``Blobs.decode_keeping``), for passing on
+    base64: memoryview | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:
         return f"ImageOutput({self.mime_type}, {self.width}x{self.height}, {len(self.data)} bytes)"

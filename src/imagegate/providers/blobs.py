@@ -50,16 +50,36 @@ class Blobs:
 
         Raises ``TypeError`` for a value that is no string and ``ValueError`` for one that is no base64.
         """
+        return self.decode_keeping(value)[0]
+
+    def decode_keeping(self, value: object) -> tuple[bytes, memoryview | None]:
+        """``decode``, and a lifted value's text when it was canonical (standard alphabet, padded, one line,
+        the last character's spare bits zero): what a dialect can send on as it is (a view of the answer, not a
+        copy). None for anything else, which is encoded afresh where it is sent."""
         if isinstance(value, str):
             span = self._spans.get(value)
             if span is None:
-                return decode_base64(value)
+                return decode_base64(value), None
             text = self._content[span[0] : span[1]]
             try:  # canonical base64, straight from the buffer
-                return pybase64.b64decode(text, validate=True)
+                data = pybase64.b64decode(text, validate=True)
+                return data, text if _zero_tail_bits(text) else None
             except (binascii.Error, ValueError):
-                return decode_base64(bytes(text).decode("ascii"))  # the lenient path (URL-safe, unpadded)
+                return decode_base64(bytes(text).decode("ascii")), None  # the lenient path (URL-safe, unpadded)
         raise TypeError("base64 data must be a string")
+
+
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _zero_tail_bits(text: memoryview) -> bool:
+    """Whether the bits a padded text's last character carries past the data are zero, as an encoder writes
+    them. Decoders differ: pybase64 ignores them, pydantic (and so google-genai) refuses the answer."""
+    if len(text) < 2 or text[-1] != 0x3D:  # no "=": every bit is data
+        return True
+    padded = 2 if text[-2] == 0x3D else 1
+    unused = 4 if padded == 2 else 2
+    return _ALPHABET.index(text[-1 - padded]) % (1 << unused) == 0
 
 
 def loads_lifting(content: bytes, key: bytes = b'"data"') -> tuple[Any, Blobs]:

@@ -313,7 +313,7 @@ class _Answer:
 def _image(blob: Mapping[str, Any], upstream: str, blobs: Blobs) -> ImageOutput | None:
     declared = blob.get("mimeType", blob.get("mime_type"))
     try:
-        data = blobs.decode(blob.get("data") or "")
+        data, text = blobs.decode_keeping(blob.get("data") or "")
     except (TypeError, ValueError) as exc:
         raise unreadable(upstream, "an image's data is not base64") from exc
     mime = sniff_mime_type(data)
@@ -325,7 +325,7 @@ def _image(blob: Mapping[str, Any], upstream: str, blobs: Blobs) -> ImageOutput 
         width, height = probe(data)
     except InvalidImage as exc:
         raise UpstreamUnavailable(f"{upstream} returned an image ({mime}) that cannot be read.") from exc
-    return ImageOutput(data=data, mime_type=mime, width=width, height=height)
+    return ImageOutput(data=data, mime_type=mime, width=width, height=height, base64=text)
 
 
 def parse_usage(meta: Mapping[str, Any]) -> Usage:

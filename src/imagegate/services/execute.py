@@ -19,7 +19,7 @@ from typing import Any
 from imagegate.core.attempts import attempt_log
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.ids import new_id
-from imagegate.core.images import ImageOutput
+from imagegate.core.images import ImageOutput, StoredImageBytes
 from imagegate.core.jobs import (
     Generation,
     Job,
@@ -82,7 +82,7 @@ async def run_claimed(svc: Services, job: Job, spec_doc: dict[str, Any]) -> Job 
 
 async def _run(svc: Services, job: Job, spec_doc: dict[str, Any]) -> Job | None:
     records: list[FileRecord] = []
-    images: dict[str, bytes] = {}  # what was stored, by file id: handed to a waiter in this process
+    images = StoredImageBytes()  # what was stored, by file id: handed to a waiter in this process
     progress = _ProgressRecorder(svc, job)
     stopped = _Stop()
     try:
@@ -108,7 +108,7 @@ async def _run(svc: Services, job: Job, spec_doc: dict[str, Any]) -> Job | None:
         error = exc if isinstance(exc, ImagegateError) else InternalError("The job failed unexpectedly.")
         finished = job.moved_to(JobStatus.FAILED, finished_at=svc.clock(), error=_job_error(error))
         await _discard(svc, records)
-        records, images = [], {}
+        records, images = [], StoredImageBytes()
     finally:
         progress.close()
 
@@ -257,7 +257,7 @@ async def _run_slot(
     spec: JobSpec,
     model: ModelSpec,
     index: int,
-    images: dict[str, bytes],
+    images: StoredImageBytes,
     records: list[FileRecord],
     progress: _ProgressRecorder,
 ) -> tuple[SlotResult, str | None]:
@@ -298,7 +298,7 @@ async def _store_thoughts(
     job: Job,
     spec: JobSpec,
     thoughts: tuple[Thought, ...],
-    images: dict[str, bytes],
+    images: StoredImageBytes,
     records: list[FileRecord],
 ) -> tuple[StoredThought, ...]:
     """A thinking model's thoughts, their interim images stored like outputs (never billed: not in ``images``)."""
@@ -316,7 +316,7 @@ async def _store_images(
     job: Job,
     spec: JobSpec,
     outputs: tuple[ImageOutput, ...],
-    images: dict[str, bytes],
+    images: StoredImageBytes,
     records: list[FileRecord],
 ) -> tuple[StoredImage, ...]:
     stored = []
@@ -328,6 +328,8 @@ async def _store_images(
         key = f"outputs/{job.id}/{file_id}.{_EXTENSIONS.get(image.mime_type, 'bin')}"
         await svc.store.put(key, image.data, content_type=image.mime_type)
         images[file_id] = image.data
+        if image.base64 is not None:
+            images.base64[file_id] = image.base64
         records.append(
             FileRecord(
                 id=file_id,
@@ -352,7 +354,7 @@ async def _in_requested_format(svc: Services, spec: JobSpec, image: ImageOutput)
     if svc.transcode is None:
         raise InternalError("This server cannot convert images (no transcoder configured).")
     data = await asyncio.to_thread(svc.transcode, image.data, spec.output_mime_type, spec.output_quality)
-    return replace(image, data=data, mime_type=spec.output_mime_type)
+    return replace(image, data=data, mime_type=spec.output_mime_type, base64=None)  # the upstream's text is not this
 
 
 def _slot_result(index: int, generation: Generation, images: tuple[StoredImage, ...]) -> SlotResult:

@@ -15,9 +15,10 @@ from dataclasses import replace
 from typing import Any
 
 from imagegate.core.capabilities import ModelSpec
-from imagegate.core.images import encode_base64
+from imagegate.core.images import base64_text, encode_base64
 from imagegate.core.jobs import FinishReason, Job, SlotResult, StoredImage, Usage
 from imagegate.errors import InternalError, InvalidRequest, error_from_code
+from imagegate.http.json_pieces import Base64Piece
 
 SUPPORTED_GENERATION_METHODS = ("generateContent", "countTokens", "streamGenerateContent")
 DEFAULT_PAGE_SIZE = 50
@@ -26,22 +27,23 @@ _PAGE_TOKEN_PREFIX = "models:"
 
 
 def render_response(
-    job: Job, image_bytes: Mapping[str, bytes], model: ModelSpec, *, response_id: str
+    job: Job, image_bytes: Mapping[str, bytes], model: ModelSpec, *, response_id: str, pieces: bool = False
 ) -> dict[str, Any]:
     """The ``GenerateContentResponse`` of a finished job (its first slot).
 
+    ``pieces``: each image's data is a ``Base64Piece``, for ``dumps_pieces`` (the wire); else a string.
     A slot or job that failed is raised as its domain error, for the caller's error path to render.
     """
     slot = _first_slot(job)
     envelope = _envelope(slot, model, response_id, slot.usage)
     if slot.block_reason:
         return {"promptFeedback": {"blockReason": slot.block_reason}, **envelope}
-    parts = _thought_parts(slot, image_bytes) + _text_parts(slot) + _image_parts(slot, image_bytes)
+    parts = _thought_parts(slot, image_bytes, pieces) + _text_parts(slot) + _image_parts(slot, image_bytes, pieces)
     return {"candidates": [_final_candidate(slot, parts)], **envelope}
 
 
 def render_stream_chunks(
-    job: Job, image_bytes: Mapping[str, bytes], model: ModelSpec, *, response_id: str
+    job: Job, image_bytes: Mapping[str, bytes], model: ModelSpec, *, response_id: str, pieces: bool = False
 ) -> list[dict[str, Any]]:
     """The same answer as ``render_response``, as the complete chunks of ``streamGenerateContent``.
 
@@ -50,15 +52,15 @@ def render_stream_chunks(
     """
     slot = _first_slot(job)
     if slot.block_reason or not slot.images or not (slot.text or slot.thoughts):
-        return [render_response(job, image_bytes, model, response_id=response_id)]
+        return [render_response(job, image_bytes, model, response_id=response_id, pieces=pieces)]
     text_usage = replace(slot.usage, output_image_tokens=0)
-    leading = _thought_parts(slot, image_bytes) + _text_parts(slot)  # what the model says before the image
+    leading = _thought_parts(slot, image_bytes, pieces) + _text_parts(slot)  # what the model says before the image
     first = {
         "candidates": [{"content": {"role": "model", "parts": leading}, "index": 0}],
         **_envelope(slot, model, response_id, text_usage),
     }
     last = {
-        "candidates": [_final_candidate(slot, _image_parts(slot, image_bytes))],
+        "candidates": [_final_candidate(slot, _image_parts(slot, image_bytes, pieces))],
         **_envelope(slot, model, response_id, slot.usage),
     }
     return [first, last]
@@ -135,12 +137,12 @@ def _final_candidate(slot: SlotResult, parts: list[dict[str, Any]]) -> dict[str,
     return candidate
 
 
-def _thought_parts(slot: SlotResult, image_bytes: Mapping[str, bytes]) -> list[dict[str, Any]]:
+def _thought_parts(slot: SlotResult, image_bytes: Mapping[str, bytes], pieces: bool) -> list[dict[str, Any]]:
     """The model's thoughts, first as Google sends them (only kept when the request set includeThoughts)."""
     parts: list[dict[str, Any]] = []
     for thought in slot.thoughts:
         part: dict[str, Any] = (
-            _inline(thought.image, image_bytes) if thought.image is not None else {"text": thought.text}
+            _inline(thought.image, image_bytes, pieces) if thought.image is not None else {"text": thought.text}
         )
         part["thought"] = True
         parts.append(_signed(part, thought.signature))
@@ -151,20 +153,21 @@ def _text_parts(slot: SlotResult) -> list[dict[str, Any]]:
     return [_signed({"text": slot.text}, slot.text_signature)] if slot.text else []
 
 
-def _image_parts(slot: SlotResult, image_bytes: Mapping[str, bytes]) -> list[dict[str, Any]]:
+def _image_parts(slot: SlotResult, image_bytes: Mapping[str, bytes], pieces: bool) -> list[dict[str, Any]]:
     signatures = slot.image_signatures or (None,) * len(slot.images)
     return [
-        _signed(_inline(image, image_bytes), signature)
+        _signed(_inline(image, image_bytes, pieces), signature)
         for image, signature in zip(slot.images, signatures, strict=True)
     ]
 
 
-def _inline(image: StoredImage, image_bytes: Mapping[str, bytes]) -> dict[str, Any]:
+def _inline(image: StoredImage, image_bytes: Mapping[str, bytes], pieces: bool) -> dict[str, Any]:
     data = image_bytes.get(image.file_id)
     if data is None:
         raise InternalError(f"the bytes of image {image.file_id} were not loaded")
     # Standard alphabet, padded, one line: google-genai's decoder rejects line breaks and data: prefixes.
-    return {"inlineData": {"mimeType": image.mime_type, "data": encode_base64(data)}}
+    text = Base64Piece(base64_text(image_bytes, image.file_id)) if pieces else encode_base64(data)
+    return {"inlineData": {"mimeType": image.mime_type, "data": text}}
 
 
 def _signed(part: dict[str, Any], signature: bytes | None) -> dict[str, Any]:
