@@ -13,8 +13,8 @@ An image request allocates and frees several buffers of 1.5-2.1 MB (the answer, 
 reply). glibc hands the top of its heap back to the kernel once more than a threshold is free there, and its
 threshold follows what it saw, so depending on the order of those frees it gave the memory back and faulted it
 in again on every request: ~1,200 page faults and ~1.6 ms of kernel time per 1024² request (``brk`` four times
-per request under strace). With the thresholds pinned (buffers under 32 MiB from the heap, up to 256 MiB of
-free heap kept) the process keeps its peak instead; only glibc has these settings (``mallopt``).
+per request under strace). With the thresholds pinned (buffers under 32 MiB from the heap, up to 64 MiB of
+free heap kept) the process keeps what it uses instead; only glibc has these settings (``mallopt``).
 
 Only processes that serve call this (``imagegate serve``, ``imagegate worker``, ``imagegate.asgi``): freezing
 inside a test run would keep each test's leftovers alive.
@@ -34,10 +34,11 @@ YOUNG_GENERATION_THRESHOLD = 30_000
 
 
 #: glibc's ``mallopt`` parameters and the values set: blocks smaller than this come from the heap, not ``mmap``
-#: (32 MiB is the most glibc takes); free memory at the heap's top up to this stays mapped.
+#: (32 MiB is the most glibc takes); free memory at the heap's top up to this stays mapped (one image request's
+#: buffers are ~8 MB).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD_BYTES = 32 << 20
-TRIM_THRESHOLD_BYTES = 256 << 20
+TRIM_THRESHOLD_BYTES = 64 << 20
 
 
 def settle_for_serving() -> None:

@@ -80,3 +80,26 @@ def test_tasks_holds_every_task_to_the_end(tmp_path: Path) -> None:
     assert report["statuses"] == {"succeeded": 40} and report["peak_rss_mib"] > 0
     assert report["gateway_cpu_ms_per_submission"] > 0 and report["peak_running"] >= 0
     assert report["gateway_cpu_ms_per_task_life"] is not None and report["client_cpu_ms_per_submission"] > 0
+
+
+def test_a_memory_cgroup_is_filled_to_its_limit_and_removed_after(tmp_path: Path) -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        from harness import MemoryCgroup
+    finally:
+        sys.path.remove(str(BENCH))
+    try:
+        cgroup = MemoryCgroup(f"imagegate-test-{tmp_path.name}", 192)
+    except RuntimeError as exc:
+        pytest.skip(f"no writable memory cgroup here: {exc}")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        cgroup.add(sleeper.pid)
+        assert str(sleeper.pid) in (cgroup.path / "cgroup.procs").read_text().split()
+        cgroup.fill(tmp_path, 192, headroom_mib=32)
+        assert 192 - 48 < cgroup.usage_mib() <= 192  # the ballast's page cache stays charged to it
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        cgroup.remove()
+    assert not cgroup.path.exists()
