@@ -48,10 +48,10 @@ def dumps_pieces(document: Any) -> list[bytes]:
     out: list[bytes] = []
     at = 0
     for index, piece in enumerate(pieces):
-        written = f"\\u0000{_NONCE}:{index}".encode()  # inside the string's quotes, which stay
+        written = f'\\u0000{_NONCE}:{index}"'.encode()  # with its closing quote: ":1" is not ":10"
         start = text.index(written, at)
         out += (text[at:start], piece.text)
-        at = start + len(written)
+        at = start + len(written) - 1  # the quotes stay
     out.append(text[at:])
     return out
 
