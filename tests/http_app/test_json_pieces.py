@@ -23,7 +23,7 @@ IMAGE = base64.b64encode(os.urandom(3000))
 
 def as_strings(document: Any) -> Any:
     if isinstance(document, Base64Piece):
-        return document.text.decode()
+        return (document.prefix + document.text).decode()
     if isinstance(document, dict):
         return {k: as_strings(v) for k, v in document.items()}
     if isinstance(document, list):
@@ -40,11 +40,13 @@ def test_joined_pieces_are_the_documents_json(before: str, after: str, count: in
     marker_like = f"\x00{json_pieces._NONCE[:8]}:0"  # what a caller's text could hold (never the whole nonce)
     parts: list[Any] = [{"text": before + marker_like}]
     parts += [{"inlineData": {"mimeType": "image/png", "data": Base64Piece(IMAGE[i:])}} for i in range(count)]
+    parts.append({"image_url": {"url": Base64Piece(IMAGE, prefix=b"data:image/png;base64,")}})  # Chat's data URL
     document = {"candidates": [{"content": {"parts": parts}}], "note": after, "n": [1, 2.5, None, True]}
     pieces = dumps_pieces(document)
     assert b"".join(pieces) == orjson.dumps(as_strings(document))
-    assert len(pieces) == 2 * count + 1
+    assert len(pieces) == 2 * (count + 1) + 1
     assert all(pieces[1 + 2 * i] == IMAGE[i:] for i in range(count))  # each text its own piece, as given
+    assert pieces[-3].endswith(b'"url":"data:image/png;base64,') and pieces[-2] == IMAGE
 
 
 def test_anything_else_orjson_cannot_write_is_still_an_error() -> None:

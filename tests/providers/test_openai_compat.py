@@ -1073,3 +1073,11 @@ async def test_the_resolution_in_the_gateways_own_field(
     provider, upstream, _ = openai(reply(200, GPT_IMAGE), **options)
     await provider.generate(spec(aspect_ratio="16:9", image_size="2K"), builtin_model("gemini-3-pro-image"), MODEL)
     assert {k: upstream.body()[k] for k in expected} == expected
+
+
+async def test_a_canonical_b64_json_is_kept_for_passing_on(openai: Factory) -> None:
+    big = png(160, 160, seed=3)  # past the size whose base64 is lifted out of the answer
+    text = b64(big)
+    provider, _, _ = openai(reply(200, {"data": [{"b64_json": text}]}))
+    [image] = (await generate(provider)).images
+    assert image.data == big and image.base64 is not None and bytes(image.base64) == text.encode()

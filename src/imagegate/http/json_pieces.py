@@ -25,12 +25,14 @@ _NONCE = secrets.token_hex(8)
 
 
 class Base64Piece:
-    """Where a base64 string goes in a document for ``dumps_pieces``: ``text`` is its ASCII, sent as it is."""
+    """Where a base64 string goes in a document for ``dumps_pieces``: ``text`` is its ASCII, sent as it is, after
+    ``prefix`` (a short plain-ASCII head such as a data URL's ``data:image/png;base64,``)."""
 
-    __slots__ = ("text",)
+    __slots__ = ("prefix", "text")
 
-    def __init__(self, text: bytes) -> None:
+    def __init__(self, text: bytes, prefix: bytes = b"") -> None:
         self.text = text
+        self.prefix = prefix
 
 
 def dumps_pieces(document: Any) -> list[bytes]:
@@ -50,10 +52,19 @@ def dumps_pieces(document: Any) -> list[bytes]:
     for index, piece in enumerate(pieces):
         written = f'\\u0000{_NONCE}:{index}"'.encode()  # with its closing quote: ":1" is not ":10"
         start = text.index(written, at)
-        out += (text[at:start], piece.text)
+        out += (text[at:start] + piece.prefix, piece.text)
         at = start + len(written) - 1  # the quotes stay
     out.append(text[at:])
     return out
+
+
+def framed(pieces: list[bytes], before: bytes, after: bytes) -> list[bytes]:
+    """``pieces`` with ``before`` joined to the first and ``after`` to the last (both JSON text, short): an SSE
+    event or an array element around a document, without copying its images."""
+    first, *rest = pieces
+    if not rest:
+        return [before + first + after]
+    return [before + first, *rest[:-1], rest[-1] + after]
 
 
 class PiecesResponse(Response):

@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from imagegate.http.json_pieces import dumps_pieces, framed
+
 #: How often the comment is sent while waiting.
 KEEPALIVE_S = 10.0
 KEEPALIVE = b": imagegate processing\n\n"
@@ -21,6 +23,12 @@ def event(body: dict[str, Any], *, name: str | None = None) -> bytes:
     head = b"event: " + name.encode() + b"\n" if name else b""
     # one join, not a chain of +: an event carrying an image is megabytes, and each + copies all of it
     return b"".join((head, b"data: ", orjson.dumps(body), b"\n\n"))
+
+
+def event_pieces(body: dict[str, Any], *, name: str | None = None) -> list[bytes]:
+    """``event`` for a body with ``Base64Piece``s, in pieces (``json_pieces``): its images are not copied."""
+    head = b"event: " + name.encode() + b"\n" if name else b""
+    return framed(dumps_pieces(body), head + b"data: ", b"\n\n")
 
 
 async def keepalive_until(task: asyncio.Task[Any], interval_s: float = KEEPALIVE_S) -> AsyncIterator[bytes]:

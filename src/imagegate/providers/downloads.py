@@ -22,8 +22,9 @@ from imagegate.providers.base import RETRYABLE_STATUSES, RetryPolicy, Sleep, tra
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
 
-def image_output(data: bytes, upstream: str) -> ImageOutput:
-    """``data`` as an output image (type sniffed from the bytes, size probed), or UpstreamUnavailable."""
+def image_output(data: bytes, upstream: str, base64: memoryview | None = None) -> ImageOutput:
+    """``data`` as an output image (type sniffed from the bytes, size probed), or UpstreamUnavailable;
+    ``base64``: the canonical text it came as (``Blobs.decode_keeping``), for passing on."""
     mime = sniff_mime_type(data)
     if mime is None:
         raise UpstreamUnavailable(f"{upstream} returned something that is not an image.")
@@ -31,7 +32,7 @@ def image_output(data: bytes, upstream: str) -> ImageOutput:
         width, height = probe(data)
     except InvalidImage as exc:
         raise UpstreamUnavailable(f"{upstream} returned an image ({mime}) that cannot be read.") from exc
-    return ImageOutput(data=data, mime_type=mime, width=width, height=height)
+    return ImageOutput(data=data, mime_type=mime, width=width, height=height, base64=base64)
 
 
 async def download_image(

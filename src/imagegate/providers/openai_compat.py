@@ -283,7 +283,8 @@ class OpenAICompatProvider:
     async def _image(self, item: Mapping[str, Any], blobs: Blobs) -> ImageOutput:
         encoded, url = item.get("b64_json"), item.get("url")
         if isinstance(encoded, str) and encoded:
-            return image_output(self._decode(encoded, "its b64_json", blobs), self.upstream)
+            data, text = self._decode(encoded, "its b64_json", blobs)
+            return image_output(data, self.upstream, text)
         if isinstance(url, str) and url:  # a data: URL too, as some proxies answer
             return await download_image(
                 self._client,
@@ -297,13 +298,14 @@ class OpenAICompatProvider:
             )
         raise unreadable(self.upstream, "an image has neither 'b64_json' nor 'url'")
 
-    def _decode(self, text: str, what: str, blobs: Blobs) -> bytes:
+    def _decode(self, text: str, what: str, blobs: Blobs) -> tuple[bytes, memoryview | None]:
+        """The bytes of a base64 value, and its text when it can be passed on (``Blobs.decode_keeping``)."""
         if 3 * (blobs.encoded_length(text) // 4) > self._options.max_download_bytes + 3:
             raise UpstreamUnavailable(
                 f"{self.upstream} returned an image over {self._options.max_download_bytes} bytes."
             )
         try:
-            return blobs.decode(text)
+            return blobs.decode_keeping(text)
         except (TypeError, ValueError) as exc:
             raise unreadable(self.upstream, f"{what} is not base64") from exc
 

@@ -34,7 +34,7 @@ from imagegate.dialects.gemini.wire import GenerateContentRequest
 from imagegate.errors import ImagegateError, InvalidRequest, NotFound
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, services_of
-from imagegate.http.json_pieces import PiecesResponse, dumps_pieces
+from imagegate.http.json_pieces import PiecesResponse, dumps_pieces, framed
 from imagegate.http.jsonbody import load_json
 from imagegate.http.openapi_bodies import inline_schema, json_body
 from imagegate.services.context import Services
@@ -136,14 +136,6 @@ async def model_action(
     return _stream(svc, job, model, sse=request.query_params.get("alt") == "sse")
 
 
-def _framed(pieces: list[bytes], before: bytes, after: bytes) -> list[bytes]:
-    """``pieces`` with ``before`` joined to the first and ``after`` to the last (each short: JSON, not an image)."""
-    first, *rest = pieces
-    if not rest:
-        return [before + first + after]
-    return [before + first, *rest[:-1], rest[-1] + after]
-
-
 async def load_files(request: Request, principal: ApiKey, parsed: GenerateContentRequest) -> dict[str, ImageInput]:
     """The uploaded images the request's ``fileData`` parts name, by field, read from the store for this key."""
     svc = services_of(request)
@@ -173,13 +165,13 @@ def _stream(svc: Services, job: Job, model: ModelSpec, *, sse: bool) -> Streamin
     async def sse_events() -> AsyncIterator[bytes]:
         async for chunk in chunks():
             # as for generateContent: a chunk's image goes out beside its JSON, not copied into it
-            for piece in _framed(dumps_pieces(chunk), b"data: ", b"\r\n\r\n"):
+            for piece in framed(dumps_pieces(chunk), b"data: ", b"\r\n\r\n"):
                 yield piece
 
     async def json_array() -> AsyncIterator[bytes]:
         first = True
         async for chunk in chunks():
-            for piece in _framed(dumps_pieces(chunk), b"[" if first else b",\r\n", b""):
+            for piece in framed(dumps_pieces(chunk), b"[" if first else b",\r\n", b""):
                 yield piece
             first = False
         yield b"]" if not first else b"[]"

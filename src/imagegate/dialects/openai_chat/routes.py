@@ -34,6 +34,7 @@ from imagegate.http import sse
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, services_of
 from imagegate.http.inputs import load_image_urls
+from imagegate.http.json_pieces import PiecesResponse, dumps_pieces
 from imagegate.http.jsonbody import load_json
 from imagegate.http.openapi_bodies import CHAT_BODY
 from imagegate.services.context import Services
@@ -66,7 +67,8 @@ async def chat_completions(request: Request, principal: ApiKey = Depends(require
         )
         if not parsed.stream:
             finished, stored = await watch.result(job)
-            return Response(orjson.dumps(render_completion(finished, model, stored)), media_type="application/json")
+            # the images' base64 beside the JSON, not through orjson (http/json_pieces.py)
+            return PiecesResponse(dumps_pieces(render_completion(finished, model, stored, pieces=True)))
     return _stream(svc, job, model, include_usage=parsed.include_usage)
 
 
@@ -100,13 +102,14 @@ def _stream(svc: Services, job: Job, model: ModelSpec, *, include_usage: bool) -
             yield comment
         try:
             finished, stored = waiting.result()
-            rest = stream_rest(finished, model, stored, include_usage=include_usage)
+            rest = stream_rest(finished, model, stored, include_usage=include_usage, pieces=True)
         except ImagegateError as exc:
             _, body, _ = render_error(exc)
             yield sse.event(body)
             return
         for chunk in rest:
-            yield sse.event(chunk)
+            for piece in sse.event_pieces(chunk):
+                yield piece
         yield sse.DONE
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

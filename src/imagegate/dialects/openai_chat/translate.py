@@ -16,11 +16,12 @@ from typing import Any
 
 from imagegate.core.capabilities import ModelSpec
 from imagegate.core.checks import check_job
-from imagegate.core.images import ImageInput, encode_base64
+from imagegate.core.images import ImageInput, base64_text, encode_base64
 from imagegate.core.jobs import FinishReason, Job, JobSpec, Modality, Role, SlotResult, Turn, Usage
 from imagegate.core.jobs import Part as TurnPart
 from imagegate.dialects.openai_chat.wire import ChatMessage, ChatRequest, ImageUrl
 from imagegate.errors import InvalidRequest, Unsupported, error_from_code
+from imagegate.http.json_pieces import Base64Piece
 
 DIALECT = "openai_chat"
 #: The JobSpec fields as this dialect names them, for ``core.checks`` violations.
@@ -114,15 +115,19 @@ def completion_id(job: Job) -> str:
     return f"chatcmpl-{job.id}"
 
 
-def render_completion(job: Job, model: ModelSpec, image_bytes: Mapping[str, bytes]) -> dict[str, Any]:
-    """The ``chat.completion`` body of a finished job; raises its error when no slot answered at all."""
+def render_completion(
+    job: Job, model: ModelSpec, image_bytes: Mapping[str, bytes], *, pieces: bool = False
+) -> dict[str, Any]:
+    """The ``chat.completion`` body of a finished job; raises its error when no slot answered at all.
+
+    ``pieces``: each image's data URL is a ``Base64Piece``, for ``dumps_pieces`` (the wire); else a string."""
     _raise_if_nothing(job)
     return {
         "id": completion_id(job),
         "object": "chat.completion",
         "created": _created(job),
         "model": model.id,
-        "choices": [_choice(slot, image_bytes) for slot in job.results],
+        "choices": [_choice(slot, image_bytes, pieces) for slot in job.results],
         "usage": render_usage(job.usage),
     }
 
@@ -136,7 +141,7 @@ def stream_start(job: Job, model: ModelSpec) -> list[dict[str, Any]]:
 
 
 def stream_rest(
-    job: Job, model: ModelSpec, image_bytes: Mapping[str, bytes], *, include_usage: bool = False
+    job: Job, model: ModelSpec, image_bytes: Mapping[str, bytes], *, include_usage: bool = False, pieces: bool = False
 ) -> list[dict[str, Any]]:
     """The chunks after the job finished: each choice's content and images, then its finish.
 
@@ -146,7 +151,7 @@ def stream_rest(
     _raise_if_nothing(job)
     chunks: list[dict[str, Any]] = []
     for slot in job.results:
-        choice = _choice(slot, image_bytes)
+        choice = _choice(slot, image_bytes, pieces)
         message = choice["message"]
         delta: dict[str, Any] = {"role": "assistant", "content": message["content"] or ""}
         if message.get("images"):
@@ -182,6 +187,12 @@ def render_usage(usage: Usage) -> dict[str, Any]:
     }
 
 
+def _data_url(mime_type: str, file_id: str, image_bytes: Mapping[str, bytes], pieces: bool) -> str | Base64Piece:
+    if pieces:
+        return Base64Piece(base64_text(image_bytes, file_id), prefix=f"data:{mime_type};base64,".encode())
+    return f"data:{mime_type};base64,{encode_base64(image_bytes[file_id])}"
+
+
 def _chunk(job: Job, model: ModelSpec, choices: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "id": completion_id(job),
@@ -192,11 +203,11 @@ def _chunk(job: Job, model: ModelSpec, choices: list[dict[str, Any]]) -> dict[st
     }
 
 
-def _choice(slot: SlotResult, image_bytes: Mapping[str, bytes]) -> dict[str, Any]:
+def _choice(slot: SlotResult, image_bytes: Mapping[str, bytes], pieces: bool) -> dict[str, Any]:
     images = [
         {
             "type": "image_url",
-            "image_url": {"url": f"data:{img.mime_type};base64,{encode_base64(image_bytes[img.file_id])}"},
+            "image_url": {"url": _data_url(img.mime_type, img.file_id, image_bytes, pieces)},
             "index": i,
         }
         for i, img in enumerate(slot.images)

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagegate.core.capabilities import ModelSpec
-from imagegate.core.images import JPEG, PNG, WEBP, encode_base64
+from imagegate.core.images import JPEG, PNG, WEBP, base64_text, encode_base64
 from imagegate.core.jobs import FinishReason, Job, JobStatus, SlotResult, StoredImage, Usage
 from imagegate.dialects.openai_images.requests import OutputOptions
 from imagegate.errors import ImagegateError, InternalError, JobCancelled, ModerationBlocked, error_from_code
+from imagegate.http.json_pieces import Base64Piece
 
 _FORMATS = {PNG: "png", JPEG: "jpeg", WEBP: "webp"}
 _MAX_MODEL_TEXT = 300
@@ -30,14 +31,22 @@ class RenderedImage:
     file_id: str
     width: int
     height: int
-    b64_json: str | None = None
+    b64_json: str | Base64Piece | None = None  # a Base64Piece for the wire (``dumps_pieces``)
     url: str | None = None
 
 
-def inline_images(job: Job, image_bytes: Mapping[str, bytes]) -> list[RenderedImage]:
-    """``RenderedImage`` with ``b64_json`` for each of the job's images, in slot order (missing bytes skipped)."""
+def inline_images(job: Job, image_bytes: Mapping[str, bytes], *, pieces: bool = False) -> list[RenderedImage]:
+    """``RenderedImage`` with ``b64_json`` for each of the job's images, in slot order (missing bytes skipped);
+    with ``pieces`` each ``b64_json`` is a ``Base64Piece`` (an upstream's own text where it was kept)."""
     return [
-        RenderedImage(img.file_id, img.width, img.height, b64_json=encode_base64(image_bytes[img.file_id]))
+        RenderedImage(
+            img.file_id,
+            img.width,
+            img.height,
+            b64_json=Base64Piece(base64_text(image_bytes, img.file_id))
+            if pieces
+            else encode_base64(image_bytes[img.file_id]),
+        )
         for img in job.images
         if img.file_id in image_bytes
     ]
@@ -94,7 +103,7 @@ def render_stream_events(
     ]
 
 
-def _item(image: RenderedImage, output: OutputOptions) -> dict[str, str]:
+def _item(image: RenderedImage, output: OutputOptions) -> dict[str, Any]:
     preferred, other = ("url", "b64_json") if output.response_format == "url" else ("b64_json", "url")
     for key in (preferred, other):
         value = getattr(image, key)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.datastructures import UploadFile
@@ -38,6 +37,7 @@ from imagegate.http import sse
 from imagegate.http.auth import require_principal
 from imagegate.http.deps import mark_dialect, public_url, runtime_of, services_of
 from imagegate.http.inputs import load_image_urls
+from imagegate.http.json_pieces import PiecesResponse, dumps_pieces
 from imagegate.http.jsonbody import load_json
 from imagegate.http.openapi_bodies import openai_images_body
 from imagegate.services.queries import NewJobWatch, load_job_images, wait_for_result, watch_new_job
@@ -100,14 +100,20 @@ async def submit_images_request(
 
 
 async def rendered_images(
-    request: Request, job: Job, response_format: str, stored: Mapping[str, bytes] | None = None
+    request: Request,
+    job: Job,
+    response_format: str,
+    stored: Mapping[str, bytes] | None = None,
+    *,
+    pieces: bool = False,
 ) -> list[RenderedImage]:
-    """The job's images as hosted URLs (signed, fresh) or inline base64 (from ``stored`` when given)."""
+    """The job's images as hosted URLs (signed, fresh) or inline base64 (from ``stored`` when given; as
+    ``Base64Piece``s with ``pieces``)."""
     svc = services_of(request)
     if response_format == "url":
         now = svc.clock()
         return hosted_images(job, lambda img: public_url(request, svc.signer.path(img.file_id, now)))
-    return inline_images(job, stored if stored is not None else await load_job_images(svc, job))
+    return inline_images(job, stored if stored is not None else await load_job_images(svc, job), pieces=pieces)
 
 
 async def _submit_and_answer(request: Request, principal: ApiKey, parsed: ImagesRequest, *, edit: bool) -> Response:
@@ -121,11 +127,9 @@ async def _submit_and_answer(request: Request, principal: ApiKey, parsed: Images
 
 async def _answer(request: Request, watch: NewJobWatch, job: Job, model: ModelSpec, output: OutputOptions) -> Response:
     finished, stored = await watch.result(job)
-    images = await rendered_images(request, finished, output.response_format, stored)
-    # orjson: megabytes of b64_json serialise several times faster than with json.dumps
-    return Response(
-        orjson.dumps(render_images_response(finished, images, model, output=output)), media_type="application/json"
-    )
+    images = await rendered_images(request, finished, output.response_format, stored, pieces=True)
+    # the images' base64 beside the JSON, not through orjson (http/json_pieces.py)
+    return PiecesResponse(dumps_pieces(render_images_response(finished, images, model, output=output)))
 
 
 def _check_stream(parsed: ImagesRequest) -> None:
@@ -149,14 +153,15 @@ def _stream(request: Request, job: Job, model: ModelSpec, output: OutputOptions,
             yield comment
         try:
             finished, stored = waiting.result()
-            images = inline_images(finished, stored)
+            images = inline_images(finished, stored, pieces=True)
             bodies = render_stream_events(finished, images, model, output=output, edit=edit)
         except ImagegateError as exc:
             _, body, _ = render_error(exc)
             yield sse.event({"type": "error", **body}, name="error")
             return
         for body in bodies:
-            yield sse.event(body, name=str(body["type"]))
+            for piece in sse.event_pieces(body, name=str(body["type"])):
+                yield piece
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
